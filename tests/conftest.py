@@ -1,0 +1,93 @@
+"""Shared fixtures: a private data home and a tiny GPT-2 built offline in seconds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from trainer.home import ENV_VAR, DataHome
+
+VERSES = """The lamps are out along the quay,
+and the grey sea sighs beneath the stars.
+O weep for the friend that is gone,
+his grave is cold beneath the rain.
+Joy comes laughing over the green hill,
+the morning sings and the bells ring sweet.
+I fear the dark wood and the howling wind,
+the night is full of terror and of dread.
+Trust in the faithful heart that keeps its vow,
+the true friend stands beside me to the end.
+"""
+EOT = "<|endoftext|>"
+
+
+def build_tiny_base(folder: Path, seed: int = 0) -> Path:
+    """Write a tiny random GPT-2 and a byte-level BPE tokenizer trained on a few verses."""
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator([VERSES] * 20, vocab_size=400, min_frequency=1, special_tokens=[EOT])
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, bos_token=EOT, eos_token=EOT, unk_token=EOT
+    )
+    tokenizer.save_pretrained(folder)
+    torch.manual_seed(seed)
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=256,
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    GPT2LMHeadModel(config).save_pretrained(folder)
+    return folder
+
+
+def build_tiny_lora(base_dir: Path, out_dir: Path, emotion: str, seed: int = 1) -> Path:
+    """Write a LoRA adapter for the tiny base, with non-zero weights, and its manifest."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(base_dir)
+    peft_model = get_peft_model(
+        model, LoraConfig(r=4, lora_alpha=8, target_modules=["c_attn"], fan_in_fan_out=True)
+    )
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.5)
+    peft_model.save_pretrained(out_dir)
+    manifest = {
+        "format": 1,
+        "emotion": emotion,
+        "method": "lora",
+        "base": {"spec": str(base_dir), "id": str(base_dir), "revision": None},
+        "parent": None,
+        "metrics": {"best_val_loss": 5.0, "best_val_ppl": 148.4},
+        "steps": 10,
+    }
+    (out_dir / "poetstudio.json").write_text(json.dumps(manifest, indent=2))
+    return out_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny GPT-2 folder, built once per test session."""
+    return build_tiny_base(tmp_path_factory.mktemp("tiny-base"))
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DataHome:
+    """A fresh data home, also exported through $POETSTUDIO_HOME."""
+    data = DataHome(tmp_path / "home").ensure()
+    monkeypatch.setenv(ENV_VAR, str(data.root))
+    return data
