@@ -1,0 +1,41 @@
+"""Choosing where models run: cuda, then mps, then cpu, unless the user names one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trainer.errors import PoetstudioError
+
+DEVICES = ("cuda", "mps", "cpu")
+
+
+def pick_device(override: str | None = None) -> str:
+    """Return the device to use: `override` if given and available, else the best one present."""
+    import torch
+
+    if override:
+        name = override.strip().lower()
+        kind = name.split(":")[0]
+        if kind not in DEVICES:
+            raise PoetstudioError(f"unknown device {override!r}; choose one of: {', '.join(DEVICES)}")
+        if kind == "cuda" and not torch.cuda.is_available():
+            raise PoetstudioError("--device cuda was asked for, but no CUDA GPU is available")
+        if kind == "mps" and not torch.backends.mps.is_available():
+            raise PoetstudioError("--device mps was asked for, but MPS is not available")
+        return name
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def inference_dtype(device: str) -> Any:
+    """The dtype to hold weights in for generation: bf16 or fp16 on GPUs, fp32 on the CPU."""
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.startswith("mps"):
+        return torch.float16
+    return torch.float32
