@@ -1,0 +1,154 @@
+"""The settings of one training run, and how they are read from `poetstudio train` arguments.
+
+The CLI, the studio and the background job process all describe a run as the same argument list,
+so the one parser lives here, next to the dataclass it fills.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from trainer.emotions import check_emotion
+from trainer.errors import PoetstudioError
+
+DEFAULT_BASE = "smollm2-135m"
+METHODS = ("lora", "full")
+# Learning rates that suit each method when the user names none.
+DEFAULT_LR = {"lora": 3e-4, "full": 5e-5}
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides what a training run does; stored in the job folder for `--resume`."""
+
+    emotion: str
+    base: str | None = None  # None: the neutral model's base, else DEFAULT_BASE
+    method: str = "lora"
+    dataset: str = "clean"
+    from_base: bool = False  # ignore the neutral model and start from the raw base
+    device: str | None = None
+    max_steps: int | None = None
+    epochs: float = 4.0
+    lr: float | None = None
+    batch_size: int = 8
+    block_size: int = 128
+    grad_accum: int = 1
+    warmup: float = 0.05  # share of all steps spent warming up
+    weight_decay: float = 0.0
+    clip: float = 1.0
+    lora_rank: int = 16
+    lora_alpha: int | None = None  # None: twice the rank
+    lora_dropout: float = 0.05
+    eval_every: int = 50
+    eval_blocks: int = 64  # validation blocks per evaluation, so an eval stays cheap
+    patience: int = 3  # evaluations without improvement before stopping early
+    checkpoint_every: int = 50
+    seed: int = 1234
+    max_words: int = 100
+
+    @property
+    def learning_rate(self) -> float:
+        """The learning rate asked for, or the method's default."""
+        return self.lr if self.lr is not None else DEFAULT_LR[self.method]
+
+    @property
+    def alpha(self) -> int:
+        """LoRA's scaling numerator."""
+        return self.lora_alpha if self.lora_alpha is not None else 2 * self.lora_rank
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready copy."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Rebuild a config saved with `to_dict`, ignoring keys a newer version dropped."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
+
+    def validate(self) -> TrainConfig:
+        """Check ranges and names; raise a one-line error for the first bad one."""
+        self.emotion = check_emotion(self.emotion)
+        if self.method not in METHODS:
+            raise PoetstudioError(f"unknown method {self.method!r}; choose one of: lora, full")
+        _check_dataset_name(self.dataset)
+        positive = ("batch_size", "block_size", "grad_accum", "lora_rank", "eval_every")
+        positive += ("checkpoint_every", "max_words", "eval_blocks")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise PoetstudioError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise PoetstudioError("--max-steps must be at least 1")
+        if self.epochs <= 0:
+            raise PoetstudioError("--epochs must be above 0")
+        if self.learning_rate <= 0:
+            raise PoetstudioError("--lr must be above 0")
+        if self.patience < 0:
+            raise PoetstudioError("--patience must be 0 (never stop early) or more")
+        if self.block_size < 8:
+            raise PoetstudioError("--block-size must be at least 8 tokens")
+        if not 0 <= self.warmup < 1:
+            raise PoetstudioError("--warmup is a share of the steps, at least 0 and below 1")
+        return self
+
+
+def _check_dataset_name(name: str) -> None:
+    if not name or any(sep in name for sep in ("/", "\\", "..")) or name.startswith("."):
+        raise PoetstudioError(f"refusing path-like dataset name {name!r}; use a name like 'clean'")
+
+
+@dataclass
+class TrainRequest:
+    """A parsed `train` argument list: the run's config plus how to run it."""
+
+    config: TrainConfig
+    resume: bool = False
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="poetstudio train", add_help=False, exit_on_error=False)
+    parser.add_argument("--resume", action="store_true")
+    for spec in fields(TrainConfig):
+        flag = "--" + spec.name.replace("_", "-")
+        if spec.type == "bool":
+            parser.add_argument(flag, dest=spec.name, action="store_true")
+            continue
+        kind = {"int": int, "float": float}.get(str(spec.type).split(" ")[0], str)
+        parser.add_argument(flag, dest=spec.name, type=kind, default=None)
+    return parser
+
+
+def parse_train_args(args: list[str]) -> TrainRequest:
+    """Parse `poetstudio train` arguments (without --detach/--all) into a validated request."""
+    try:
+        parsed, extra = _parser().parse_known_args(args)
+    except (argparse.ArgumentError, SystemExit) as exc:
+        raise PoetstudioError(f"bad training arguments: {exc}") from None
+    if extra:
+        raise PoetstudioError(f"unknown training arguments: {' '.join(extra)}")
+    values = {
+        spec.name: getattr(parsed, spec.name)
+        for spec in fields(TrainConfig)
+        if getattr(parsed, spec.name) not in (None, False)
+    }
+    if "emotion" not in values:
+        raise PoetstudioError("name the emotion to train, e.g. --emotion trust")
+    return TrainRequest(TrainConfig(**values).validate(), resume=parsed.resume)
+
+
+def config_to_args(config: TrainConfig) -> list[str]:
+    """The argument list that `parse_train_args` turns back into `config`."""
+    args: list[str] = []
+    defaults = TrainConfig(emotion=config.emotion)
+    for spec in fields(TrainConfig):
+        value = getattr(config, spec.name)
+        flag = "--" + spec.name.replace("_", "-")
+        if spec.name != "emotion" and value == getattr(defaults, spec.name):
+            continue
+        if isinstance(value, bool):
+            args.append(flag)
+        else:
+            args += [flag, str(value)]
+    return args
