@@ -1,0 +1,250 @@
+"""Loading emotion models for generation: one base per base model, LoRA adapters hot-swapped on it.
+
+LoRA models share their raw base (the manifest's `base.spec`), so the base is loaded once and each
+emotion's adapter is added beside the others; switching emotion only changes the active adapter.
+Full fine-tuned models are whole models of their own and live in a small LRU cache.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from studio.registry import MANIFEST, ModelInfo
+from trainer.errors import PoetstudioError
+from trainer.home import DataHome
+
+# on_progress(fraction 0..1, message): loading reports its steps through this.
+ProgressFn = Callable[[float, str], None]
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for decoding: the module to call, its tokenizer, and per-tokenizer tables."""
+
+    info: ModelInfo
+    module: Any  # the transformers model to call; LoRA layers are injected into it in place
+    tokenizer: Any
+    context: int  # the most positions the model can attend to
+    exempt: Any  # bool tensor over the vocabulary: tokens no repetition rule may punish
+    adapter: str | None = None  # the PEFT adapter name to activate, for LoRA models
+    base: _Base | None = field(default=None, repr=False)  # where the adapter lives
+
+
+@dataclass
+class _Base:
+    """A loaded base model, its tokenizer, and the adapters added to it."""
+
+    model: Any
+    tokenizer: Any
+    context: int
+    exempt: Any
+    peft: Any = None  # the PeftModel wrapper, once a first adapter is added
+    adapters: dict[tuple[str, int], str] = field(default_factory=dict)  # (path, mtime) -> name
+    active: str | None = None
+
+
+def _quiet_transformers() -> None:
+    """Silence the weight-loading progress bars; the studio reports progress itself."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
+def _context_length(config: Any) -> int:
+    for name in ("max_position_embeddings", "n_positions", "n_ctx"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return 1024
+
+
+def _exempt_tokens(tokenizer: Any, vocab_size: int) -> Any:
+    """Tokens with no letter or digit (newlines, punctuation): verse needs them again and again."""
+    import torch
+
+    texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+    mask = torch.ones(vocab_size, dtype=torch.bool)
+    for i, text in enumerate(texts[:vocab_size]):
+        mask[i] = not any(ch.isalnum() for ch in text)
+    return mask
+
+
+def _adapter_key(path: Path) -> tuple[str, int]:
+    """Identify a model by folder and manifest mtime, so a retrained model is picked up."""
+    try:
+        mtime = (path / MANIFEST).stat().st_mtime_ns
+    except OSError:
+        mtime = 0
+    return (str(path.resolve()), mtime)
+
+
+class ModelLoader:
+    """Loads models for `device`, keeps bases and full models in a small LRU, hot-swaps adapters."""
+
+    def __init__(self, home: DataHome, device: str | None = None, cache_size: int = 2) -> None:
+        self.home = home
+        self._device_override = device
+        self._device: str | None = None
+        self.cache_size = max(1, cache_size)
+        # Keys are ("base", resolved spec) or ("full", path, mtime); values _Base.
+        self._cache: OrderedDict[tuple[Any, ...], _Base] = OrderedDict()
+        self._counter = 0
+        # Guards loading and the active adapter: generation holds it around each forward step.
+        self.lock = threading.RLock()
+
+    @property
+    def device(self) -> str:
+        """The device models run on (picked on first use: cuda, mps, cpu, or the override)."""
+        if self._device is None:
+            from trainer.device import pick_device
+
+            self._device = pick_device(self._device_override)
+        return self._device
+
+    def load(self, info: ModelInfo, on_progress: ProgressFn | None = None) -> LoadedModel:
+        """Return `info`'s model ready to decode, loading only what is not loaded yet."""
+        report = on_progress or (lambda fraction, message: None)
+        with self.lock:
+            if info.method == "lora":
+                loaded = self._load_lora(info, report)
+            else:
+                loaded = self._load_full(info, report)
+            report(1.0, f"{info.emotion} ready on {self.device}")
+            return loaded
+
+    def activate(self, loaded: LoadedModel) -> None:
+        """Make `loaded`'s adapter the active one on its base; cheap when it already is."""
+        if loaded.adapter is None:
+            return
+        base = loaded.base
+        if base is None or base.peft is None:
+            return
+        if base.active != loaded.adapter:
+            base.peft.set_adapter(loaded.adapter)
+            base.active = loaded.adapter
+
+    def holds(self, loaded: LoadedModel) -> bool:
+        """Whether `loaded` is still in memory (the LRU may have dropped its base since)."""
+        base = loaded.base
+        if base is None or not any(b is base for b in self._cache.values()):
+            return False
+        return loaded.adapter is None or loaded.adapter in base.adapters.values()
+
+    def loaded_bases(self) -> int:
+        """How many bases and full models are in memory now."""
+        return len(self._cache)
+
+    def _remember(self, key: tuple[Any, ...], base: _Base) -> None:
+        self._cache[key] = base
+        self._cache.move_to_end(key)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+
+    def _load_weights(self, source: str, report: ProgressFn, what: str) -> _Base:
+        """Load a tokenizer and causal LM from a local folder or Hub id onto the device."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from trainer.device import inference_dtype
+
+        _quiet_transformers()
+        report(0.1, f"loading tokenizer for {what}")
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
+            report(0.2, f"loading {what} weights")
+            model = AutoModelForCausalLM.from_pretrained(
+                source,
+                dtype=inference_dtype(self.device),
+                trust_remote_code=False,
+                use_safetensors=True,
+            )
+        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise PoetstudioError(f"cannot load {what} from {source}: {first}") from None
+        report(0.7, f"moving {what} to {self.device}")
+        model.to(self.device)
+        model.eval()
+        vocab = model.get_output_embeddings().weight.shape[0]
+        exempt = _exempt_tokens(tokenizer, vocab).to(self.device)
+        context = _context_length(model.config)
+        return _Base(model=model, tokenizer=tokenizer, context=context, exempt=exempt)
+
+    def _load_lora(self, info: ModelInfo, report: ProgressFn) -> LoadedModel:
+        from trainer.bases import resolve_base
+
+        source = resolve_base(info.base_spec, self.home)
+        key = ("base", source)
+        base = self._cache.get(key)
+        if base is None:
+            base = self._load_weights(source, report, f"base {info.base_spec}")
+            self._remember(key, base)
+        else:
+            self._cache.move_to_end(key)
+        adapter_key = _adapter_key(info.path)
+        name = base.adapters.get(adapter_key)
+        if name is None:
+            report(0.8, f"loading the {info.emotion} adapter")
+            name = self._add_adapter(base, info, adapter_key)
+        model = LoadedModel(
+            info=info,
+            module=base.peft.get_base_model(),
+            tokenizer=base.tokenizer,
+            context=base.context,
+            exempt=base.exempt,
+            adapter=name,
+            base=base,
+        )
+        self.activate(model)
+        return model
+
+    def _add_adapter(self, base: _Base, info: ModelInfo, adapter_key: tuple[str, int]) -> str:
+        from peft import PeftModel
+
+        self._counter += 1
+        name = f"{info.emotion}_{self._counter}"
+        # A retrained model replaces its older adapter, which would otherwise linger in memory.
+        stale = [k for k in base.adapters if k[0] == adapter_key[0]]
+        try:
+            if base.peft is None:
+                base.peft = PeftModel.from_pretrained(
+                    base.model, str(info.path), adapter_name=name, is_trainable=False
+                )
+            else:
+                base.peft.load_adapter(str(info.path), adapter_name=name, is_trainable=False)
+        except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise PoetstudioError(
+                f"cannot load the {info.emotion} adapter from {info.path}: {first}"
+            ) from None
+        base.peft.to(self.device)
+        base.peft.eval()
+        base.active = None
+        for old in stale:
+            old_name = base.adapters.pop(old)
+            if base.active == old_name:
+                base.active = None
+            base.peft.delete_adapter(old_name)
+        base.adapters[adapter_key] = name
+        return name
+
+    def _load_full(self, info: ModelInfo, report: ProgressFn) -> LoadedModel:
+        key = ("full", *_adapter_key(info.path))
+        base = self._cache.get(key)
+        if base is None:
+            base = self._load_weights(str(info.path), report, f"{info.emotion} model")
+            self._remember(key, base)
+        else:
+            self._cache.move_to_end(key)
+        return LoadedModel(
+            info=info,
+            module=base.model,
+            tokenizer=base.tokenizer,
+            context=base.context,
+            exempt=base.exempt,
+            base=base,
+        )
