@@ -8,6 +8,7 @@ Full fine-tuned models are whole models of their own and live in a small LRU cac
 from __future__ import annotations
 
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -210,12 +211,15 @@ class ModelLoader:
         # A retrained model replaces its older adapter, which would otherwise linger in memory.
         stale = [k for k in base.adapters if k[0] == adapter_key[0]]
         try:
-            if base.peft is None:
-                base.peft = PeftModel.from_pretrained(
-                    base.model, str(info.path), adapter_name=name, is_trainable=False
-                )
-            else:
-                base.peft.load_adapter(str(info.path), adapter_name=name, is_trainable=False)
+            with warnings.catch_warnings():
+                # peft calls a transformers method that transformers deprecated; not ours to fix.
+                warnings.simplefilter("ignore", FutureWarning)
+                if base.peft is None:
+                    base.peft = PeftModel.from_pretrained(
+                        base.model, str(info.path), adapter_name=name, is_trainable=False
+                    )
+                else:
+                    base.peft.load_adapter(str(info.path), adapter_name=name, is_trainable=False)
         except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise PoetstudioError(

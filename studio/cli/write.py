@@ -1,12 +1,179 @@
-"""CLI commands: write (placeholder until implemented)."""
+"""CLI commands: `write` (poems from the command line) and opening the Textual studio."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from studio.cli.common import err_console, handle_errors, home
+
+if TYPE_CHECKING:
+    from studio.generate import GenerationStats, Poet, SamplingParams
+
+# The separator printed between poems on stdout, the same rule the plain-text poems file uses.
+POEM_RULE = "* * *"
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    app.command(name="write")(handle_errors(write))
+
+
+def write(
+    emotion: Annotated[
+        str, typer.Option("--emotion", "-e", help="One of the 8 emotions or neutral.")
+    ],
+    first_line: Annotated[
+        str, typer.Option("--first-line", "-f", help="The poem's first line (empty: from nothing).")
+    ] = "",
+    count: Annotated[
+        int, typer.Option("--count", "-n", min=1, max=100, help="How many poems.")
+    ] = 1,
+    temperature: Annotated[
+        float | None, typer.Option(help="Sampling temperature; 0 is greedy. [default: 0.8]")
+    ] = None,
+    top_p: Annotated[
+        float | None, typer.Option("--top-p", help="Nucleus mass. [default: 0.95]")
+    ] = None,
+    top_k: Annotated[
+        int | None, typer.Option("--top-k", help="0 turns it off. [default: 50]")
+    ] = None,
+    max_lines: Annotated[
+        int | None, typer.Option("--max-lines", help="Stop after this many lines. [default: 14]")
+    ] = None,
+    min_lines: Annotated[
+        int | None,
+        typer.Option("--min-lines", help="No ending before this many lines. [default: 4]"),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Sampling seed for reproducible poems (poem i uses seed+i).")
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option(help="cuda, mps or cpu (default: the best).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Append the poems to this file.")
+    ] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="md, txt or jsonl: the --out file's format (default: its extension), "
+            "or print whole entries in this format instead of bare poems.",
+        ),
+    ] = None,
+) -> None:
+    """Write poems for an emotion, streamed to the terminal; --out appends them to a poems file."""
+    from studio.generate import Poet, SamplingParams
+    from studio.poemfile import append_poem, format_for, render
+    from trainer.emotions import check_emotion
+
+    name = check_emotion(emotion)
+    overrides = {
+        "temperature": temperature,
+        "top_p": top_p,
+        "top_k": top_k,
+        "max_lines": max_lines,
+        "min_lines": min_lines,
+    }
+    params = SamplingParams(**{k: v for k, v in overrides.items() if v is not None}).validate()
+    if fmt is not None:
+        fmt = format_for(Path("poems"), fmt)
+    poet = Poet(home(), device=device)
+    poet.model_info(name)  # fail before any loading if the emotion has no usable model
+    tty = sys.stdout.isatty()
+    # With --format and no --out, stdout gets whole entries in that format instead of bare poems.
+    entries = out is None and fmt is not None
+    _load(poet, name, tty)
+    for index in range(count):
+        if seed is not None:
+            params.seed = seed + index
+        if index and not entries:
+            sys.stdout.write(f"\n{POEM_RULE}\n\n")
+        text = _one_poem(poet, name, first_line, params, stream=tty and not entries)
+        stats = poet.last_stats
+        assert stats is not None
+        for notice in stats.notices:
+            err_console.print(f"note: {notice}", markup=False, style="yellow")
+        entry = _saved(text, name, first_line, params, stats)
+        if entries:
+            sys.stdout.write(render(entry, fmt))
+        elif not tty:
+            sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+        if tty:
+            err_console.print(_stats_line(stats), markup=False, style="dim")
+        if out is not None:
+            where = append_poem(out, entry, fmt)
+            err_console.print(f"saved to {where}", markup=False, style="green" if tty else None)
+
+
+def _load(poet: Poet, emotion: str, tty: bool) -> None:
+    """Load the model, with a transient status line on a terminal."""
+    if not tty:
+        poet.load(emotion)
+        return
+    with err_console.status(f"loading the {emotion} model…") as status:
+
+        def progress(fraction: float, message: str) -> None:
+            status.update(f"{message} ({fraction:.0%})")
+
+        poet.load(emotion, on_progress=progress)
+
+
+def _one_poem(
+    poet: Poet, emotion: str, first_line: str, params: SamplingParams, stream: bool
+) -> str:
+    """Generate one poem; on a terminal, write each chunk as it arrives."""
+    chunks = []
+    for chunk in poet.stream_poem(emotion, first_line, params):
+        chunks.append(chunk)
+        if stream:
+            sys.stdout.write(chunk)
+            sys.stdout.flush()
+    text = "".join(chunks).strip("\n")
+    if stream:
+        sys.stdout.write("\n" if text else "")
+    return text
+
+
+def _saved(
+    text: str, emotion: str, first_line: str, params: SamplingParams, stats: GenerationStats
+) -> Any:
+    from studio.poemfile import SavedPoem
+
+    settings = params.to_dict()
+    settings["seed"] = stats.seed
+    return SavedPoem(
+        text=text,
+        emotion=emotion,
+        first_line=first_line.strip(),
+        model=stats.model or "",
+        settings=settings,
+    )
+
+
+def _stats_line(stats: GenerationStats) -> str:
+    ttft = (
+        f"{stats.ttft_s * 1000:.0f} ms to first token" if stats.ttft_s is not None else "no tokens"
+    )
+    rate = f"{stats.tokens_per_s:.1f} tokens/s" if stats.tokens_per_s else ""
+    parts = [
+        stats.emotion or "",
+        f"{stats.tokens} tokens",
+        ttft,
+        rate,
+        f"stop: {stats.stop_reason}",
+    ]
+    parts.append(f"seed {stats.seed}")
+    return " · ".join(p for p in parts if p)
 
 
 def open_studio() -> None:
-    """Open the Textual studio."""
-    raise typer.Exit(0)
+    """Open the Textual studio (imported only now, so `poetstudio --help` stays fast)."""
+    from studio.app import PoetStudioApp
+
+    PoetStudioApp(home=home()).run()
