@@ -24,7 +24,7 @@ KINDS = ("start", "step", "eval", "checkpoint", "done", "stopped", "error")
 FINAL_KINDS = ("done", "stopped", "error")
 
 
-def emit(path: Path, event: str, **data: Any) -> dict[str, Any]:
+def emit(path: Path, event: str, /, **data: Any) -> dict[str, Any]:
     """Append one event line to `path` and flush it to disk, so readers see it at once."""
     if event not in KINDS:
         raise ValueError(f"unknown event kind {event!r}")

@@ -1,0 +1,77 @@
+"""Training checkpoints: trainable weights, optimizer, scheduler, RNG states and data position.
+
+A checkpoint is a folder written beside its final place and swapped in whole (trainer/atomic.py),
+so a crash, even kill -9, leaves the previous checkpoint intact. `meta.json` records a sha256 of
+each file, so a damaged checkpoint is refused on resume instead of half-loaded. The state file is
+read with torch's weights-only unpickler, which loads tensors and plain containers only.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from trainer.atomic import atomic_write_json, replace_dir
+from trainer.bases import sha256_of
+from trainer.errors import PoetstudioError
+
+WEIGHTS = "weights.safetensors"
+STATE = "state.pt"
+META = "meta.json"
+
+
+def save_checkpoint(folder: Path, weights: dict[str, Any], state: dict[str, Any]) -> None:
+    """Write `weights` (name -> tensor) and `state` (tensors, numbers, lists, dicts) atomically."""
+    import torch
+    from safetensors.torch import save_file
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        save_file(
+            {name: t.detach().cpu().contiguous() for name, t in weights.items()},
+            str(staged / WEIGHTS),
+        )
+        torch.save(state, staged / STATE)
+        meta = {
+            "step": state.get("step"),
+            "files": {name: sha256_of(staged / name) for name in (WEIGHTS, STATE)},
+        }
+        atomic_write_json(staged / META, meta)
+        replace_dir(staged, folder)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+
+
+def load_checkpoint(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Read a checkpoint back as (weights, state); refuse a damaged one and leave it in place."""
+    import torch
+    from safetensors.torch import load_file
+
+    def corrupt(why: str) -> PoetstudioError:
+        return PoetstudioError(
+            f"checkpoint {folder} is damaged ({why}); its files were left as they are. "
+            "Start afresh without --resume, or restore the folder"
+        )
+
+    try:
+        meta = json.loads((folder / META).read_text(encoding="utf-8"))
+        expected = meta["files"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise corrupt(f"unreadable {META}: {exc}") from None
+    for name in (WEIGHTS, STATE):
+        path = folder / name
+        if not path.is_file():
+            raise corrupt(f"{name} is missing")
+        if sha256_of(path) != expected.get(name):
+            raise corrupt(f"{name} does not match its recorded sha256")
+    try:
+        weights = load_file(str(folder / WEIGHTS))
+        state = torch.load(folder / STATE, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any decoding failure means the same to the user
+        raise corrupt(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+    return weights, state

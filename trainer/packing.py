@@ -1,0 +1,147 @@
+"""Training data as packed blocks: poems laid end to end, so almost no compute goes to padding.
+
+Each poem is `[bos] poem [eos]` (trainer/textformat.py), the format generation starts from. Poems
+are shuffled once with the run's seed, concatenated, and cut into blocks of `block_size` tokens.
+Only the very last block can be short; it is filled with eos whose labels are -100, so padding
+never counts in the loss. A block may span the end of one poem and the start of the next; the
+bos/eos pair between them is what teaches the model where a poem ends.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from trainer.errors import PoetstudioError
+from trainer.home import DataHome
+from trainer.textformat import eos_id, poem_ids
+
+IGNORE = -100  # the label value the loss skips
+# Fewer training poems than this make a model that only parrots them; refuse and say so.
+MIN_TRAIN_POEMS = 50
+
+
+@dataclass
+class Packed:
+    """Blocks of token ids, their labels (-100 on padding), and how many tokens are real."""
+
+    input_ids: Any  # LongTensor [blocks, block_size]
+    labels: Any  # LongTensor [blocks, block_size]
+    content_tokens: int
+    poems: int
+
+    @property
+    def blocks(self) -> int:
+        """Number of blocks."""
+        return int(self.input_ids.shape[0])
+
+
+def pack(sequences: Iterable[list[int]], block_size: int, pad_id: int) -> Packed:
+    """Concatenate token sequences and cut them into full blocks; pad only the last one."""
+    import torch
+
+    stream: list[int] = []
+    poems = 0
+    for ids in sequences:
+        stream.extend(ids)
+        poems += 1
+    content = len(stream)
+    blocks = max(1, -(-content // block_size))
+    ids = torch.full((blocks * block_size,), pad_id, dtype=torch.long)
+    labels = torch.full((blocks * block_size,), IGNORE, dtype=torch.long)
+    if content:
+        ids[:content] = torch.tensor(stream, dtype=torch.long)
+        labels[:content] = ids[:content]
+    return Packed(
+        input_ids=ids.view(blocks, block_size),
+        labels=labels.view(blocks, block_size),
+        content_tokens=content,
+        poems=poems,
+    )
+
+
+def tokenize_poems(tokenizer: Any, texts: list[str]) -> list[list[int]]:
+    """Every poem in the shared training format."""
+    return [poem_ids(tokenizer, text) for text in texts]
+
+
+@dataclass
+class TrainingData:
+    """The packed train and validation sets of one run, and where they came from."""
+
+    train: Packed
+    valid: Packed
+    dataset: dict[str, Any]  # name, manifest hash and sizes, for the model's manifest
+
+
+def label_texts(home: DataHome, dataset: str, label: str, split: str, max_words: int) -> list[str]:
+    """The texts of `label`'s poems in one split, at most `max_words` words each."""
+    from trainer.dataset import iter_poems
+
+    return [
+        poem.text
+        for poem in iter_poems(home, dataset, split=split, labels=[label])
+        if poem.words <= max_words
+    ]
+
+
+def load_training_data(
+    home: DataHome,
+    tokenizer: Any,
+    *,
+    dataset: str,
+    label: str,
+    block_size: int,
+    max_words: int,
+    seed: int,
+    eval_blocks: int,
+) -> TrainingData:
+    """Read `label`'s poems from the dataset, shuffle them with `seed`, and pack both splits."""
+    from trainer.dataset import load_manifest
+
+    manifest = load_manifest(home, dataset)
+    train_texts = label_texts(home, dataset, label, "train", max_words)
+    if len(train_texts) < MIN_TRAIN_POEMS:
+        raise PoetstudioError(
+            f"only {len(train_texts)} {label} poems of at most {max_words} words in dataset "
+            f"{dataset!r}; training needs at least {MIN_TRAIN_POEMS}"
+        )
+    valid_texts = label_texts(home, dataset, label, "valid", max_words)
+    if not valid_texts:
+        raise PoetstudioError(
+            f"dataset {dataset!r} has no {label} poems in its valid split to measure progress on"
+        )
+    rng = random.Random(seed)
+    rng.shuffle(train_texts)
+    rng.shuffle(valid_texts)
+    pad = eos_id(tokenizer)
+    train = pack(tokenize_poems(tokenizer, train_texts), block_size, pad)
+    valid = pack(tokenize_poems(tokenizer, valid_texts), block_size, pad)
+    if valid.blocks > eval_blocks:
+        valid = Packed(
+            input_ids=valid.input_ids[:eval_blocks],
+            labels=valid.labels[:eval_blocks],
+            content_tokens=int((valid.labels[:eval_blocks] != IGNORE).sum()),
+            poems=valid.poems,
+        )
+    info = {
+        "name": dataset,
+        "manifest_sha256": _manifest_hash(home, dataset),
+        "poems_total": manifest.get("poems") if isinstance(manifest, dict) else None,
+        "label": label,
+        "train_poems": train.poems,
+        "valid_poems": valid.poems,
+        "train_tokens": train.content_tokens,
+        "max_words": max_words,
+    }
+    return TrainingData(train=train, valid=valid, dataset=info)
+
+
+def _manifest_hash(home: DataHome, dataset: str) -> str:
+    import hashlib
+
+    from trainer.dataset import dataset_dir
+
+    return hashlib.sha256((dataset_dir(home, dataset) / "manifest.json").read_bytes()).hexdigest()
