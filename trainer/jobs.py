@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.atomic import atomic_write_json
+from trainer.emotions import MODEL_EMOTIONS
 from trainer.errors import PoetstudioError
 from trainer.events import EVENTS_FILE, JobProgress, read_progress
 from trainer.home import DataHome
@@ -167,8 +168,6 @@ def prepare_job(home: DataHome, args: list[str]) -> Path:
 def spawn(path: Path) -> subprocess.Popen[bytes]:
     """Start the training process of job folder `path` in its own session, output to log.txt."""
     root = Path(__file__).resolve().parent.parent
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
     with open(path / LOG_FILE, "ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "trainer.jobrun", str(path)],
@@ -177,12 +176,19 @@ def spawn(path: Path) -> subprocess.Popen[bytes]:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C in the shell reaches it only through stop_job
             cwd=root,
-            env=env,
+            env=_child_env(root),
         )
     data = read_job(path)
     data["pid"] = process.pid
     atomic_write_json(path / JOB_FILE, data)
     return process
+
+
+def _child_env(root: Path) -> dict[str, str]:
+    """The environment of a training process: ours, with this checkout importable."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
+    return env
 
 
 def start_job(home: DataHome, args: list[str]) -> str:
@@ -194,6 +200,39 @@ def start_job(home: DataHome, args: list[str]) -> str:
     path = prepare_job(home, args)
     spawn(path)
     return path.name
+
+
+def chain_args(home: DataHome, emotion: str, args: list[str]) -> list[str]:
+    """The `train` arguments of one emotion in a `--all` run.
+
+    With `--resume`, an emotion that has an unfinished job continues it; the others start afresh.
+    """
+    own = ["--emotion", emotion, *args]
+    if "--resume" in args and not any(
+        info.emotion == emotion and info.resumable for info in list_jobs(home)
+    ):
+        own.remove("--resume")
+    return own
+
+
+def start_chain(home: DataHome, args: list[str]) -> int:
+    """Start a detached process that trains neutral, then the 8 emotions; return its pid."""
+    for emotion in MODEL_EMOTIONS:
+        parse_train_args(chain_args(home, emotion, args))
+    home.ensure()
+    root = Path(__file__).resolve().parent.parent
+    log = home.jobs / "chain-log.txt"
+    with open(log, "ab") as handle:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "trainer.jobchain", str(home.root), *args],
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=root,
+            env=_child_env(root),
+        )
+    return process.pid
 
 
 def stop_job(home: DataHome, job_id: str, wait_s: float = 0.0) -> bool:
