@@ -1,0 +1,638 @@
+"""The Textual studio: pick an emotion, type a first line, watch the poem stream in, save it.
+
+Threads: the model load, generation, saving and training-job polling run in thread workers; they
+talk to widgets only through posted messages or `call_from_thread`. Torch and transformers are
+imported by those workers after the first frame is on screen, never before.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, TabbedContent, TabPane
+
+from models import BUNDLED_DIR
+from studio.generate import SamplingParams
+from studio.registry import ModelScan, no_models_hint, scan_models, train_hint, untrained
+from studio.settings import StudioSettings, load_settings, save_settings
+from studio.widgets.emotion_meter import EmotionMeter
+from studio.widgets.emotion_picker import EmotionPicker
+from studio.widgets.history import History, SessionPoem
+from studio.widgets.job_card import JobCard
+from studio.widgets.poem_panel import PoemPanel
+from studio.widgets.sampling_controls import SamplingControls
+from studio.widgets.saved_poems import SavedPoemsView
+from studio.widgets.status_bar import StatusBar
+from studio.widgets.training_panel import TrainingPanel
+from trainer.emotions import MODEL_EMOTIONS
+from trainer.errors import PoetstudioError
+from trainer.home import DataHome, resolve_home
+
+SEED_LIMIT = 2**31
+
+
+@dataclass
+class _Run:
+    """One generation request in flight."""
+
+    id: int
+    poem: SessionPoem
+    params: SamplingParams
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+class PoemChunk(Message):
+    """Worker → UI: more text of run `run_id`, and the EmoLex counts of the whole poem so far."""
+
+    def __init__(self, run_id: int, chunk: str, counts: dict[str, int]) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.chunk = chunk
+        self.counts = counts
+
+
+class PoemDone(Message):
+    """Worker → UI: run `run_id` ended (finished, stopped or failed with `error`)."""
+
+    def __init__(self, run_id: int, stats: Any, title: str, error: str = "") -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.stats = stats
+        self.title = title
+        self.error = error
+
+
+class StatusUpdate(Message):
+    """Worker → UI: new values for some status-bar fields."""
+
+    def __init__(self, **fields: str) -> None:
+        super().__init__()
+        self.fields = fields
+
+
+class PoetStudioApp(App[None]):
+    """The poetstudio terminal app."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "poetstudio"
+    SUB_TITLE = "emotion-tuned verse"
+    JOB_POLL_S = 1.0
+
+    BINDINGS = [
+        Binding("escape", "stop", "Stop"),
+        Binding("ctrl+r", "regenerate", "Regenerate"),
+        Binding("ctrl+n", "variation", "Variation"),
+        Binding("ctrl+s", "save", "Save"),
+        Binding("pageup", "history(-1)", "Older", key_display="PgUp"),
+        Binding("pagedown", "history(1)", "Newer", key_display="PgDn"),
+        Binding("ctrl+up", "emotion(-1)", "Previous emotion", show=False),
+        Binding("ctrl+down", "emotion(1)", "Next emotion", show=False),
+        Binding("f1", "show_tab('write')", "Write"),
+        Binding("f2", "show_tab('train')", "Train"),
+        Binding("f3", "show_tab('saved')", "Saved"),
+    ]
+
+    def __init__(
+        self,
+        home: DataHome | None = None,
+        device: str | None = None,
+        *,
+        bundled_dir: Path = BUNDLED_DIR,
+        seed: int | None = None,
+    ) -> None:
+        """`seed` fixes the sampling seed of the first poem (later ones count up from it)."""
+        super().__init__()
+        self.home = home or resolve_home()
+        self.device_override = device
+        self.bundled_dir = Path(bundled_dir)
+        self.settings: StudioSettings = load_settings(self.home.settings_file)
+        self.history = History()
+        self.scan = ModelScan(models={}, problems={})
+        self._seeds: Callable[[], int] = (
+            itertools.count(seed).__next__ if seed is not None else self._random_seed
+        )
+        self._poet: Any = None
+        self._poet_lock = threading.Lock()
+        self._run: _Run | None = None
+        self._run_ids = itertools.count(1)
+        self._job_states: dict[str, str] = {}
+        self._settings_error_shown = False
+
+    @staticmethod
+    def _random_seed() -> int:
+        return secrets.randbelow(SEED_LIMIT)
+
+    # ----- layout -----------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with TabbedContent(initial="write", id="tabs"):
+            with TabPane("Write", id="write"), Horizontal(id="write-row"):
+                with Vertical(id="left-col"):
+                    yield EmotionPicker(self.settings.emotion, id="picker")
+                    yield SamplingControls(self._sampling_values(), id="sampling")
+                with Vertical(id="centre-col"):
+                    yield Input(
+                        placeholder="First line (or leave empty), then Enter",
+                        id="seed",
+                    )
+                    yield PoemPanel(id="poem")
+                yield EmotionMeter(id="meter")
+            with TabPane("Models & training", id="train"):
+                yield TrainingPanel(id="training")
+            with TabPane("Saved poems", id="saved"):
+                yield SavedPoemsView(id="saved-view")
+        yield StatusBar(id="status")
+        yield Footer()
+
+    def _sampling_values(self) -> dict[str, Any]:
+        defaults = SamplingParams()
+        return {
+            "temperature": self.settings.temperature or defaults.temperature,
+            "top_p": self.settings.top_p or defaults.top_p,
+            "max_lines": self.settings.max_lines or defaults.max_lines,
+        }
+
+    def on_mount(self) -> None:
+        self.query_one(EmotionMeter).show({}, self.emotion)
+        self._apply_scan(scan_models(self.home, self.bundled_dir))
+        self.query_one("#seed", Input).focus()
+        self.set_interval(self.JOB_POLL_S, self.poll_jobs)
+
+    def on_ready(self) -> None:
+        # The first frame is on screen: now pay for torch and the model.
+        self._warm_up(self.emotion)
+
+    # ----- state helpers ----------------------------------------------------------------------
+
+    @property
+    def emotion(self) -> str:
+        """The emotion picked now."""
+        return self.query_one(EmotionPicker).emotion
+
+    @property
+    def generating(self) -> bool:
+        """Whether a poem is streaming now."""
+        return self._run is not None
+
+    def _apply_scan(self, scan: ModelScan) -> None:
+        """Show a fresh scan of the model folders in the picker and the training panel."""
+        self.scan = scan
+        hints = untrained(scan)
+        for emotion, problem in scan.problems.items():
+            if emotion in hints:
+                hints[emotion] = f"{problem}; retrain: {train_hint(emotion)}"
+        self.query_one(EmotionPicker).set_models(set(scan.models), hints)
+        self.query_one(TrainingPanel).set_models(scan.models, hints)
+        if not scan.models:
+            self.query_one(PoemPanel).show(
+                SessionPoem("neutral", "", 0, {}, notice=no_models_hint()), 0, 0
+            )
+            self.query_one(StatusBar).set(state="no models")
+
+    def _poet_instance(self) -> Any:
+        """The generation core, created on first use (in a worker thread: it imports torch)."""
+        if self._poet is None:
+            from studio.generate import Poet
+
+            self._poet = Poet(self.home, self.device_override, self.bundled_dir)
+        return self._poet
+
+    def _params(self, seed: int) -> SamplingParams:
+        values = self.query_one(SamplingControls).values
+        return SamplingParams(
+            temperature=values["temperature"],
+            top_p=values["top_p"],
+            max_lines=values["max_lines"],
+            seed=seed,
+        )
+
+    def _save_settings(self) -> None:
+        try:
+            save_settings(self.home.settings_file, self.settings)
+        except OSError as exc:
+            if not self._settings_error_shown:
+                self._settings_error_shown = True
+                self.notify(
+                    f"settings not remembered: {exc.strerror or exc}",
+                    severity="warning",
+                    markup=False,
+                )
+
+    # ----- generation -------------------------------------------------------------------------
+
+    def start_poem(self, seed_line: str, seed: int, emotion: str | None = None) -> None:
+        """Cancel any poem in flight and start writing a new one."""
+        self._cancel_run()
+        emotion = emotion or self.emotion
+        params = self._params(seed)
+        poem = SessionPoem(
+            emotion=emotion,
+            seed_line=seed_line,
+            seed=seed,
+            sampling={k: v for k, v in params.to_dict().items() if k != "seed"},
+        )
+        self.history.add(poem)
+        self._run = _Run(next(self._run_ids), poem, params)
+        self._show_current()
+        self.query_one(StatusBar).set(state=f"writing ({emotion})", ttft="", speed="")
+        self._generate(self._run)
+
+    def _cancel_run(self) -> None:
+        """Abandon the poem in flight: it stays in the history as stopped, as far as it got."""
+        if self._run is None:
+            return
+        from studio.title import title_for
+
+        self._run.cancel.set()
+        poem = self._run.poem
+        poem.finished = True
+        poem.stop_reason = "cancelled"
+        poem.title = title_for(poem.text)
+        self._run = None
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="generate")
+    def _generate(self, run: _Run) -> None:
+        """Stream run's poem on a worker thread; every result goes back as a message."""
+        from studio.title import title_for
+        from trainer.emotions import count_emotions
+
+        poem = run.poem
+        text = ""
+        stats = None
+        try:
+            with self._poet_lock:
+                if run.cancel.is_set():
+                    self.post_message(PoemDone(run.id, None, ""))
+                    return
+                poet = self._poet_instance()
+                info = poet.load(poem.emotion, self._progress_reporter(poem.emotion))
+                self.post_message(StatusUpdate(model=_model_label(info), device=poet.device))
+                stream = poet.stream_poem(poem.emotion, poem.seed_line, run.params, run.cancel)
+                for chunk in stream:
+                    text += chunk
+                    self.post_message(PoemChunk(run.id, chunk, count_emotions(text)))
+                stats = poet.last_stats
+        except PoetstudioError as exc:
+            self.post_message(PoemDone(run.id, stats, "", str(exc)))
+            return
+        except Exception as exc:  # noqa: BLE001 - any failure must reach the user, not kill the app
+            self.post_message(PoemDone(run.id, stats, "", f"{type(exc).__name__}: {exc}"))
+            return
+        self.post_message(PoemDone(run.id, stats, title_for(text) if text.strip() else ""))
+
+    def _progress_reporter(self, emotion: str) -> Callable[[float, str], None]:
+        def report(fraction: float, message: str) -> None:
+            self.post_message(StatusUpdate(state=f"loading {emotion} {fraction:.0%}: {message}"))
+
+        return report
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="load")
+    def _warm_up(self, emotion: str) -> None:
+        """Import the heavy libraries and load `emotion`'s model, so the first poem starts fast."""
+        if emotion not in self.scan.models:
+            return
+        try:
+            with self._poet_lock:
+                poet = self._poet_instance()
+                info = poet.load(emotion, self._progress_reporter(emotion))
+                device = poet.device
+        except PoetstudioError as exc:
+            self.post_message(StatusUpdate(state="ready", model=f"{emotion}: {exc}"))
+            return
+        except Exception as exc:  # noqa: BLE001 - a failed preload must not take the app down
+            self.post_message(StatusUpdate(state="ready", model=f"{emotion}: {exc}"))
+            return
+        if not self.generating:
+            self.post_message(StatusUpdate(state="ready"))
+        self.post_message(StatusUpdate(model=_model_label(info), device=device))
+
+    def on_poem_chunk(self, message: PoemChunk) -> None:
+        run = self._run
+        if run is None or message.run_id != run.id:
+            return
+        run.poem.text += message.chunk
+        run.poem.counts = message.counts
+        if self.history.current is run.poem:
+            self.query_one(PoemPanel).append(message.chunk)
+            self.query_one(EmotionMeter).show(message.counts, run.poem.emotion)
+
+    def on_poem_done(self, message: PoemDone) -> None:
+        run = self._run
+        if run is None or message.run_id != run.id:
+            return
+        self._run = None
+        poem = run.poem
+        stats = message.stats
+        status = self.query_one(StatusBar)
+        if message.error:
+            if not poem.text:
+                self.history.remove(poem)
+            poem.notice = message.error
+            self.notify(message.error, title="Cannot write", severity="error", markup=False)
+            status.set(state="error")
+            self._show_error(message.error)
+            return
+        poem.finished = True
+        poem.title = message.title
+        if stats is not None:
+            poem.stop_reason = stats.stop_reason or ""
+            poem.model = stats.model or ""
+            poem.notice = "; ".join(stats.notices)
+            if stats.notices:
+                self.notify(poem.notice, severity="warning", markup=False)
+            status.set(ttft=_ttft_label(stats), speed=_speed_label(stats))
+        stopped = poem.stop_reason == "cancelled" or run.cancel.is_set()
+        status.set(state="stopped" if stopped else "ready")
+        if self.history.current is poem:
+            self._show_current()
+
+    def _show_current(self) -> None:
+        poem = self.history.current
+        if poem is None:
+            return
+        self.query_one(PoemPanel).show(poem, self.history.index + 1, len(self.history))
+        self.query_one(EmotionMeter).show(poem.counts, poem.emotion)
+
+    def _show_error(self, error: str) -> None:
+        if self.history.current is None:
+            self.query_one(PoemPanel).show(SessionPoem(self.emotion, "", 0, {}, notice=error), 0, 0)
+        else:
+            panel = self.query_one(PoemPanel)
+            current = self.history.current
+            shown = replace(current, notice=error)
+            panel.show(shown, self.history.index + 1, len(self.history))
+
+    # ----- input and actions ------------------------------------------------------------------
+
+    @on(Input.Submitted, "#seed")
+    def _seed_submitted(self, event: Input.Submitted) -> None:
+        self.start_poem(event.value, self._seeds())
+
+    def action_stop(self) -> None:
+        """Stop the poem that is streaming (it stays on screen and in the history)."""
+        if self._run is None:
+            return
+        self._run.cancel.set()
+        self.query_one(StatusBar).set(state="stopping")
+
+    def action_regenerate(self) -> None:
+        """Write the poem on screen again, with the emotion and sampling controls set now."""
+        poem = self.history.current
+        if poem is None:
+            self.start_poem(self.query_one("#seed", Input).value, self._seeds())
+        else:
+            self.start_poem(poem.seed_line, poem.seed)
+
+    def action_variation(self) -> None:
+        """Write the next variation: same first line, the next sampling seed."""
+        poem = self.history.current
+        if poem is None:
+            self.start_poem(self.query_one("#seed", Input).value, self._seeds())
+        else:
+            self.start_poem(poem.seed_line, (poem.seed + 1) % SEED_LIMIT)
+
+    def action_history(self, delta: int) -> None:
+        """Page through this session's poems."""
+        if self.history.move(delta) is not None:
+            self._show_current()
+
+    def action_emotion(self, delta: int) -> None:
+        """Pick the previous or next emotion."""
+        self.query_one(EmotionPicker).step(delta)
+
+    def action_show_tab(self, tab: str) -> None:
+        """Switch to the write, train or saved tab."""
+        self.query_one(TabbedContent).active = tab
+        if tab == "write":
+            self.query_one("#seed", Input).focus()
+
+    @on(EmotionPicker.Changed)
+    def _emotion_changed(self, event: EmotionPicker.Changed) -> None:
+        self.settings.emotion = event.emotion
+        self._save_settings()
+        if self._run is not None:
+            # Switching mid-stream: the same first line and seed, now in the new emotion.
+            poem = self._run.poem
+            self.start_poem(poem.seed_line, poem.seed, event.emotion)
+        else:
+            self.query_one(EmotionMeter).show(
+                self.history.current.counts if self.history.current else {}, event.emotion
+            )
+            self._warm_up(event.emotion)
+
+    @on(SamplingControls.Changed)
+    def _sampling_changed(self, event: SamplingControls.Changed) -> None:
+        self.settings.temperature = event.values["temperature"]
+        self.settings.top_p = event.values["top_p"]
+        self.settings.max_lines = event.values["max_lines"]
+        self._save_settings()
+
+    def on_status_update(self, message: StatusUpdate) -> None:
+        self.query_one(StatusBar).set(**message.fields)
+
+    # ----- saving -----------------------------------------------------------------------------
+
+    def action_save(self) -> None:
+        """Append the poem on screen to the poems file."""
+        poem = self.history.current
+        if poem is None or not poem.text.strip():
+            self.notify("Nothing to save yet: write a poem first.", severity="warning")
+            return
+        if self._run is not None and self._run.poem is poem:
+            self.notify("The poem is still being written: wait, or press Esc.", severity="warning")
+            return
+        self._save(poem, self.home.poems_file)
+
+    @work(thread=True, exit_on_error=False, group="save")
+    def _save(self, poem: SessionPoem, path: Path) -> None:
+        """Append `poem` to `path` on a worker thread (the append ends with an fsync)."""
+        from studio.poemfile import append_poem
+
+        try:
+            append_poem(path, _saved_poem(poem))
+        except (OSError, PoetstudioError) as exc:
+            reason = str(exc)
+            if isinstance(exc, OSError):
+                reason = f"could not save the poem to {path}: {exc.strerror or exc}"
+            self.call_from_thread(self._save_failed, poem, reason)
+            return
+        self.call_from_thread(self._saved, poem, path)
+
+    def _save_failed(self, poem: SessionPoem, reason: str) -> None:
+        poem.notice = f"not saved: {reason}"
+        self.notify(reason, title="Save failed", severity="error", timeout=10, markup=False)
+        if self.history.current is poem:
+            self._show_current()
+
+    def _saved(self, poem: SessionPoem, path: Path) -> None:
+        poem.notice = ""
+        poem.saved_to = str(path)
+        self.notify(f"Saved to {path}", title="Poem saved", markup=False)
+        if self.history.current is poem:
+            self._show_current()
+        if self.query_one(TabbedContent).active == "saved":
+            self.query_one(SavedPoemsView).load(path)
+
+    @on(TabbedContent.TabActivated)
+    def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == "saved":
+            self.query_one(SavedPoemsView).load(self.home.poems_file)
+
+    # ----- training ---------------------------------------------------------------------------
+
+    def poll_jobs(self) -> None:
+        """Read every job's events again (on a worker thread) and update the training panel."""
+        self._poll_jobs()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="jobs")
+    def _poll_jobs(self) -> None:
+        from trainer.jobs import list_jobs
+
+        try:
+            jobs = list_jobs(self.home)
+        except (OSError, PoetstudioError):
+            return
+        finished = [
+            j for j in jobs if j.state == "done" and self._job_states.get(j.id, "done") != "done"
+        ]
+        self._job_states = {j.id: j.state for j in jobs}
+        scan = scan_models(self.home, self.bundled_dir) if finished else None
+        self.call_from_thread(self._jobs_polled, jobs, scan, [j.emotion for j in finished])
+
+    def _jobs_polled(self, jobs: list[Any], scan: ModelScan | None, finished: list[str]) -> None:
+        self.query_one(TrainingPanel).set_jobs(jobs)
+        if scan is not None:
+            self._refresh_models(scan)
+            for emotion in finished:
+                self.notify(f"The {emotion} model is trained and ready to write.", markup=False)
+
+    def _refresh_models(self, scan: ModelScan) -> None:
+        self._apply_scan(scan)
+        if self._poet is not None:
+            self._poet.refresh()
+
+    def action_refresh_models(self) -> None:
+        """Scan the model folders again (new or changed models appear in the picker)."""
+        self._refresh_models(scan_models(self.home, self.bundled_dir))
+        self.notify(f"{len(self.scan.models)} of {len(MODEL_EMOTIONS)} emotions have a model.")
+
+    @on(TrainingPanel.TrainRequested)
+    def _train_requested(self, event: TrainingPanel.TrainRequested) -> None:
+        self._start_training(event.emotion)
+
+    @work(thread=True, exit_on_error=False, group="train")
+    def _start_training(self, emotion: str) -> None:
+        from trainer.jobs import start_job
+
+        try:
+            job_id = start_job(self.home, ["--emotion", emotion])
+        except (OSError, PoetstudioError) as exc:
+            self.call_from_thread(
+                self.notify, str(exc), title="Cannot train", severity="error", markup=False
+            )
+            return
+        self.call_from_thread(
+            self.notify, f"Training {emotion} in the background: job {job_id}", markup=False
+        )
+        self.call_from_thread(self.poll_jobs)
+
+    @on(JobCard.StopRequested)
+    def _stop_requested(self, event: JobCard.StopRequested) -> None:
+        self._stop_job(event.job_id)
+
+    @work(thread=True, exit_on_error=False, group="train")
+    def _stop_job(self, job_id: str) -> None:
+        from trainer.jobs import stop_job
+
+        try:
+            stopping = stop_job(self.home, job_id)
+        except (OSError, PoetstudioError) as exc:
+            self.call_from_thread(self.notify, str(exc), severity="error", markup=False)
+            return
+        message = f"Stopping job {job_id} (it saves a checkpoint)" if stopping else "Not running"
+        self.call_from_thread(self.notify, message, markup=False)
+
+    # ----- command palette --------------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand(
+            "Save poem", "Append the poem on screen to the poems file", self.action_save
+        )
+        yield SystemCommand(
+            "Regenerate", "Write the poem again with the settings now", self.action_regenerate
+        )
+        yield SystemCommand(
+            "Next variation", "Same first line, next sampling seed", self.action_variation
+        )
+        yield SystemCommand("Stop", "Stop the poem being written", self.action_stop)
+        yield SystemCommand(
+            "Refresh models", "Scan the model folders again", self.action_refresh_models
+        )
+        for tab, title in (
+            ("write", "Write"),
+            ("train", "Models & training"),
+            ("saved", "Saved poems"),
+        ):
+            yield SystemCommand(
+                f"Show {title}", f"Switch to the {title} tab", _bind(self.action_show_tab, tab)
+            )
+        for emotion in MODEL_EMOTIONS:
+            yield SystemCommand(
+                f"Emotion: {emotion}",
+                f"Write {emotion} poems",
+                _bind(self.query_one(EmotionPicker).pick, emotion),
+            )
+        for emotion in MODEL_EMOTIONS:
+            yield SystemCommand(
+                f"Train {emotion}",
+                f"Start `{train_hint(emotion)}` as a background job",
+                _bind(self._start_training, emotion),
+            )
+
+
+def _bind(func: Callable[[str], Any], value: str) -> Callable[[], None]:
+    def call() -> None:
+        func(value)
+
+    return call
+
+
+def _model_label(info: Any) -> str:
+    return f"{info.emotion} · {info.source} {info.method}"
+
+
+def _ttft_label(stats: Any) -> str:
+    return f"TTFT {stats.ttft_s * 1000:.0f} ms" if stats.ttft_s is not None else ""
+
+
+def _speed_label(stats: Any) -> str:
+    rate = f"{stats.tokens_per_s:.1f} tok/s · " if stats.tokens_per_s else ""
+    return f"{rate}{stats.tokens} tokens"
+
+
+def _saved_poem(poem: SessionPoem) -> Any:
+    """The poems-file entry for a session poem."""
+    from studio.poemfile import SavedPoem
+
+    return SavedPoem(
+        title=poem.title,
+        emotion=poem.emotion,
+        first_line=poem.seed_line,
+        text=poem.text,
+        model=poem.model,
+        settings={**poem.sampling, "seed": poem.seed},
+    )

@@ -1,0 +1,93 @@
+"""The emotion picker: the nine model emotions, each in its colour, untrained ones marked."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import OptionList, Static
+from textual.widgets.option_list import Option
+
+from studio.widgets.colours import colour_of
+from studio.widgets.literal import literal
+from trainer.emotions import MODEL_EMOTIONS, NEUTRAL
+
+
+class EmotionPicker(Vertical):
+    """A list of the nine emotions; moving the cursor picks one."""
+
+    class Changed(Message):
+        """The picked emotion changed."""
+
+        def __init__(self, emotion: str) -> None:
+            super().__init__()
+            self.emotion = emotion
+
+    def __init__(self, emotion: str = NEUTRAL, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._emotion = emotion if emotion in MODEL_EMOTIONS else NEUTRAL
+        # Until the first scan every emotion counts as trained: no false "untrained" flash.
+        self._trained: set[str] = set(MODEL_EMOTIONS)
+        self._hints: dict[str, str] = {}
+
+    @property
+    def emotion(self) -> str:
+        """The emotion picked now."""
+        return self._emotion
+
+    def compose(self) -> ComposeResult:
+        options = [Option(self._prompt(e), id=e) for e in MODEL_EMOTIONS]
+        yield OptionList(*options, id="emotion-list")
+        yield Static("", id="picker-hint")
+
+    def on_mount(self) -> None:
+        self.border_title = "Emotion"
+        self.query_one(OptionList).highlighted = MODEL_EMOTIONS.index(self._emotion)
+
+    def set_models(self, trained: set[str], hints: dict[str, str]) -> None:
+        """Show which emotions have a model; `hints` maps each untrained one to what to do."""
+        self._trained = set(trained)
+        self._hints = dict(hints)
+        options = self.query_one(OptionList)
+        for emotion in MODEL_EMOTIONS:
+            options.replace_option_prompt(emotion, self._prompt(emotion))
+        self._show_hint()
+
+    def is_trained(self, emotion: str) -> bool:
+        """Whether `emotion` has a usable model."""
+        return emotion in self._trained
+
+    def pick(self, emotion: str) -> None:
+        """Move the cursor to `emotion` (which posts Changed)."""
+        self.query_one(OptionList).highlighted = MODEL_EMOTIONS.index(emotion)
+
+    def step(self, delta: int) -> None:
+        """Pick the emotion `delta` places down the list, wrapping around."""
+        index = (MODEL_EMOTIONS.index(self._emotion) + delta) % len(MODEL_EMOTIONS)
+        self.pick(MODEL_EMOTIONS[index])
+
+    def _prompt(self, emotion: str) -> Text:
+        colour = colour_of(emotion)
+        if emotion in self._trained:
+            return Text.assemble(("● ", colour), (emotion, f"bold {colour}"))
+        return Text.assemble(
+            ("○ ", "dim"), (emotion, f"dim {colour}"), ("  untrained", "dim italic")
+        )
+
+    def _show_hint(self) -> None:
+        hint = self.query_one("#picker-hint", Static)
+        if self._emotion in self._trained:
+            hint.update("")
+        else:
+            hint.update(literal(self._hints.get(self._emotion, ""), style="italic"))
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        event.stop()
+        emotion = event.option_id
+        if emotion is None or emotion == self._emotion:
+            self._show_hint()
+            return
+        self._emotion = emotion
+        self._show_hint()
+        self.post_message(self.Changed(emotion))

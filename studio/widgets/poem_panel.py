@@ -1,0 +1,57 @@
+"""The poem panel: the poem as it streams in, its title, and where it stands in the history."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from studio.widgets.colours import colour_of
+from studio.widgets.history import SessionPoem
+from studio.widgets.literal import literal
+
+PLACEHOLDER = "Pick an emotion, type a first line (or nothing) and press Enter."
+
+
+class PoemPanel(VerticalScroll):
+    """Shows one SessionPoem; `append` adds streamed text without redrawing the rest."""
+
+    can_focus = False
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._text = ""
+        self._colour = colour_of("neutral")
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="poem-title")
+        yield Static(Text(PLACEHOLDER, style="dim italic"), id="poem-body")
+        yield Static("", id="poem-notice")
+
+    def on_mount(self) -> None:
+        self.border_title = "Poem"
+
+    @property
+    def text(self) -> str:
+        """The poem text on screen, exactly as generated."""
+        return self._text
+
+    def show(self, poem: SessionPoem, position: int, total: int) -> None:
+        """Show `poem`, number `position` (1-based) of `total` in this session."""
+        self._text = poem.text
+        self._colour = colour_of(poem.emotion)
+        self.border_title = f"Poem {position}/{total} · {poem.emotion}"
+        seed = f"seed {poem.seed}"
+        self.border_subtitle = f"{seed} · saved" if poem.saved_to else seed
+        title = poem.title if poem.finished else "…"
+        self.query_one("#poem-title", Static).update(literal(title, style=f"bold {self._colour}"))
+        self.query_one("#poem-body", Static).update(literal(self._text))
+        self.query_one("#poem-notice", Static).update(literal(poem.notice, style="italic yellow"))
+        self.scroll_end(animate=False)
+
+    def append(self, chunk: str) -> None:
+        """Add streamed text to the poem on screen."""
+        self._text += chunk
+        self.query_one("#poem-body", Static).update(literal(self._text))
+        self.scroll_end(animate=False)

@@ -1,0 +1,59 @@
+"""The saved-poems view: the poems file as it is on disk, newest entries at the bottom."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from studio.widgets.literal import literal
+
+# The view shows the file's tail: a poems file only grows, and the newest poems matter most.
+TAIL_BYTES = 256 * 1024
+
+
+def read_tail(path: Path, limit: int = TAIL_BYTES) -> tuple[str, bool]:
+    """The last `limit` bytes of `path` as text, and whether earlier content was cut off."""
+    with open(path, "rb") as handle:
+        handle.seek(0, 2)
+        size = handle.tell()
+        handle.seek(max(0, size - limit))
+        data = handle.read()
+    cut = size > limit
+    if cut:
+        # Start at a line boundary so no half line (or half character) is shown.
+        data = data[data.find(b"\n") + 1 :]
+    return data.decode("utf-8", errors="replace"), cut
+
+
+class SavedPoemsView(VerticalScroll):
+    """Shows the poems file; call `load` whenever it may have changed."""
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="saved-path")
+        yield Static("", id="saved-body")
+
+    def on_mount(self) -> None:
+        self.border_title = "Saved poems"
+
+    def load(self, path: Path) -> None:
+        """Read `path` and show it, or say why it cannot be shown."""
+        header = self.query_one("#saved-path", Static)
+        body = self.query_one("#saved-body", Static)
+        try:
+            text, cut = read_tail(path)
+        except FileNotFoundError:
+            header.update(literal(str(path), style="bold"))
+            body.update(Text("No poems saved yet. Press ctrl+s on a poem to save it here.", "dim"))
+            return
+        except OSError as exc:
+            header.update(literal(str(path), style="bold"))
+            body.update(literal(f"cannot read the poems file: {exc.strerror or exc}", style="red"))
+            return
+        note = " (showing the newest part)" if cut else ""
+        header.update(literal(f"{path}{note}", style="bold"))
+        body.update(literal(text or "The poems file is empty."))
+        self.scroll_end(animate=False)
