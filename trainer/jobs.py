@@ -25,7 +25,7 @@ from trainer.errors import PoetstudioError
 from trainer.events import EVENTS_FILE, JobProgress, read_progress
 from trainer.home import DataHome
 from trainer.locks import busy_message, is_locked
-from trainer.trainconfig import parse_train_args
+from trainer.trainconfig import TrainConfig, parse_train_args
 
 JOB_FILE = "job.json"
 LOG_FILE = "log.txt"
@@ -133,6 +133,16 @@ def latest_resumable(home: DataHome, emotion: str) -> JobInfo:
     )
 
 
+def preflight(home: DataHome, config: TrainConfig) -> None:
+    """Catch, before a process starts, what fails fast: a missing dataset or an unloadable base."""
+    from trainer.bases import PRESETS, resolve_base
+    from trainer.dataset import load_manifest
+
+    load_manifest(home, config.dataset)
+    if config.base and config.base not in PRESETS:
+        resolve_base(config.base, home)
+
+
 def prepare_job(home: DataHome, args: list[str]) -> Path:
     """Validate `train` arguments, check the lock, and create (or reopen) the job folder."""
     request = parse_train_args(args)
@@ -147,6 +157,7 @@ def prepare_job(home: DataHome, args: list[str]) -> Path:
         data.update(resume=True, resumed=time.time(), device=request.config.device)
         atomic_write_json(path / JOB_FILE, data)
         return path
+    preflight(home, request.config)
     job_id = new_job_id(emotion)
     path = home.jobs / job_id
     path.mkdir(parents=True)

@@ -131,7 +131,7 @@ def parse_train_args(args: list[str]) -> TrainRequest:
     values = {
         spec.name: getattr(parsed, spec.name)
         for spec in fields(TrainConfig)
-        if getattr(parsed, spec.name) not in (None, False)
+        if getattr(parsed, spec.name) is not None and getattr(parsed, spec.name) is not False
     }
     if "emotion" not in values:
         raise PoetstudioError("name the emotion to train, e.g. --emotion trust")

@@ -129,6 +129,7 @@ def train(
                 f"training all nine models in the background (pid {pid}); "
                 "`poetstudio jobs` shows each job as it starts",
                 markup=False,
+                soft_wrap=True,
             )
             return
         from trainer.jobs import chain_args
@@ -141,11 +142,12 @@ def train(
         raise PoetstudioError("name the emotion to train, e.g. --emotion trust (or use --all)")
     job_id = start_job(data, ["--emotion", emotion, *args])
     if detach:
-        console.print(job_id, markup=False)
+        console.print(job_id, markup=False, soft_wrap=True)
         err_console.print(
             f"follow it with `poetstudio jobs follow {job_id}`, "
             f"stop it with `poetstudio jobs stop {job_id}`",
             markup=False,
+            soft_wrap=True,
         )
         return
     if not _run_foreground(data, job_id):
@@ -160,7 +162,7 @@ def _run_foreground(data: DataHome, job_id: str) -> bool:
     try:
         progress = watch(data, job_id, console)
     except KeyboardInterrupt:
-        err_console.print("stopping: saving a checkpoint…", markup=False)
+        err_console.print("stopping: saving a checkpoint…", markup=False, soft_wrap=True)
         stop_job(data, job_id)
         progress = watch(data, job_id, console)
     return _report(progress, job_id)
@@ -174,6 +176,7 @@ def _report(progress: JobProgress, job_id: str) -> bool:
         console.print(
             f"{progress.emotion} model saved to {progress.model_dir} (best val ppl {ppl})",
             markup=False,
+            soft_wrap=True,
         )
         return True
     if status == "stopped":
@@ -181,6 +184,7 @@ def _report(progress: JobProgress, job_id: str) -> bool:
             f"job {job_id} stopped at step {progress.step}; continue it with "
             f"`poetstudio train --emotion {progress.emotion} --resume`",
             markup=False,
+            soft_wrap=True,
         )
         return False
     raise fail(progress.message or f"job {job_id} ended with status {status}")
@@ -202,7 +206,8 @@ def jobs(ctx: typer.Context) -> None:
         )
         return
     table = Table(box=None, header_style="bold")
-    for column in ("job", "emotion", "state", "step", "loss", "val ppl", "tok/s", "ETA"):
+    table.add_column("job", no_wrap=True)
+    for column in ("emotion", "state", "step", "loss", "val ppl", "tok/s", "ETA"):
         table.add_column(column)
     for info in infos:
         p = info.progress
@@ -234,7 +239,7 @@ def jobs_follow(
     try:
         progress = watch(data, job_id, console)
     except KeyboardInterrupt:
-        err_console.print(f"detached; job {job_id} keeps running", markup=False)
+        err_console.print(f"detached; job {job_id} keeps running", markup=False, soft_wrap=True)
         return
     if progress.status in ("done", "stopped", "interrupted", "error"):
         _report(progress, job_id)
@@ -249,9 +254,9 @@ def jobs_stop(
     from trainer.jobs import stop_job
 
     if stop_job(home(), job_id, wait_s=120):
-        console.print(f"stopped job {job_id}", markup=False)
+        console.print(f"stopped job {job_id}", markup=False, soft_wrap=True)
     else:
-        console.print(f"job {job_id} is not running", markup=False)
+        console.print(f"job {job_id} is not running", markup=False, soft_wrap=True)
 
 
 @handle_errors
@@ -296,5 +301,7 @@ def setup() -> None:
     """Make sure the offline base model (smollm2-135m) is downloaded and converted."""
     from trainer.bases import ensure_default_base
 
-    folder = ensure_default_base(home().ensure(), lambda line: console.print(line, markup=False))
-    console.print(f"base model ready: {folder}", markup=False)
+    folder = ensure_default_base(
+        home().ensure(), lambda line: console.print(line, markup=False, soft_wrap=True)
+    )
+    console.print(f"base model ready: {folder}", markup=False, soft_wrap=True)
