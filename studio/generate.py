@@ -191,7 +191,7 @@ class _Sampler:
         self.seen &= ~self.exempt
         self.ngrams: dict[tuple[int, ...], set[int]] = {}
         n = params.no_repeat_ngram_size
-        for end in range(n, len(self.history) + 1):
+        for end in range(n, len(self.history) + 1) if n else ():
             self._remember(self.history[end - n : end])
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(seed)
@@ -255,7 +255,6 @@ class Poet:
         self.loader = ModelLoader(home, device)
         self.last_stats: GenerationStats | None = None
         self._scan: ModelScan | None = None
-        self._loaded: dict[str, LoadedModel] = {}
 
     @property
     def device(self) -> str:
@@ -284,19 +283,8 @@ class Poet:
         return self._get(emotion, on_progress).info
 
     def _get(self, emotion: str, on_progress: ProgressFn | None = None) -> LoadedModel:
-        info = self.model_info(emotion)
-        cached = self._loaded.get(info.emotion)
-        if cached is not None and cached.info == info and self._still_loaded(cached):
-            if on_progress:
-                on_progress(1.0, f"{info.emotion} ready on {self.device}")
-            return cached
-        loaded = self.loader.load(info, on_progress)
-        self._loaded[info.emotion] = loaded
-        return loaded
-
-    def _still_loaded(self, loaded: LoadedModel) -> bool:
-        """False once the loader's LRU has dropped the model's base (it must be loaded again)."""
-        return self.loader.holds(loaded)
+        # The loader keeps what is loaded; asking again only activates the emotion's adapter.
+        return self.loader.load(self.model_info(emotion), on_progress)
 
     def stream_poem(
         self,

@@ -76,6 +76,26 @@ def _exempt_tokens(tokenizer: Any, vocab_size: int) -> Any:
     return mask
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _check_adapter_file(info: ModelInfo) -> None:
+    """Read the adapter weights' header before peft alters the base, so a bad file fails cleanly."""
+    from safetensors import safe_open
+
+    weights = info.path / "adapter_model.safetensors"
+    try:
+        with safe_open(str(weights), framework="pt") as handle:
+            if not list(handle.keys()):
+                raise ValueError("it holds no tensors")
+    except Exception as exc:  # safetensors raises its own error type for a damaged header
+        raise PoetstudioError(
+            f"cannot load the {info.emotion} adapter: {weights} is damaged ({_first_line(exc)})"
+        ) from None
+
+
 def _adapter_key(path: Path) -> tuple[str, int]:
     """Identify a model by folder and manifest mtime, so a retrained model is picked up."""
     try:
@@ -130,13 +150,6 @@ class ModelLoader:
             base.peft.set_adapter(loaded.adapter)
             base.active = loaded.adapter
 
-    def holds(self, loaded: LoadedModel) -> bool:
-        """Whether `loaded` is still in memory (the LRU may have dropped its base since)."""
-        base = loaded.base
-        if base is None or not any(b is base for b in self._cache.values()):
-            return False
-        return loaded.adapter is None or loaded.adapter in base.adapters.values()
-
     def loaded_bases(self) -> int:
         """How many bases and full models are in memory now."""
         return len(self._cache)
@@ -164,9 +177,8 @@ class ModelLoader:
                 trust_remote_code=False,
                 use_safetensors=True,
             )
-        except (OSError, ValueError, RuntimeError, KeyError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise PoetstudioError(f"cannot load {what} from {source}: {first}") from None
+        except Exception as exc:  # a broken or foreign folder fails in many ways; report any
+            raise PoetstudioError(f"cannot load {what} from {source}: {_first_line(exc)}") from None
         report(0.7, f"moving {what} to {self.device}")
         model.to(self.device)
         model.eval()
@@ -206,6 +218,7 @@ class ModelLoader:
     def _add_adapter(self, base: _Base, info: ModelInfo, adapter_key: tuple[str, int]) -> str:
         from peft import PeftModel
 
+        _check_adapter_file(info)
         self._counter += 1
         name = f"{info.emotion}_{self._counter}"
         # A retrained model replaces its older adapter, which would otherwise linger in memory.
@@ -220,21 +233,29 @@ class ModelLoader:
                     )
                 else:
                     base.peft.load_adapter(str(info.path), adapter_name=name, is_trainable=False)
-        except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        except Exception as exc:  # any failure inside peft means this adapter is unusable
+            self._discard_failed_adapter(base, name)
             raise PoetstudioError(
-                f"cannot load the {info.emotion} adapter from {info.path}: {first}"
+                f"cannot load the {info.emotion} adapter from {info.path}: {_first_line(exc)}"
             ) from None
         base.peft.to(self.device)
         base.peft.eval()
         base.active = None
         for old in stale:
-            old_name = base.adapters.pop(old)
-            if base.active == old_name:
-                base.active = None
-            base.peft.delete_adapter(old_name)
+            base.peft.delete_adapter(base.adapters.pop(old))
         base.adapters[adapter_key] = name
         return name
+
+    def _discard_failed_adapter(self, base: _Base, name: str) -> None:
+        """Undo a half-added adapter: delete it, or drop a base that a first adapter altered."""
+        if base.peft is not None and name in base.peft.peft_config:
+            base.peft.delete_adapter(name)
+            base.active = None
+        elif base.peft is None:
+            # peft injects its layers into the base before reading the weights; reload it clean.
+            for key, cached in list(self._cache.items()):
+                if cached is base:
+                    del self._cache[key]
 
     def _load_full(self, info: ModelInfo, report: ProgressFn) -> LoadedModel:
         key = ("full", *_adapter_key(info.path))

@@ -22,7 +22,7 @@ MANIFEST = "poetstudio.json"
 METHODS = ("lora", "full")
 # The files each method needs beside its manifest, so a half-copied folder is caught before loading.
 REQUIRED_FILES = {
-    "lora": ("adapter_config.json",),
+    "lora": ("adapter_config.json", "adapter_model.safetensors"),
     "full": ("config.json",),
 }
 

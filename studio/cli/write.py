@@ -82,9 +82,9 @@ def write(
     params = SamplingParams(**{k: v for k, v in overrides.items() if v is not None}).validate()
     if fmt is not None:
         fmt = format_for(Path("poems"), fmt)
-    poet = Poet(home(), device=device)
+    poet = Poet(home(), device=device, bundled_dir=_bundled_dir())
     poet.model_info(name)  # fail before any loading if the emotion has no usable model
-    tty = sys.stdout.isatty()
+    tty = _stdout_is_tty()
     # With --format and no --out, stdout gets whole entries in that format instead of bare poems.
     entries = out is None and fmt is not None
     _load(poet, name, tty)
@@ -109,6 +109,18 @@ def write(
         if out is not None:
             where = append_poem(out, entry, fmt)
             err_console.print(f"saved to {where}", markup=False, style="green" if tty else None)
+
+
+def _bundled_dir() -> Path:
+    """The bundled models folder, looked up at call time."""
+    import models
+
+    return models.BUNDLED_DIR
+
+
+def _stdout_is_tty() -> bool:
+    """Whether stdout is a terminal: poems stream there; piped output gets plain text."""
+    return sys.stdout.isatty()
 
 
 def _load(poet: Poet, emotion: str, tty: bool) -> None:
