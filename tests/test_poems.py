@@ -85,13 +85,17 @@ def test_clean_drops_gutenberg_noise_lines_and_strips_markers():
         "Gives signal of a goodly day to-morrow, 1795.",
         "[Footnote: see above.]",
         "Gives token of a goodly day to-morrow.",
+        "INTRODUCTION          page xi",
+        "A simile* for womankind, *[Footnote: read it as three syllables",
+        "and not as smile.]",
     ]
     lines = lines + _verse(4)
     chunks, stats = split_clean(_corpus(lines))
     text = "\n".join(c.text for c in chunks)
     assert "CANTO" not in text and "[" not in text and "1795" not in text and "(12)" not in text
     assert "And by the bright track" not in text  # its chunk was cut to 2 lines by the notes
-    assert stats.lines_dropped == {"note": 2, "digits": 1, "heading": 1, "empty": 0}
+    assert "page xi" not in text and "simile" not in text and "smile" not in text
+    assert stats.lines_dropped == {"note": 4, "layout": 1, "digits": 1, "heading": 1, "empty": 0}
     assert stats.lines_cleaned == {"footnote marker": 1, "underscore": 1}
 
 
@@ -109,20 +113,28 @@ def test_clean_removes_non_english_duplicates_and_lengths_with_counts():
         "his ease, and it is printed here as it first appeared in the magazine, without",
         "any of the corrections that the author made in later years for the collection.",
     ]
+    wrapped = [
+        "It has been observed that epic poetry, which is collective and",
+        "objective in its nature, always reaches its full development in",
+        "a nation sooner than lyric poetry, which is individual and",
+        "subjective, and so it is here.",
+    ]
     poem = _verse(4)
     spaced_duplicate = [line.replace(" ", "  ", 1).capitalize() for line in poem]
     too_long = _verse(MAX_LINES + 1)
-    lines = latin + greek + prose + poem + spaced_duplicate + too_long + _verse(MIN_LINES + 1)
+    lines = (
+        latin + greek + prose + wrapped + poem + spaced_duplicate + too_long + _verse(MIN_LINES + 1)
+    )
     chunks, stats = split_clean(_corpus(lines))
     assert stats.removed == {
         "too short": 0,
         "too long": 1,
-        "prose": 1,
+        "prose": 2,
         "not English": 2,
         "duplicate": 1,
     }
     assert stats.kept == len(chunks) == 2
-    assert stats.chunks == 7
+    assert stats.chunks == 8
 
 
 def test_clean_keeps_marked_poems_whole():

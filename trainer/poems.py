@@ -6,7 +6,8 @@
 `clean` is poetstudio's default. It was designed by reading the real corpus:
 - A chunk never crosses a book (`gid`) boundary, and when the source marks its poems (plain-text
   sources, blank lines between poems) each marked poem is one chunk.
-- Gutenberg noise never enters a poem. Editors' notes (indented lines, lines opening with "["),
+- Gutenberg noise never enters a poem. Editors' notes (indented lines, bracketed lines, lines
+  naming a footnote or the transcriber), layout (runs of 8+ spaces: contents, running heads),
   lines holding digits (index entries, dates, page and verse references), all-caps headings and
   empty lines are dropped and end the chunk they interrupt. Inline footnote markers such as "(103)"
   and "_italic_" underscores are stripped from verse lines.
@@ -14,8 +15,9 @@
   quote or bracket) once it has at least `min_lines` lines, so poems are whole sentences instead of
   the seed's many two-line fragments.
 - Then chunk rules, in order, each counted: too short, too long (lines or words), prose (editors'
-  introductions wrapped at Gutenberg's ~70 columns), not English (too few English function words,
-  or too many non-ASCII letters: Latin, Greek, Spanish, Middle English), and exact duplicates.
+  introductions wrapped at Gutenberg's ~70 columns: long lines, most continuing in lowercase),
+  not English (too few English function words, or too many non-ASCII letters: Latin, Greek,
+  Spanish, Middle English), and exact duplicates.
 """
 
 from __future__ import annotations
@@ -116,17 +118,24 @@ MAX_LINES = 20
 MIN_WORDS = 12
 MAX_WORDS = 160
 PROSE_LINE_CHARS = 58
+PROSE_MEAN_CHARS = 45
 MIN_ENGLISH_SHARE = 0.14
 MAX_FOREIGN_LETTERS = 0.04
 
 CLEAN_RULES = {
     "boundaries": "book id changes, poem breaks marked by the source, noise lines",
-    "noise_lines": "indented or '['-opened notes, lines with digits, all-caps headings, blanks",
+    "noise_lines": (
+        "notes (indented, bracketed, 'Footnote', 'Transcriber'), layout runs of 8+ spaces, "
+        "lines with digits, all-caps headings, blanks"
+    ),
     "inline": "footnote markers like (103) or [12] and _italic_ underscores are stripped",
     "close": f"at the first sentence-ending line once a chunk has {MIN_LINES}+ lines",
     "lines": [MIN_LINES, MAX_LINES],
     "words": [MIN_WORDS, MAX_WORDS],
-    "prose": f"every line at least {PROSE_LINE_CHARS} characters long",
+    "prose": (
+        f"every line at least {PROSE_LINE_CHARS} characters, or a mean of {PROSE_MEAN_CHARS}+ "
+        "with most lines continuing in lowercase (wrapped prose)"
+    ),
     "english": (
         f"at least {MIN_ENGLISH_SHARE:.0%} English function words and at most "
         f"{MAX_FOREIGN_LETTERS:.0%} non-ASCII letters"
@@ -140,6 +149,7 @@ _SUSPECT_PATTERNS = (
     re.compile(r"[\d_]"),
     re.compile(r"^[ \t\[]", re.MULTILINE),
     re.compile(r"^[^a-z\n]*$", re.MULTILINE),
+    re.compile(r"\]$|[Ff]ootnote|[Tt]ranscriber| {8,}", re.MULTILINE),
 )
 _MARKER = re.compile(r"\s?[(\[{]\d+[)\]}]")
 _NO_LOWER = re.compile(r"[^a-z]*")
@@ -167,13 +177,26 @@ def _noise_kind(line: str) -> str | None:
     """Which noise rule a suspect line falls under, or None when it is verse after all."""
     if not line.strip():
         return "empty"
-    if line[0].isspace() or line.startswith("["):
+    if line[0].isspace() or line.startswith("[") or "ootnote" in line or "ranscriber" in line:
         return "note"
+    if line.endswith("]") and "[" not in line:
+        return "note"  # the last line of a bracketed note
+    if " " * 8 in line:  # shorter runs are the caesura of Old English verse translations
+        return "layout"  # contents tables and running heads: "INTRODUCTION      page xi"
     if any(ch.isdigit() for ch in line):
         return "digits"
     if _NO_LOWER.fullmatch(line) and _ASCII_LETTER.search(line):
         return "heading"
     return None
+
+
+def _is_prose(lines: list[str]) -> bool:
+    """Wrapped prose: all lines long, or long on average with most lines running on in lowercase."""
+    lengths = [len(line) for line in lines]
+    if min(lengths) >= PROSE_LINE_CHARS:
+        return True
+    run_on = sum(1 for line in lines[1:] if line[:1].islower())
+    return sum(lengths) >= PROSE_MEAN_CHARS * len(lines) and 2 * run_on >= len(lines) - 1
 
 
 def _is_english(text: str, words: int) -> bool:
@@ -199,7 +222,7 @@ def _suspect_lines(lines: list[str]) -> list[int]:
 
 def _clean_segments(corpus: Corpus, stats: SplitStats) -> list[tuple[list[str], str | None]]:
     """Cut the stream into raw chunks at boundaries and sentence ends, dropping noise lines."""
-    dropped = {"note": 0, "digits": 0, "heading": 0, "empty": 0}
+    dropped = {"note": 0, "layout": 0, "digits": 0, "heading": 0, "empty": 0}
     cleaned = {"footnote marker": 0, "underscore": 0}
     lines = list(corpus.lines)
     gids = corpus.gids
@@ -264,7 +287,7 @@ def split_clean(corpus: Corpus) -> tuple[list[Chunk], SplitStats]:
         if count > MAX_LINES or words > MAX_WORDS or words < MIN_WORDS:
             removed["too long" if words >= MIN_WORDS else "too short"] += 1
             continue
-        if min(len(line) for line in lines) >= PROSE_LINE_CHARS:
+        if _is_prose(lines):
             removed["prose"] += 1
             continue
         if not _is_english(text, words):

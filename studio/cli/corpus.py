@@ -118,7 +118,8 @@ def build(
             on_stage=lambda message: status.update(message + " ..."),
         )
     stats = manifest["split"]["stats"]
-    rules = Table(title=f"{split} split: {stats['chunks']:,} chunks", title_justify="left")
+    console.print(f"{split} split: {stats['chunks']:,} chunks", markup=False)
+    rules = Table(box=box.SIMPLE_HEAD)
     rules.add_column("rule")
     rules.add_column("removed", justify="right")
     for rule, count in stats["removed"].items():
