@@ -48,6 +48,9 @@ def write(
         int | None,
         typer.Option("--min-lines", help="No ending before this many lines. [default: 4]"),
     ] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option("--max-tokens", help="Stop after this many tokens. [default: 200]")
+    ] = None,
     seed: Annotated[
         int | None, typer.Option(help="Sampling seed for reproducible poems (poem i uses seed+i).")
     ] = None,
@@ -78,6 +81,7 @@ def write(
         "top_k": top_k,
         "max_lines": max_lines,
         "min_lines": min_lines,
+        "max_new_tokens": max_tokens,
     }
     params = SamplingParams(**{k: v for k, v in overrides.items() if v is not None}).validate()
     if fmt is not None:
