@@ -197,9 +197,7 @@ class PoetStudioApp(App[None]):
         self.query_one(EmotionPicker).set_models(set(scan.models), hints)
         self.query_one(TrainingPanel).set_models(scan.models, hints)
         if not scan.models:
-            self.query_one(PoemPanel).show(
-                SessionPoem("neutral", "", 0, {}, notice=no_models_hint()), 0, 0
-            )
+            self.query_one(PoemPanel).show_notice(no_models_hint())
             self.query_one(StatusBar).set(state="no models")
 
     def _poet_instance(self) -> Any:
@@ -368,7 +366,7 @@ class PoetStudioApp(App[None]):
 
     def _show_error(self, error: str) -> None:
         if self.history.current is None:
-            self.query_one(PoemPanel).show(SessionPoem(self.emotion, "", 0, {}, notice=error), 0, 0)
+            self.query_one(PoemPanel).show_notice(error)
         else:
             panel = self.query_one(PoemPanel)
             current = self.history.current

@@ -50,6 +50,15 @@ class PoemPanel(VerticalScroll):
         self.query_one("#poem-notice", Static).update(literal(poem.notice, style="italic yellow"))
         self.scroll_end(animate=False)
 
+    def show_notice(self, notice: str) -> None:
+        """Show no poem, only `notice` (for example: there are no models yet)."""
+        self._text = ""
+        self.border_title = "Poem"
+        self.border_subtitle = ""
+        self.query_one("#poem-title", Static).update("")
+        self.query_one("#poem-body", Static).update(Text(PLACEHOLDER, style="dim italic"))
+        self.query_one("#poem-notice", Static).update(literal(notice, style="italic yellow"))
+
     def append(self, chunk: str) -> None:
         """Add streamed text to the poem on screen."""
         self._text += chunk

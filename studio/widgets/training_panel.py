@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -38,8 +39,13 @@ def model_row(emotion: str, info: Any | None, hint: str) -> tuple[Text, ...]:
         literal(info.method),
         Text(_figure(manifest.get("steps"), "d")),
         Text(_figure(metrics.get("best_val_ppl"), ".1f")),
-        literal(info.base_spec),
+        literal(_short_base(info.base_spec)),
     )
+
+
+def _short_base(spec: str) -> str:
+    """A base for the table: a local folder by its name (full paths crowd out the figures)."""
+    return Path(spec).name if Path(spec).is_absolute() else spec
 
 
 class TrainingPanel(Vertical):
