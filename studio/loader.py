@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from studio import fastlora
 from studio.registry import MANIFEST, ModelInfo
 from trainer.errors import PoetstudioError
 from trainer.home import DataHome
@@ -45,6 +46,7 @@ class _Base:
     context: int
     exempt: Any
     peft: Any = None  # the PeftModel wrapper, once a first adapter is added
+    layers: list[Any] = field(default_factory=list)  # peft's LoRA layers, for the lean forward
     adapters: dict[tuple[str, int], str] = field(default_factory=dict)  # (path, mtime) -> name
     active: str | None = None
 
@@ -148,6 +150,7 @@ class ModelLoader:
             return
         if base.active != loaded.adapter:
             base.peft.set_adapter(loaded.adapter)
+            fastlora.install(base.layers, loaded.adapter)
             base.active = loaded.adapter
 
     def loaded_bases(self) -> int:
@@ -240,6 +243,7 @@ class ModelLoader:
             ) from None
         base.peft.to(self.device)
         base.peft.eval()
+        base.layers = fastlora.lora_layers(base.peft)
         base.active = None
         for old in stale:
             base.peft.delete_adapter(base.adapters.pop(old))

@@ -334,3 +334,23 @@ def test_a_broken_adapter_config_leaves_the_base_clean(
     with pytest.raises(PoetstudioError, match="cannot load the sadness adapter"):
         poet.load("sadness")
     assert poem(poet, "joy", "O weep", seed=4, **ENDLESS, max_new_tokens=8) == expected
+
+
+def test_the_lean_lora_forward_matches_peft(poet: Poet) -> None:
+    import torch
+
+    from studio import fastlora
+
+    poet.load("sadness")
+    loaded = poet.loader.load(poet.model_info("joy"))
+    base = loaded.base
+    assert base is not None and base.layers
+    ids = torch.tensor([[0, 5, 9, 12, 40]])
+    with torch.inference_mode():
+        lean = loaded.module(input_ids=ids).logits
+        assert fastlora.install(base.layers, "not-an-adapter") == 0  # back to peft's forward
+        reference = loaded.module(input_ids=ids).logits
+        assert fastlora.install(base.layers, loaded.adapter) == len(base.layers)
+        again = loaded.module(input_ids=ids).logits
+    torch.testing.assert_close(lean, reference)
+    torch.testing.assert_close(again, reference)
