@@ -1,9 +1,10 @@
 """The training loop: one readable function from a base model to a finished emotion model.
 
 LoRA (default) and full fine-tuning share it: AdamW, linear warm-up then linear decay, gradient
-clipping and accumulation, a seed, bf16 autocast on CUDA (fp16 with a GradScaler where bf16 is not
-supported). It evaluates every `eval_every` steps and at each epoch end, keeps the best weights,
-stops early when validation stops improving, and checkpoints periodically and on a stop request.
+clipping and accumulation, a seed, and 16-bit autocast where the hardware has it (bf16 on CUDA, or
+fp16 with a GradScaler; bf16 on CPUs with native support; see trainer/precision.py). It
+evaluates every `eval_every` steps and at each epoch end, keeps the best weights, stops early
+when validation stops improving, and checkpoints periodically and on a stop request.
 
 The data position is a pure function of the step: optimizer step `s` uses micro-batches
 `s * grad_accum ...`, and micro-batch `m` takes blocks from epoch `m // batches_per_epoch`'s
@@ -34,6 +35,7 @@ from trainer.events import EVENTS_FILE, emit
 from trainer.home import DataHome
 from trainer.manifest import build_manifest, read_manifest, write_manifest
 from trainer.packing import IGNORE, Packed, load_training_data
+from trainer.precision import training_dtype
 from trainer.trainconfig import DEFAULT_BASE, TrainConfig
 
 CHECKPOINT_DIR = "checkpoint"
@@ -179,15 +181,6 @@ class Batches:
         )
 
 
-def autocast_dtype(device: str) -> Any:
-    """bf16 on CUDA where supported, fp16 on other CUDA GPUs; None (fp32) elsewhere."""
-    import torch
-
-    if not device.startswith("cuda"):
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
 def evaluate(model: Any, data: Packed, batch_size: int, device: str, dtype: Any) -> float:
     """Mean validation loss per real token (padding excluded)."""
     import torch
@@ -198,7 +191,7 @@ def evaluate(model: Any, data: Packed, batch_size: int, device: str, dtype: Any)
         for start in range(0, data.blocks, batch_size):
             ids = data.input_ids[start : start + batch_size].to(device)
             labels = data.labels[start : start + batch_size].to(device)
-            with torch.autocast("cuda", dtype=dtype, enabled=dtype is not None):
+            with torch.autocast(device.split(":")[0], dtype=dtype, enabled=dtype is not None):
                 logits = model(input_ids=ids).logits.float()
             targets = labels[:, 1:]
             loss = torch.nn.functional.cross_entropy(
@@ -260,7 +253,8 @@ def train(
     if resume:
         checkpoint = load_checkpoint(job_dir / CHECKPOINT_DIR)
     device = pick_device(config.device)
-    dtype = autocast_dtype(device)
+    dtype = training_dtype(device, config.precision)
+    amp_device = device.split(":")[0]
     random.seed(config.seed)
     torch.manual_seed(config.seed)
     start = plan_start(config, home)
@@ -294,7 +288,7 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, warmup_steps, total_steps)
     )
-    scaler = torch.amp.GradScaler(device.split(":")[0], enabled=dtype == torch.float16)
+    scaler = torch.amp.GradScaler(amp_device, enabled=dtype == torch.float16)
 
     step, smooth, best_loss, best_step, bad_evals = 0, None, math.inf, 0, 0
     prior_wall, tokens_seen = 0.0, 0
@@ -387,7 +381,7 @@ def train(
             ids, labels = batches.get(micro)
             # No attention mask is needed: only the last block has padding, at its end, and
             # causal attention never lets a real token see what comes after it.
-            with torch.autocast("cuda", dtype=dtype, enabled=dtype is not None):
+            with torch.autocast(amp_device, dtype=dtype, enabled=dtype is not None):
                 loss = model(input_ids=ids, labels=labels).loss / config.grad_accum
             scaler.scale(loss).backward()
             step_loss += float(loss.detach())
@@ -534,6 +528,7 @@ def hyperparameters(config: TrainConfig) -> dict[str, Any]:
     keys = ("method", "batch_size", "block_size", "grad_accum", "epochs", "max_steps", "warmup")
     keys += ("weight_decay", "clip", "eval_every", "patience", "seed", "max_words")
     found: dict[str, Any] = {key: getattr(config, key) for key in keys}
+    found["precision"] = config.precision
     found["lr"] = config.learning_rate
     found["optimizer"] = "AdamW"
     found["schedule"] = "linear warm-up, linear decay"

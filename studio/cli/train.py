@@ -53,6 +53,10 @@ def train(
     device: Annotated[
         str | None, typer.Option(help="cuda, mps or cpu (default: the best present).")
     ] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(help="auto (default: bf16 where the hardware has it), fp32, bf16 or fp16."),
+    ] = None,
     resume: Annotated[
         bool,
         typer.Option(help="Continue this emotion's newest unfinished job from its checkpoint."),
@@ -102,6 +106,7 @@ def train(
 
     options = {
         "--base": base, "--method": method, "--dataset": dataset, "--device": device,
+        "--precision": precision,
         "--max-steps": max_steps, "--epochs": epochs, "--lr": lr, "--batch-size": batch_size,
         "--block-size": block_size, "--grad-accum": grad_accum, "--warmup": warmup,
         "--weight-decay": weight_decay, "--lora-rank": lora_rank, "--eval-every": eval_every,
