@@ -12,6 +12,7 @@ Stop rules, checked as the text grows (a "line" is a non-empty line; the seed li
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -114,6 +115,28 @@ def clean_output(text: str) -> str:
         for ch in text
         if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf")
     )
+
+
+# Decoding one token at a time on a CPU is bound by memory bandwidth, which one thread already
+# draws (measured here: the same tokens/s as two threads). More threads only add OpenMP barriers,
+# and those stall badly whenever another process, such as a training job, shares the cores.
+CPU_DECODE_THREADS = 1
+
+
+@contextlib.contextmanager
+def _decode_threads(device_type: str) -> Iterator[None]:
+    """Run the decoding loop with CPU_DECODE_THREADS torch threads on a CPU, then restore."""
+    import torch
+
+    if device_type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(min(before, CPU_DECODE_THREADS))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class _LineCounter:
@@ -362,7 +385,7 @@ class Poet:
             if first_at is not None and stats.tokens > 1:
                 stats.tokens_per_s = (stats.tokens - 1) / max(time.perf_counter() - first_at, 1e-9)
 
-        with torch.inference_mode():
+        with torch.inference_mode(), _decode_threads(model.exempt.device.type):
             ids = torch.tensor([prompt], dtype=torch.long, device=model.exempt.device)
             cache = None
             step = torch.empty((1, 1), dtype=torch.long, device=ids.device)
@@ -376,8 +399,9 @@ class Poet:
                     return
                 with self.loader.lock:
                     self.loader.activate(model)
-                    out = model.module(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1)
-                cache = out.cache
+                    kwargs = {model.cache_arg: cache}
+                    out = model.module(input_ids=ids, use_cache=True, logits_to_keep=1, **kwargs)
+                cache = getattr(out, model.cache_arg)
                 token = sampler.sample(out.logits[0, -1], counter.lines < params.min_lines, eos)
                 stats.tokens += 1
                 if first_at is None:

@@ -35,6 +35,7 @@ class LoadedModel:
     exempt: Any  # bool tensor over the vocabulary: tokens no repetition rule may punish
     adapter: str | None = None  # the PEFT adapter name to activate, for LoRA models
     base: _Base | None = field(default=None, repr=False)  # where the adapter lives
+    cache_arg: str = "cache"  # the forward's KV-cache keyword: "cache", or older "past_key_values"
 
 
 @dataclass
@@ -45,6 +46,7 @@ class _Base:
     tokenizer: Any
     context: int
     exempt: Any
+    cache_arg: str
     peft: Any = None  # the PeftModel wrapper, once a first adapter is added
     layers: list[Any] = field(default_factory=list)  # peft's LoRA layers, for the lean forward
     adapters: dict[tuple[str, int], str] = field(default_factory=dict)  # (path, mtime) -> name
@@ -76,6 +78,33 @@ def _exempt_tokens(tokenizer: Any, vocab_size: int) -> Any:
     for i, text in enumerate(texts[:vocab_size]):
         mask[i] = not any(ch.isalnum() for ch in text)
     return mask
+
+
+def _column_major_weights(model: Any) -> None:
+    """Store each linear weight transposed in memory (same values and shape, other strides).
+
+    Decoding one token multiplies a vector by every weight matrix. On CPUs the BLAS streams an
+    [in, out]-contiguous matrix markedly faster than the [out, in] layout nn.Linear keeps
+    (measured here: about a quarter less time per token), and `F.linear` accepts either layout.
+    """
+    import torch
+
+    seen: set[int] = set()
+    with torch.no_grad():
+        for module in model.modules():
+            weight = getattr(module, "weight", None)
+            if not isinstance(module, torch.nn.Linear) or weight is None or id(weight) in seen:
+                continue
+            seen.add(id(weight))  # a tied lm_head shares the embedding's weight: move it once
+            weight.data = weight.data.t().contiguous().t()
+
+
+def _cache_argument(model: Any) -> str:
+    """transformers 5 renamed the forward's `past_key_values` to `cache`; support both."""
+    import inspect
+
+    parameters = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -185,10 +214,17 @@ class ModelLoader:
         report(0.7, f"moving {what} to {self.device}")
         model.to(self.device)
         model.eval()
+        if self.device == "cpu":
+            _column_major_weights(model)
         vocab = model.get_output_embeddings().weight.shape[0]
         exempt = _exempt_tokens(tokenizer, vocab).to(self.device)
-        context = _context_length(model.config)
-        return _Base(model=model, tokenizer=tokenizer, context=context, exempt=exempt)
+        return _Base(
+            model=model,
+            tokenizer=tokenizer,
+            context=_context_length(model.config),
+            exempt=exempt,
+            cache_arg=_cache_argument(model),
+        )
 
     def _load_lora(self, info: ModelInfo, report: ProgressFn) -> LoadedModel:
         from trainer.bases import resolve_base
@@ -214,6 +250,7 @@ class ModelLoader:
             exempt=base.exempt,
             adapter=name,
             base=base,
+            cache_arg=base.cache_arg,
         )
         self.activate(model)
         return model
@@ -244,6 +281,11 @@ class ModelLoader:
         base.peft.to(self.device)
         base.peft.eval()
         base.layers = fastlora.lora_layers(base.peft)
+        for layer in base.layers:
+            # peft keeps adapters in fp32 over a bf16/fp16 base; match the base for the fast path.
+            dtype = layer.base_layer.weight.dtype
+            layer.lora_A[name].to(dtype=dtype)
+            layer.lora_B[name].to(dtype=dtype)
         base.active = None
         for old in stale:
             base.peft.delete_adapter(base.adapters.pop(old))
@@ -276,4 +318,5 @@ class ModelLoader:
             context=base.context,
             exempt=base.exempt,
             base=base,
+            cache_arg=base.cache_arg,
         )
