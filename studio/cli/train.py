@@ -211,9 +211,8 @@ def jobs(ctx: typer.Context) -> None:
         )
         return
     table = Table(box=None, header_style="bold")
-    table.add_column("job", no_wrap=True)
-    for column in ("emotion", "state", "step", "loss", "val ppl", "tok/s", "ETA"):
-        table.add_column(column)
+    for column in ("job", "emotion", "state", "step", "loss", "val ppl", "tok/s", "ETA"):
+        table.add_column(column, no_wrap=True)
     for info in infos:
         p = info.progress
         state = info.state + (" (resumable)" if info.resumable else "")
