@@ -17,7 +17,8 @@ def pick_device(override: str | None = None) -> str:
         name = override.strip().lower()
         kind = name.split(":")[0]
         if kind not in DEVICES:
-            raise PoetstudioError(f"unknown device {override!r}; choose one of: {', '.join(DEVICES)}")
+            choices = ", ".join(DEVICES)
+            raise PoetstudioError(f"unknown device {override!r}; choose one of: {choices}")
         if kind == "cuda" and not torch.cuda.is_available():
             raise PoetstudioError("--device cuda was asked for, but no CUDA GPU is available")
         if kind == "mps" and not torch.backends.mps.is_available():

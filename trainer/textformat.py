@@ -1,7 +1,7 @@
 """How a poem becomes tokens, shared by training and generation so that both see one format.
 
-A training example is `[bos] poem [eos]`; generation starts from `[bos] seed-line "\\n"` and the model
-continues it. Tokenizers without a bos token use eos as the separator, as GPT-2 does.
+A training example is `[bos] poem [eos]`; generation starts from `[bos] seed-line "\\n"` and the
+model continues it. Tokenizers without a bos token use eos as the separator, as GPT-2 does.
 """
 
 from __future__ import annotations
