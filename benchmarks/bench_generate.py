@@ -27,12 +27,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from studio import generate  # noqa: E402
 from studio.generate import Poet, SamplingParams  # noqa: E402
 from trainer.home import DataHome, resolve_home  # noqa: E402
 
 SEED_LINE = "The lamps are out along the quay"
 EMOTIONS = ("joy", "sadness")
+THREADS_USED: list[int | None] = []  # the decoding threads of each stream_poem run
 
 
 def base_folder(spec: str, home_dir: str | None, scratch: Path, random_init: bool) -> str:
@@ -110,6 +110,7 @@ def run_ours(poet: Poet, emotion: str, params: SamplingParams) -> tuple[float, f
     for _ in poet.stream_poem(emotion, SEED_LINE, params):
         pass
     stats = poet.last_stats
+    THREADS_USED.append(stats.cpu_threads if stats else None)
     assert stats is not None and stats.ttft_s is not None and stats.tokens_per_s is not None
     return stats.ttft_s, stats.tokens_per_s
 
@@ -186,7 +187,7 @@ def main() -> None:
         "--decode-threads",
         type=int,
         default=None,
-        help="override the studio's CPU decoding threads (studio.generate.CPU_DECODE_THREADS)",
+        help="fix the studio's CPU decoding threads (default: the cores other processes leave)",
     )
     parser.add_argument(
         "--random-init",
@@ -199,14 +200,13 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.decode_threads:
-        generate.CPU_DECODE_THREADS = args.decode_threads
     with tempfile.TemporaryDirectory(prefix="poetstudio-bench-") as scratch_dir:
         scratch = Path(scratch_dir)
         base = base_folder(args.base, args.home, scratch, args.random_init)
         home = DataHome(scratch / "home").ensure()
         make_adapters(base, home.models)
         poet = Poet(home, device=args.device, bundled_dir=scratch / "no-bundled")
+        poet.decode_threads = args.decode_threads
 
         start = time.perf_counter()
         poet.load(EMOTIONS[0])
@@ -244,7 +244,8 @@ def main() -> None:
     limit = bandwidth * 1e9 / model_bytes
     ttft = {k: statistics.median(t for t, _ in v) for k, v in results.items()}
     rate = {k: statistics.median(r for _, r in v) for k, v in results.items()}
-    threads = f"torch threads {torch.get_num_threads()}, decoding {generate.CPU_DECODE_THREADS}"
+    decoding = args.decode_threads or f"automatic: {THREADS_USED[1:]}"
+    threads = f"torch threads {torch.get_num_threads()}, decoding threads {decoding}"
     print(f"base: {base}  device: {poet.device}  {threads}")
     print(
         f"weights read per token: {model_bytes / 1e6:.0f} MB; read bandwidth {bandwidth:.1f} GB/s"

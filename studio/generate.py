@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from models import BUNDLED_DIR
+from studio.cputhreads import CpuShare
 from studio.loader import LoadedModel, ModelLoader, ProgressFn
 from studio.registry import ModelInfo, ModelScan, resolve_model, scan_models
 from trainer.errors import PoetstudioError
@@ -35,6 +36,7 @@ STOP_MAX_TOKENS = "max_tokens"
 STOP_MAX_STANZAS = "max_stanzas"
 STOP_CONTEXT = "context"
 STOP_CANCELLED = "cancelled"
+STOP_ERROR = "error"
 
 
 @dataclass
@@ -83,7 +85,7 @@ class SamplingParams:
 class GenerationStats:
     """What one stream did; updated as it runs and final once the stream ends."""
 
-    ttft_s: float | None = None  # from the call to the first generated token
+    ttft_s: float | None = None  # from the call (a load on demand included) to the first token
     tokens_per_s: float | None = None  # decoding rate after the first token
     tokens: int = 0  # tokens generated (the prompt not counted)
     stop_reason: str | None = None
@@ -92,6 +94,7 @@ class GenerationStats:
     emotion: str | None = None
     model: str | None = None  # where the model came from, for saved poems
     device: str | None = None
+    cpu_threads: int | None = None  # torch threads decoding used on a CPU
     notices: list[str] = field(default_factory=list)  # e.g. the seed line was truncated
 
 
@@ -117,22 +120,16 @@ def clean_output(text: str) -> str:
     )
 
 
-# Decoding one token at a time on a CPU is bound by memory bandwidth, which one thread already
-# draws (measured here: the same tokens/s as two threads). More threads only add OpenMP barriers,
-# and those stall badly whenever another process, such as a training job, shares the cores.
-CPU_DECODE_THREADS = 1
-
-
 @contextlib.contextmanager
-def _decode_threads(device_type: str) -> Iterator[None]:
-    """Run the decoding loop with CPU_DECODE_THREADS torch threads on a CPU, then restore."""
+def _torch_threads(count: int | None) -> Iterator[None]:
+    """Run the block with `count` torch threads (None: leave them alone), then restore."""
     import torch
 
-    if device_type != "cpu":
+    before = torch.get_num_threads()
+    if count is None or count == before:
         yield
         return
-    before = torch.get_num_threads()
-    torch.set_num_threads(min(before, CPU_DECODE_THREADS))
+    torch.set_num_threads(count)
     try:
         yield
     finally:
@@ -278,6 +275,9 @@ class Poet:
         self.loader = ModelLoader(home, device)
         self.last_stats: GenerationStats | None = None
         self._scan: ModelScan | None = None
+        # CPU decoding threads; None picks them per stream from how busy the cores are.
+        self.decode_threads: int | None = None
+        self._cpu_share = CpuShare()
 
     @property
     def device(self) -> str:
@@ -305,6 +305,16 @@ class Poet:
         """Load `emotion`'s model now (generation loads on demand too); reports progress."""
         return self._get(emotion, on_progress).info
 
+    def _threads_for(self, model: LoadedModel) -> int | None:
+        """CPU threads for the next stream: the override, else the cores others leave free."""
+        if model.exempt.device.type != "cpu":
+            return None
+        if self.decode_threads is not None:
+            return self.decode_threads
+        import torch
+
+        return self._cpu_share.decode_threads(torch.get_num_threads())
+
     def _get(self, emotion: str, on_progress: ProgressFn | None = None) -> LoadedModel:
         # The loader keeps what is loaded; asking again only activates the emotion's adapter.
         return self.loader.load(self.model_info(emotion), on_progress)
@@ -327,7 +337,9 @@ class Poet:
         model = self._get(emotion)
         info = model.info
         stats.emotion = info.emotion
-        stats.model = f"{info.source}:{info.path}"
+        stats.model = f"{info.source} {info.method} {info.path}"
+        if info.method == "lora":
+            stats.model += f" (base {info.base_spec})"
         stats.device = self.device
         random_seed = int.from_bytes(os.urandom(4), "little")
         stats.seed = params.seed if params.seed is not None else random_seed
@@ -342,7 +354,8 @@ class Poet:
         if len(prompt) > limit:
             newline = model.tokenizer.encode("\n", add_special_tokens=False)
             prompt = prompt[: limit - len(newline)] + newline
-            seed = model.tokenizer.decode(prompt[1:], skip_special_tokens=True).strip()
+            seed = model.tokenizer.decode(prompt[1:], skip_special_tokens=True)
+            seed = seed.strip().rstrip("\ufffd")  # a cut may split a character's bytes
             stats.notices.append(
                 "the first line was longer than the model's context; "
                 f"truncated to {len(prompt) - 1} tokens"
@@ -357,6 +370,9 @@ class Poet:
         except GeneratorExit:
             if stats.stop_reason is None:
                 stats.stop_reason = STOP_CANCELLED
+            raise
+        except Exception:
+            stats.stop_reason = STOP_ERROR
             raise
 
     def _decode(
@@ -385,7 +401,8 @@ class Poet:
             if first_at is not None and stats.tokens > 1:
                 stats.tokens_per_s = (stats.tokens - 1) / max(time.perf_counter() - first_at, 1e-9)
 
-        with torch.inference_mode(), _decode_threads(model.exempt.device.type):
+        stats.cpu_threads = self._threads_for(model)
+        with torch.inference_mode(), _torch_threads(stats.cpu_threads):
             ids = torch.tensor([prompt], dtype=torch.long, device=model.exempt.device)
             cache = None
             step = torch.empty((1, 1), dtype=torch.long, device=ids.device)

@@ -170,7 +170,11 @@ def test_max_tokens_and_stats(poet: Poet) -> None:
     assert stats.tokens == 30 and stats.stop_reason == STOP_MAX_TOKENS
     assert stats.tokens_per_s is not None and stats.tokens_per_s > 0
     assert stats.emotion == "sadness" and stats.device == "cpu"
-    assert stats.model is not None and stats.model.startswith("user:")
+    assert stats.model == f"user lora {poet.home.models / 'sadness'} (base {stats_base(poet)})"
+
+
+def stats_base(poet: Poet) -> str:
+    return poet.model_info("sadness").base_spec
 
 
 class ScriptedLM:
@@ -354,3 +358,21 @@ def test_the_lean_lora_forward_matches_peft(poet: Poet) -> None:
         again = loaded.module(input_ids=ids).logits
     torch.testing.assert_close(lean, reference)
     torch.testing.assert_close(again, reference)
+
+
+def test_decoding_threads_follow_the_free_cores(
+    poet: Poet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    monkeypatch.setattr(poet._cpu_share, "free_cores", lambda: 0.2)  # another process is busy
+    poem(poet, "joy", seed=1, max_new_tokens=3)
+    assert poet.last_stats is not None and poet.last_stats.cpu_threads == 1
+    monkeypatch.setattr(poet._cpu_share, "free_cores", lambda: 64.0)
+    poem(poet, "joy", seed=1, max_new_tokens=3)
+    assert poet.last_stats is not None and poet.last_stats.cpu_threads == before
+    poet.decode_threads = 1
+    poem(poet, "joy", seed=1, max_new_tokens=3)
+    assert poet.last_stats is not None and poet.last_stats.cpu_threads == 1
+    assert torch.get_num_threads() == before, "the process's thread count is restored"

@@ -101,7 +101,7 @@ def write(
         stats = poet.last_stats
         assert stats is not None
         for notice in stats.notices:
-            err_console.print(f"note: {notice}", markup=False, style="yellow")
+            err_console.print(f"note: {notice}", markup=False, soft_wrap=True, style="yellow")
         entry = _saved(text, name, first_line, params, stats)
         if entries:
             sys.stdout.write(render(entry, fmt))
@@ -109,10 +109,12 @@ def write(
             sys.stdout.write(text + "\n")
         sys.stdout.flush()
         if tty:
-            err_console.print(_stats_line(stats), markup=False, style="dim")
+            err_console.print(_stats_line(stats), markup=False, soft_wrap=True, style="dim")
         if out is not None:
             where = append_poem(out, entry, fmt)
-            err_console.print(f"saved to {where}", markup=False, style="green" if tty else None)
+            err_console.print(
+                f"saved to {where}", markup=False, soft_wrap=True, style="green" if tty else None
+            )
 
 
 def _bundled_dir() -> Path:
