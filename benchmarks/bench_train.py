@@ -1,8 +1,7 @@
 """Training throughput and memory: poetstudio's packed loop against an AutoCompose-style loop.
 
 All variants train the same LoRA adapters (r=16 on all linear layers, no dropout) on the same base,
-poems and machine, one after the other in fresh processes (so each peak RSS is its own),
-alternating over several rounds:
+poems and machine:
 - packed: poetstudio's loop as `train` runs it: packed blocks of `--block` tokens with poems end to
   end (trainer.finetune.Batches), in its default precision (bf16 autocast where the CPU or GPU
   has native bf16, trainer/precision.py);
@@ -10,11 +9,13 @@ alternating over several rounds:
 - padded: AutoCompose-style: every poem padded (or cut) to 100 tokens with an attention mask, pads
   counted in the loss, plain fp32.
 
-It prints the medians of content tokens/s (tokens that are not padding) and their ratios, raw
-tokens/s against the machine's measured fp32 matmul rate (4 x params FLOPs per token for LoRA),
-and each variant's peak RSS.
+Throughput: one process, one model, the variants' steps interleaved (packed, packed-fp32, padded,
+then the next round), so that load from other processes on a shared machine hits all alike;
+medians per variant. Memory: each variant again in a fresh process of its own, for its peak RSS.
+It prints content tokens/s (tokens that are not padding) and their ratios, raw tokens/s against
+the machine's measured fp32 matmul rate (4 x params FLOPs per token for LoRA), and peak RSS.
 
-    POETSTUDIO_HOME=.devdata .venv/bin/python benchmarks/bench_train.py --steps 4 --rounds 2
+    POETSTUDIO_HOME=.devdata .venv/bin/python benchmarks/bench_train.py --rounds 6
 """
 
 from __future__ import annotations
@@ -63,8 +64,8 @@ def padded_batches(sequences: list[list[int]], batch: int, pad: int) -> list[tup
     return batches
 
 
-def one_run(args: argparse.Namespace) -> dict[str, float]:
-    """Train `args.steps` timed steps (after one warm-up step) of one variant in this process."""
+def setup(args: argparse.Namespace) -> tuple:
+    """Model, optimizer, device and every variant's batches."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -73,7 +74,7 @@ def one_run(args: argparse.Namespace) -> dict[str, float]:
     from trainer.device import pick_device
     from trainer.finetune import Batches
     from trainer.home import resolve_home
-    from trainer.packing import IGNORE, label_texts, pack, tokenize_poems
+    from trainer.packing import label_texts, pack, tokenize_poems
     from trainer.precision import training_dtype
     from trainer.textformat import eos_id
 
@@ -86,40 +87,67 @@ def one_run(args: argparse.Namespace) -> dict[str, float]:
     lora = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM")
     model = get_peft_model(model, lora).to(device)
     model.train()
-    params = sum(p.numel() for p in model.parameters())
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     texts = label_texts(home, args.dataset, args.emotion, "train", 100)[:4000]
     sequences = tokenize_poems(tokenizer, texts)
     pad = eos_id(tokenizer)
-    dtype = training_dtype(device) if args.variant == "packed" else None
-    if args.variant.startswith("packed"):
-        feed = Batches(pack(sequences, args.block, pad), args.batch, seed=0, device=device)
-        batches = [(*feed.get(m), None) for m in range(args.steps + 1)]
-    else:
-        batches = padded_batches(sequences, args.batch, pad)
-    content = raw = 0
-    elapsed = 0.0
-    for step in range(args.steps + 1):
-        ids, labels, mask = (t.to(device) if t is not None else None for t in batches[step])
-        start = time.perf_counter()
-        with torch.autocast(device.split(":")[0], dtype=dtype, enabled=dtype is not None):
-            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        float(loss)  # wait for the device
-        if step == 0:
-            continue  # warm-up, not timed
-        elapsed += time.perf_counter() - start
-        raw += ids.numel()
-        content += int(mask.sum() if mask is not None else (labels != IGNORE).sum())
-    return {
-        "content_tokens_per_s": content / elapsed,
-        "raw_tokens_per_s": raw / elapsed,
-        "params": params,
-        "dtype": str(dtype),
-        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
+    feed = Batches(pack(sequences, args.block, pad), args.batch, seed=0, device=device)
+    packed = [(*feed.get(m), None) for m in range(args.rounds + 1)]
+    feeds = {
+        "packed": (packed, training_dtype(device)),
+        "packed-fp32": (packed, None),
+        "padded": (padded_batches(sequences, args.batch, pad)[: args.rounds + 1], None),
     }
+    return model, optimizer, device, feeds
+
+
+def train_step(model: object, optimizer: object, device: str, batch: tuple, dtype: object) -> tuple:
+    """One optimizer step; returns (seconds, raw tokens, content tokens)."""
+    import torch
+
+    from trainer.packing import IGNORE
+
+    ids, labels, mask = (t.to(device) if t is not None else None for t in batch)
+    start = time.perf_counter()
+    with torch.autocast(device.split(":")[0], dtype=dtype, enabled=dtype is not None):
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    float(loss)  # wait for the device
+    content = int(mask.sum() if mask is not None else (labels != IGNORE).sum())
+    return time.perf_counter() - start, ids.numel(), content
+
+
+def throughput(args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """Interleaved steps of every variant in one process; median rates per variant."""
+    model, optimizer, device, feeds = setup(args)
+    params = sum(p.numel() for p in model.parameters())
+    rates: dict[str, list[tuple[float, float]]] = {variant: [] for variant in VARIANTS}
+    for round_ in range(args.rounds + 1):
+        order = VARIANTS if round_ % 2 else tuple(reversed(VARIANTS))
+        for variant in order:
+            batches, dtype = feeds[variant]
+            seconds, raw, content = train_step(model, optimizer, device, batches[round_], dtype)
+            if round_:  # round 0 warms every path up
+                rates[variant].append((raw / seconds, content / seconds))
+    return {
+        variant: {
+            "raw_tokens_per_s": statistics.median(r for r, _ in found),
+            "content_tokens_per_s": statistics.median(c for _, c in found),
+            "params": params,
+        }
+        for variant, found in rates.items()
+    }
+
+
+def memory(args: argparse.Namespace) -> float:
+    """Peak RSS (GB) of a process that trains two steps of one variant."""
+    model, optimizer, device, feeds = setup(args)
+    batches, dtype = feeds[args.variant]
+    for batch in batches[:2]:
+        train_step(model, optimizer, device, batch, dtype)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
 def main() -> None:
@@ -131,34 +159,29 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--block", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=4, help="timed steps per run")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=6, help="timed steps per variant")
     parser.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.variant:
-        print(json.dumps(one_run(args)))
+        print(json.dumps({"peak_rss_gb": memory(args)}))
         return
-    results: dict[str, list[dict]] = {variant: [] for variant in VARIANTS}
-    for _ in range(args.rounds):
-        for variant in VARIANTS:
-            command = [sys.executable, __file__, *sys.argv[1:], "--variant", variant]
-            out = subprocess.run(command, capture_output=True, text=True, check=True)
-            results[variant].append(json.loads(out.stdout.strip().splitlines()[-1]))
-            print(variant, results[variant][-1], flush=True)
-    gflops = matmul_gflops()
-
-    def median(variant: str, key: str) -> float:
-        return statistics.median(r[key] for r in results[variant])
-
-    padded = median("padded", "content_tokens_per_s")
-    params = results["packed"][0]["params"]
-    for variant in ("packed", "packed-fp32"):
-        ours = median(variant, "content_tokens_per_s")
-        achieved = median(variant, "raw_tokens_per_s") * 4 * params / 1e9
-        print(f"{variant}: content tok/s {ours:.1f} vs padded {padded:.1f} = {ours / padded:.2f}x")
-        print(f"{variant}: {achieved:.1f} GFLOP/s = {achieved / gflops:.0%} of fp32 {gflops:.1f}")
+    peaks = {}
     for variant in VARIANTS:
-        print(f"{variant}: peak RSS {median(variant, 'peak_rss_gb'):.2f} GB")
+        command = [sys.executable, __file__, *sys.argv[1:], "--variant", variant]
+        out = subprocess.run(command, capture_output=True, text=True, check=True)
+        peaks[variant] = json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_gb"]
+    results = throughput(args)
+    gflops = matmul_gflops()
+    padded = results["padded"]["content_tokens_per_s"]
+    for variant in VARIANTS:
+        found = results[variant]
+        ours = found["content_tokens_per_s"]
+        achieved = found["raw_tokens_per_s"] * 4 * found["params"] / 1e9
+        print(
+            f"{variant:12} content tok/s {ours:7.1f} ({ours / padded:.2f}x padded)  "
+            f"raw tok/s {found['raw_tokens_per_s']:7.1f} = {achieved:6.1f} GFLOP/s "
+            f"({achieved / gflops:.0%} of fp32 {gflops:.0f})  peak RSS {peaks[variant]:.2f} GB"
+        )
 
 
 if __name__ == "__main__":

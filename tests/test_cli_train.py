@@ -55,7 +55,10 @@ def test_bad_job_ids_are_refused(home: DataHome) -> None:
         assert code == 1 and "no such job '../../etc'" in output
 
 
-def test_detach_list_follow_and_models(home: DataHome, tiny_base: Path) -> None:
+def test_detach_list_follow_and_models(
+    home: DataHome, tiny_base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("models.BUNDLED_DIR", tmp_path / "no-bundled-models")
     write_dataset(home)
     code, output = run("models")
     assert code == 0 and "no models yet" in output

@@ -491,7 +491,7 @@ def finish(
         base=base_identity(start.base_spec, home),
         parent=start.parent,
         dataset=dataset,
-        hyperparameters=hyperparameters(config),
+        hyperparameters=hyperparameters(config, model),
         best_val_loss=best_loss,
         best_val_ppl=math.exp(min(best_loss, 50.0)),
         steps=steps,
@@ -523,8 +523,12 @@ def write_model(model: Any, tokenizer: Any, folder: Path) -> None:
     tokenizer.save_pretrained(folder)
 
 
-def hyperparameters(config: TrainConfig) -> dict[str, Any]:
-    """The settings that shaped the weights, for the manifest."""
+def hyperparameters(config: TrainConfig, model: Any) -> dict[str, Any]:
+    """The settings that shaped the weights, for the manifest.
+
+    LoRA's shape is read from the model itself: an adapter started from the neutral one keeps
+    the neutral adapter's rank, whatever --lora-rank says.
+    """
     keys = ("method", "batch_size", "block_size", "grad_accum", "epochs", "max_steps", "warmup")
     keys += ("weight_decay", "clip", "eval_every", "patience", "seed", "max_words")
     found: dict[str, Any] = {key: getattr(config, key) for key in keys}
@@ -533,10 +537,11 @@ def hyperparameters(config: TrainConfig) -> dict[str, Any]:
     found["optimizer"] = "AdamW"
     found["schedule"] = "linear warm-up, linear decay"
     if config.method == "lora":
+        lora = model.peft_config["default"]
         found.update(
-            lora_rank=config.lora_rank,
-            lora_alpha=config.alpha,
-            lora_dropout=config.lora_dropout,
-            lora_targets="all-linear",
+            lora_rank=lora.r,
+            lora_alpha=lora.lora_alpha,
+            lora_dropout=lora.lora_dropout,
+            lora_targets=sorted(lora.target_modules),
         )
     return found

@@ -78,7 +78,7 @@ def model_card(manifest: dict[str, Any]) -> str:
         "---",
         "library_name: peft" if manifest["method"] == "lora" else "library_name: transformers",
         f"base_model: {base['id']}",
-        "license: apache-2.0" if "SmolLM2" in str(base["id"]) else "license: other",
+        f"license: {_license(str(base['id']))}",
         "pipeline_tag: text-generation",
         "tags:",
         "- poetstudio",
@@ -122,6 +122,15 @@ def model_card(manifest: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _license(base_id: str) -> str:
+    """The license of the known bases' weights; 'other' for the rest (the user knows theirs)."""
+    if "SmolLM2" in base_id:
+        return "apache-2.0"
+    if base_id.endswith("gpt2"):
+        return "mit"
+    return "other"
 
 
 def _method_words(method: str) -> str:
