@@ -9,10 +9,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from studio.cli.common import err_console, handle_errors, home
+from studio.generate import SamplingParams
 
 if TYPE_CHECKING:
-    from studio.generate import GenerationStats, Poet, SamplingParams
+    from studio.generate import GenerationStats, Poet
 
+# Sampling defaults live in SamplingParams (a light import: torch loads only when generating).
+_DEFAULTS = SamplingParams()
 # The separator printed between poems on stdout, the same rule the plain-text poems file uses.
 POEM_RULE = "* * *"
 
@@ -33,23 +36,33 @@ def write(
         int, typer.Option("--count", "-n", min=1, max=100, help="How many poems.")
     ] = 1,
     temperature: Annotated[
-        float | None, typer.Option(help="Sampling temperature; 0 is greedy. [default: 0.8]")
+        float | None,
+        typer.Option(help=f"Sampling temperature; 0 is greedy. (default {_DEFAULTS.temperature})"),
     ] = None,
     top_p: Annotated[
-        float | None, typer.Option("--top-p", help="Nucleus mass. [default: 0.95]")
+        float | None, typer.Option("--top-p", help=f"Nucleus mass. (default {_DEFAULTS.top_p})")
     ] = None,
     top_k: Annotated[
-        int | None, typer.Option("--top-k", help="0 turns it off. [default: 50]")
+        int | None, typer.Option("--top-k", help=f"0 turns it off. (default {_DEFAULTS.top_k})")
     ] = None,
     max_lines: Annotated[
-        int | None, typer.Option("--max-lines", help="Stop after this many lines. [default: 14]")
+        int | None,
+        typer.Option(
+            "--max-lines", help=f"Stop after this many lines. (default {_DEFAULTS.max_lines})"
+        ),
     ] = None,
     min_lines: Annotated[
         int | None,
-        typer.Option("--min-lines", help="No ending before this many lines. [default: 4]"),
+        typer.Option(
+            "--min-lines", help=f"No ending before this many lines. (default {_DEFAULTS.min_lines})"
+        ),
     ] = None,
     max_tokens: Annotated[
-        int | None, typer.Option("--max-tokens", help="Stop after this many tokens. [default: 200]")
+        int | None,
+        typer.Option(
+            "--max-tokens",
+            help=f"Stop after this many tokens. (default {_DEFAULTS.max_new_tokens})",
+        ),
     ] = None,
     seed: Annotated[
         int | None, typer.Option(help="Sampling seed for reproducible poems (poem i uses seed+i).")
@@ -70,7 +83,7 @@ def write(
     ] = None,
 ) -> None:
     """Write poems for an emotion, streamed to the terminal; --out appends them to a poems file."""
-    from studio.generate import Poet, SamplingParams
+    from studio.generate import Poet
     from studio.poemfile import append_poem, format_for, render
     from trainer.emotions import check_emotion
 
