@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.title import title_for
+from trainer.atomic import append_durably
 from trainer.errors import PoetstudioError
 
 FORMATS = ("md", "txt", "jsonl")
@@ -114,12 +115,8 @@ def append_poem(path: Path, poem: SavedPoem, fmt: str | None = None) -> Path:
         entry = render(poem, kind)
         if _needs_newline(path):
             entry = "\n" + entry
-        path.parent.mkdir(parents=True, exist_ok=True)
         # One write of the whole entry in append mode, then flush and fsync: never truncates.
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(entry)
-            handle.flush()
-            os.fsync(handle.fileno())
+        append_durably(path, entry)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise PoetstudioError(
