@@ -201,3 +201,19 @@ def test_a_base_that_cannot_be_loaded(data_home: DataHome, tmp_path: Path) -> No
         train(tiny_config(empty), data_home, new_job(data_home, "nobase"))
     with pytest.raises(PoetstudioError, match="no model folder"):
         train(tiny_config(tmp_path / "missing"), data_home, new_job(data_home, "nobase2"))
+
+
+def test_a_checkpoint_swap_cut_short_by_kill_9_still_resumes(tmp_path: Path) -> None:
+    import torch
+
+    from trainer.checkpoint import load_checkpoint, save_checkpoint
+
+    folder = tmp_path / "checkpoint"
+    save_checkpoint(folder, {"w": torch.ones(2)}, {"step": 3})
+    save_checkpoint(folder, {"w": torch.full((2,), 2.0)}, {"step": 4})
+    weights, state = load_checkpoint(folder)
+    assert state["step"] == 4 and weights["w"].tolist() == [2.0, 2.0]
+    # Killed between replace_dir's two renames: only the previous checkpoint, set aside, is left.
+    folder.rename(tmp_path / ".checkpoint.old")
+    weights, state = load_checkpoint(folder)
+    assert state["step"] == 4

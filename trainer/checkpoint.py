@@ -47,6 +47,18 @@ def save_checkpoint(folder: Path, weights: dict[str, Any], state: dict[str, Any]
         raise
 
 
+def find_checkpoint(folder: Path) -> Path | None:
+    """The checkpoint at `folder`, or the previous one that a swap cut short by kill -9 left aside.
+
+    replace_dir renames the old folder to `.<name>.old` before moving the new one in; a process
+    killed between the two renames leaves only that one, whole.
+    """
+    if (folder / META).is_file():
+        return folder
+    aside = folder.with_name(f".{folder.name}.old")
+    return aside if (aside / META).is_file() else None
+
+
 def load_checkpoint(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """Read a checkpoint back as (weights, state); refuse a damaged one and leave it in place."""
     import torch
@@ -58,6 +70,7 @@ def load_checkpoint(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             "Start afresh without --resume, or restore the folder"
         )
 
+    folder = find_checkpoint(folder) or folder
     try:
         meta = json.loads((folder / META).read_text(encoding="utf-8"))
         expected = meta["files"]

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.atomic import atomic_write_json
+from trainer.checkpoint import find_checkpoint
 from trainer.emotions import MODEL_EMOTIONS
 from trainer.errors import PoetstudioError
 from trainer.events import EVENTS_FILE, JobProgress, read_progress
@@ -53,7 +54,9 @@ class JobInfo:
     @property
     def resumable(self) -> bool:
         """Whether `train --resume` can continue this job from its checkpoint."""
-        return not self.alive and self.state != "done" and (self.path / CHECKPOINT_DIR).is_dir()
+        if self.alive or self.state == "done":
+            return False
+        return find_checkpoint(self.path / CHECKPOINT_DIR) is not None
 
 
 def check_job_id(job_id: str) -> str:
