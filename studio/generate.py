@@ -330,11 +330,21 @@ class Poet:
 
         `self.last_stats` describes this stream from its start and is final once it ends.
         """
+        yield from self.stream_model(self.model_info(emotion), seed_line, params, cancel)
+
+    def stream_model(
+        self,
+        info: ModelInfo,
+        seed_line: str,
+        params: SamplingParams | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[str]:
+        """`stream_poem` for a given model entry, such as the raw base that evaluation samples."""
         params = (params or SamplingParams()).validate()
         started = time.perf_counter()
         stats = GenerationStats()
         self.last_stats = stats
-        model = self._get(emotion)
+        model = self.loader.load(info)
         info = model.info
         stats.emotion = info.emotion
         stats.model = f"{info.source} {info.method} {info.path}"

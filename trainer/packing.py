@@ -108,24 +108,19 @@ def load_training_data(
             f"only {len(train_texts)} {label} poems of at most {max_words} words in dataset "
             f"{dataset!r}; training needs at least {MIN_TRAIN_POEMS}"
         )
-    valid_texts = label_texts(home, dataset, label, "valid", max_words)
-    if not valid_texts:
-        raise PoetstudioError(
-            f"dataset {dataset!r} has no {label} poems in its valid split to measure progress on"
-        )
     rng = random.Random(seed)
     rng.shuffle(train_texts)
-    rng.shuffle(valid_texts)
-    pad = eos_id(tokenizer)
-    train = pack(tokenize_poems(tokenizer, train_texts), block_size, pad)
-    valid = pack(tokenize_poems(tokenizer, valid_texts), block_size, pad)
-    if valid.blocks > eval_blocks:
-        valid = Packed(
-            input_ids=valid.input_ids[:eval_blocks],
-            labels=valid.labels[:eval_blocks],
-            content_tokens=int((valid.labels[:eval_blocks] != IGNORE).sum()),
-            poems=valid.poems,
-        )
+    train = pack(tokenize_poems(tokenizer, train_texts), block_size, eos_id(tokenizer))
+    valid = valid_blocks(
+        home,
+        tokenizer,
+        dataset=dataset,
+        label=label,
+        block_size=block_size,
+        max_words=max_words,
+        seed=seed,
+        eval_blocks=eval_blocks,
+    )
     info = {
         "name": dataset,
         "manifest_sha256": _manifest_hash(home, dataset),
@@ -137,6 +132,39 @@ def load_training_data(
         "max_words": max_words,
     }
     return TrainingData(train=train, valid=valid, dataset=info)
+
+
+def valid_blocks(
+    home: DataHome,
+    tokenizer: Any,
+    *,
+    dataset: str,
+    label: str,
+    block_size: int,
+    max_words: int,
+    seed: int,
+    eval_blocks: int,
+) -> Packed:
+    """The first `eval_blocks` packed blocks of `label`'s shuffled validation poems.
+
+    Training and `poetstudio eval` both measure perplexity on these, so their figures agree.
+    """
+    valid_texts = label_texts(home, dataset, label, "valid", max_words)
+    if not valid_texts:
+        raise PoetstudioError(
+            f"dataset {dataset!r} has no {label} poems in its valid split to measure progress on"
+        )
+    # Its own generator, so the sample does not depend on how many training poems there are.
+    random.Random(f"valid-{seed}").shuffle(valid_texts)
+    valid = pack(tokenize_poems(tokenizer, valid_texts), block_size, eos_id(tokenizer))
+    if valid.blocks <= eval_blocks:
+        return valid
+    return Packed(
+        input_ids=valid.input_ids[:eval_blocks],
+        labels=valid.labels[:eval_blocks],
+        content_tokens=int((valid.labels[:eval_blocks] != IGNORE).sum()),
+        poems=valid.poems,
+    )
 
 
 def _manifest_hash(home: DataHome, dataset: str) -> str:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from studio.cli import corpus, train, write
+from studio.cli import corpus, evaluate, train, write
 from studio.cli.common import console, handle_errors
 from trainer.home import ENV_VAR, resolve_home
 
@@ -63,6 +63,7 @@ def paths() -> None:
 
 corpus.register(app)
 train.register(app)
+evaluate.register(app)
 write.register(app)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -40,6 +41,13 @@ def handle_errors(func: F) -> F:
             raise fail(f"{exc.strerror or exc}{where}") from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def bundled_dir() -> Path:
+    """The bundled models folder, looked up at call time so tests can point it elsewhere."""
+    import models
+
+    return models.BUNDLED_DIR
 
 
 def home() -> DataHome:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from studio.cli.common import err_console, handle_errors, home
+from studio.cli.common import bundled_dir, err_console, handle_errors, home
 from studio.generate import SamplingParams
 
 if TYPE_CHECKING:
@@ -99,7 +99,7 @@ def write(
     params = SamplingParams(**{k: v for k, v in overrides.items() if v is not None}).validate()
     if fmt is not None:
         fmt = format_for(Path("poems"), fmt)
-    poet = Poet(home(), device=device, bundled_dir=_bundled_dir())
+    poet = Poet(home(), device=device, bundled_dir=bundled_dir())
     poet.model_info(name)  # fail before any loading if the emotion has no usable model
     tty = _stdout_is_tty()
     # With --format and no --out, stdout gets whole entries in that format instead of bare poems.
@@ -128,13 +128,6 @@ def write(
             err_console.print(
                 f"saved to {where}", markup=False, soft_wrap=True, style="green" if tty else None
             )
-
-
-def _bundled_dir() -> Path:
-    """The bundled models folder, looked up at call time."""
-    import models
-
-    return models.BUNDLED_DIR
 
 
 def _stdout_is_tty() -> bool:
