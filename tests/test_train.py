@@ -47,6 +47,7 @@ def test_loss_drops_on_a_small_repeated_corpus(data_home: DataHome, tiny_base: P
     assert last < first - 1.0, (first, last)
     assert evals[-1]["val_loss"] < evals[0]["val_loss"]
     assert (data_home.models / "trust" / "model.safetensors").is_file()
+    assert (data_home.models / "trust" / "tokenizer.json").is_file()
 
 
 def test_manifest_and_model_card(data_home: DataHome, tiny_base: Path) -> None:
@@ -68,7 +69,8 @@ def test_manifest_and_model_card(data_home: DataHome, tiny_base: Path) -> None:
     assert manifest["steps"] == 4 and manifest["device"] == "cpu"
     assert set(manifest["versions"]) >= {"torch", "transformers", "peft"}
     assert (folder / "adapter_model.safetensors").stat().st_size > 0
-    assert (folder / "tokenizer.json").is_file()
+    # An adapter goes with its base's tokenizer, so it carries no copy of its own.
+    assert not (folder / "tokenizer.json").exists()
     card = (folder / "README.md").read_text()
     assert card.startswith("---\n") and "library_name: peft" in card and "trust" in card
 
@@ -136,7 +138,7 @@ def test_a_full_disk_during_save_keeps_the_previous_model(
     previous = build_tiny_lora(tiny_base, data_home.models / "trust", "trust")
     before = {p.name: p.read_bytes() for p in previous.iterdir()}
 
-    def no_space(model: object, tokenizer: object, folder: Path) -> None:
+    def no_space(model: object, tokenizer: object, folder: Path, method: str) -> None:
         (folder / "adapter_model.safetensors").write_bytes(b"partial")
         raise OSError(errno.ENOSPC, "No space left on device")
 

@@ -505,7 +505,7 @@ def finish(
     home.models.mkdir(parents=True, exist_ok=True)
     staged = Path(tempfile.mkdtemp(prefix=f".{config.emotion}.staging-", dir=home.models))
     try:
-        write_model(model, tokenizer, staged)
+        write_model(model, tokenizer, staged, config.method)
         write_manifest(staged, manifest)
         replace_dir(staged, final)
     except OSError as exc:
@@ -517,10 +517,13 @@ def finish(
     return final
 
 
-def write_model(model: Any, tokenizer: Any, folder: Path) -> None:
-    """Save weights (a LoRA adapter or a whole model) and the tokenizer as safetensors."""
+def write_model(model: Any, tokenizer: Any, folder: Path, method: str) -> None:
+    """Save the weights as safetensors: a LoRA adapter, or a whole model with its tokenizer."""
     model.save_pretrained(folder, safe_serialization=True)
-    tokenizer.save_pretrained(folder)
+    # An adapter is always loaded on its base, with the base's tokenizer; only a full model
+    # needs its own copy, and leaving it out keeps adapters small.
+    if method == "full":
+        tokenizer.save_pretrained(folder)
 
 
 def hyperparameters(config: TrainConfig, model: Any) -> dict[str, Any]:
