@@ -144,6 +144,16 @@ class JobProgress:
             self.message = str(record.get("message", ""))
 
 
+def format_duration(seconds: float | None) -> str:
+    """A short h:mm:ss (or m:ss) duration, '-' when unknown."""
+    if seconds is None:
+        return "-"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
 def read_progress(path: Path) -> JobProgress:
     """Fold a whole events file into a JobProgress."""
     progress = JobProgress()

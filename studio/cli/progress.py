@@ -10,18 +10,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from trainer.events import JobProgress
+from trainer.events import JobProgress, format_duration
 from trainer.home import DataHome
-
-
-def format_duration(seconds: float | None) -> str:
-    """A short h:mm:ss (or m:ss) duration, '-' when unknown."""
-    if seconds is None:
-        return "-"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def _number(value: float | None, digits: int = 3) -> str:

@@ -201,7 +201,7 @@ def jobs(ctx: typer.Context) -> None:
     """List training jobs with status, progress and ETA."""
     if ctx.invoked_subcommand is not None:
         return
-    from studio.cli.progress import format_duration
+    from trainer.events import format_duration
     from trainer.jobs import list_jobs
 
     infos = list_jobs(home())

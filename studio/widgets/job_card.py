@@ -10,19 +10,7 @@ from textual.widgets import Button, ProgressBar, Sparkline, Static
 
 from studio.widgets.colours import colour_of
 from studio.widgets.literal import visible
-from trainer.events import JobProgress
-
-
-def format_eta(seconds: float | None) -> str:
-    """A short human duration such as `4m 05s`, or `--` when unknown."""
-    if seconds is None:
-        return "--"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+from trainer.events import JobProgress, format_duration
 
 
 def job_summary(job_id: str, emotion: str, progress: JobProgress, state: str) -> Text:
@@ -39,7 +27,7 @@ def job_summary(job_id: str, emotion: str, progress: JobProgress, state: str) ->
     if progress.tokens_per_s:
         text.append(f"  {progress.tokens_per_s:.0f} tok/s")
     if state == "running":
-        text.append(f"  ETA {format_eta(progress.eta_s)}")
+        text.append(f"  ETA {format_duration(progress.eta_s)}")
     if progress.message:
         text.append(f"  {visible(progress.message)}", style="italic")
     return text
