@@ -71,6 +71,8 @@ def test_manifest_and_model_card(data_home: DataHome, tiny_base: Path) -> None:
     assert (folder / "adapter_model.safetensors").stat().st_size > 0
     # An adapter goes with its base's tokenizer, so it carries no copy of its own.
     assert not (folder / "tokenizer.json").exists()
+    adapter = json.loads((folder / "adapter_config.json").read_text())
+    assert adapter["base_model_name_or_path"] == manifest["base"]["id"]
     card = (folder / "README.md").read_text()
     assert card.startswith("---\n") and "library_name: peft" in card and "trust" in card
 
@@ -138,7 +140,7 @@ def test_a_full_disk_during_save_keeps_the_previous_model(
     previous = build_tiny_lora(tiny_base, data_home.models / "trust", "trust")
     before = {p.name: p.read_bytes() for p in previous.iterdir()}
 
-    def no_space(model: object, tokenizer: object, folder: Path, method: str) -> None:
+    def no_space(model: object, tokenizer: object, folder: Path, method: str, base_id: str) -> None:
         (folder / "adapter_model.safetensors").write_bytes(b"partial")
         raise OSError(errno.ENOSPC, "No space left on device")
 

@@ -505,7 +505,7 @@ def finish(
     home.models.mkdir(parents=True, exist_ok=True)
     staged = Path(tempfile.mkdtemp(prefix=f".{config.emotion}.staging-", dir=home.models))
     try:
-        write_model(model, tokenizer, staged, config.method)
+        write_model(model, tokenizer, staged, config.method, manifest["base"]["id"])
         write_manifest(staged, manifest)
         replace_dir(staged, final)
     except OSError as exc:
@@ -517,8 +517,11 @@ def finish(
     return final
 
 
-def write_model(model: Any, tokenizer: Any, folder: Path, method: str) -> None:
+def write_model(model: Any, tokenizer: Any, folder: Path, method: str, base_id: str) -> None:
     """Save the weights as safetensors: a LoRA adapter, or a whole model with its tokenizer."""
+    # An adapter names its base by the base's id, not by a folder on this machine.
+    for adapter in getattr(model, "peft_config", {}).values():
+        adapter.base_model_name_or_path = base_id
     model.save_pretrained(folder, safe_serialization=True)
     # An adapter is always loaded on its base, with the base's tokenizer; only a full model
     # needs its own copy, and leaving it out keeps adapters small.
