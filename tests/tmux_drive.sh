@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Drive the installed `poetstudio` studio in a real terminal (tmux): open it, pick joy, write a
-# poem from a first line, save it, quit. Uses a throwaway data home with a tiny joy LoRA built by
+# poem from a first line, save it, quit. Uses a throwaway data home with tiny LoRAs built by
 # the test helpers, so it runs offline in well under a minute.
 #
 # Usage: tests/tmux_drive.sh        (from anywhere; exits 0 on success)
@@ -56,14 +56,23 @@ wait_for() {
 command -v tmux >/dev/null || fail "tmux is not installed"
 [[ -x "$STUDIO" ]] || fail "no installed poetstudio at $STUDIO (run: make setup)"
 
-step "building a tiny joy model in $HOME_DIR"
+step "building tiny models for every emotion in $HOME_DIR"
+# Every emotion gets a tiny user model, which wins over the bundled one: passing an emotion in
+# the picker preloads its model, and a bundled model would need the real base.
 (cd "$REPO" && "$PY" -c '
-import sys
+import json, shutil, sys
 from pathlib import Path
 from tests.conftest import build_tiny_base, build_tiny_lora
+from trainer.emotions import MODEL_EMOTIONS
 home = Path(sys.argv[1])
 base = build_tiny_base(home / "tiny-base")
-build_tiny_lora(base, home / "models" / "joy", "joy")
+joy = build_tiny_lora(base, home / "models" / "joy", "joy")
+for emotion in MODEL_EMOTIONS:
+    if emotion != "joy":
+        folder = shutil.copytree(joy, home / "models" / emotion)
+        manifest = json.loads((folder / "poetstudio.json").read_text())
+        manifest["emotion"] = emotion
+        (folder / "poetstudio.json").write_text(json.dumps(manifest))
 ' "$HOME_DIR" >"$HOME_DIR/build.log" 2>&1) || { LAST_PANE="$(cat "$HOME_DIR/build.log")"; fail "could not build the tiny model"; }
 
 # The picker starts on the remembered emotion (neutral in a fresh home); count the steps to joy.
