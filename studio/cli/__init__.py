@@ -28,13 +28,17 @@ def root(
         Path | None,
         typer.Option("--home", help=f"Data home (default: ${ENV_VAR} or the user data dir)."),
     ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option("--device", help="For the studio: cuda, mps or cpu (default: the best)."),
+    ] = None,
 ) -> None:
     """Open the studio when no command is given."""
     if home is not None:
         # Exported so that background training processes inherit the same home.
         os.environ[ENV_VAR] = str(home.expanduser().resolve())
     if ctx.invoked_subcommand is None:
-        write.open_studio()
+        write.open_studio(device)
 
 
 @app.command()

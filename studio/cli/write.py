@@ -196,8 +196,8 @@ def _stats_line(stats: GenerationStats) -> str:
     return " · ".join(p for p in parts if p)
 
 
-def open_studio() -> None:
+def open_studio(device: str | None = None) -> None:
     """Open the Textual studio (imported only now, so `poetstudio --help` stays fast)."""
     from studio.app import PoetStudioApp
 
-    PoetStudioApp(home=home()).run()
+    PoetStudioApp(home=home(), device=device).run()
