@@ -18,9 +18,8 @@ BUNDLED = sorted(p for p in BUNDLED_DIR.iterdir() if (p / "poetstudio.json").is_
 MB = 1_000_000
 
 
-def test_bundled_folders_are_emotions() -> None:
-    assert BUNDLED, "no bundled models"
-    assert {p.name for p in BUNDLED} <= set(MODEL_EMOTIONS)
+def test_all_nine_emotions_are_bundled() -> None:
+    assert [p.name for p in BUNDLED] == sorted(MODEL_EMOTIONS)
 
 
 def test_bundled_models_fit_their_size_budget() -> None:
