@@ -100,6 +100,7 @@ def _valid_ppl(poet: Poet, info: ModelInfo, home: DataHome, plan: EvalPlan, labe
             eval_blocks=plan.valid_blocks,
         )
         loss = evaluate(loaded.module, data, 8, poet.device, None)
+        # evaluate() hands the model back in training mode; sampling needs it in eval mode.
         loaded.module.eval()
     return math.exp(min(loss, 50.0))
 
