@@ -106,12 +106,10 @@ def _valid_ppl(poet: Poet, info: ModelInfo, home: DataHome, plan: EvalPlan, labe
 
 
 def _training_texts(home: DataHome, dataset: str, labels: list[str], max_words: int) -> list[str]:
-    from trainer.dataset import iter_poems
+    from trainer.packing import label_texts
 
     return [
-        poem.text
-        for poem in iter_poems(home, dataset, split="train", labels=labels)
-        if poem.words <= max_words
+        text for label in labels for text in label_texts(home, dataset, label, "train", max_words)
     ]
 
 
