@@ -98,6 +98,7 @@ def _valid_ppl(poet: Poet, info: ModelInfo, home: DataHome, plan: EvalPlan, labe
             max_words=plan.max_words,
             seed=plan.seed,
             eval_blocks=plan.valid_blocks,
+            tokens=loaded.tokens,
         )
         loss = evaluate(loaded.module, data, 8, poet.device, None)
         # evaluate() hands the model back in training mode; sampling needs it in eval mode.

@@ -215,7 +215,6 @@ class _Sampler:
             self._remember(self.history[end - n : end])
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(seed)
-        self.eos_id: int | None = None
 
     def _remember(self, gram: list[int]) -> None:
         self.ngrams.setdefault(tuple(gram[:-1]), set()).add(gram[-1])
@@ -357,7 +356,7 @@ class Poet:
         from trainer.textformat import prompt_ids
 
         seed = clean_seed(seed_line)
-        prompt = prompt_ids(model.tokenizer, seed)
+        prompt = prompt_ids(model.tokenizer, seed, model.tokens)
         # Leave room to write at least a few lines after the seed line.
         room = max(8, min(params.max_new_tokens, model.context // 2))
         limit = model.context - room
@@ -398,9 +397,7 @@ class Poet:
         """The token loop: one forward per token on the KV cache, until a stop rule fires."""
         import torch
 
-        from trainer.textformat import eos_id
-
-        eos = eos_id(model.tokenizer)
+        eos = model.tokens.eos
         sampler = _Sampler(params, model, prompt, stats.seed or 0)
         detok = _Detokenizer(model.tokenizer)
         max_tokens = min(params.max_new_tokens, model.context - len(prompt))

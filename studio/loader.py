@@ -19,6 +19,7 @@ from studio import fastlora
 from studio.registry import MANIFEST, ModelInfo
 from trainer.errors import PoetstudioError
 from trainer.home import DataHome
+from trainer.textformat import PoemTokens
 
 # on_progress(fraction 0..1, message): loading reports its steps through this.
 ProgressFn = Callable[[float, str], None]
@@ -33,6 +34,7 @@ class LoadedModel:
     tokenizer: Any
     context: int  # the most positions the model can attend to
     exempt: Any  # bool tensor over the vocabulary: tokens no repetition rule may punish
+    tokens: PoemTokens  # the ids that open and close a poem, as this model was trained
     adapter: str | None = None  # the PEFT adapter name to activate, for LoRA models
     base: _Base | None = field(default=None, repr=False)  # where the adapter lives
     cache_arg: str = "cache"  # the forward's KV-cache keyword: "cache", or older "past_key_values"
@@ -248,6 +250,7 @@ class ModelLoader:
             tokenizer=base.tokenizer,
             context=base.context,
             exempt=base.exempt,
+            tokens=PoemTokens.recorded(info.manifest, base.tokenizer),
             adapter=name,
             base=base,
             cache_arg=base.cache_arg,
@@ -317,6 +320,7 @@ class ModelLoader:
             tokenizer=base.tokenizer,
             context=base.context,
             exempt=base.exempt,
+            tokens=PoemTokens.recorded(info.manifest, base.tokenizer),
             base=base,
             cache_arg=base.cache_arg,
         )

@@ -184,3 +184,17 @@ def test_the_real_smollm2_wheel_converts(home: DataHome) -> None:
     config = AutoConfig.from_pretrained(folder)
     assert config.model_type == "llama" and config.vocab_size == 49152
     assert AutoTokenizer.from_pretrained(folder).eos_token == "<|im_end|>"
+
+
+def test_special_tokens_follow_the_model_config(tiny_base: Path) -> None:
+    from transformers import AutoConfig, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base)
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<start>"]})
+    start = tokenizer.convert_tokens_to_ids("<start>")
+    end = tokenizer.eos_token_id
+    config = AutoConfig.from_pretrained(tiny_base)
+    config.bos_token_id, config.eos_token_id = start, end
+    tokenizer.eos_token = "<start>"  # what a misreading conversion leaves behind
+    bases.align_special_tokens(tokenizer, config)
+    assert (tokenizer.bos_token_id, tokenizer.eos_token_id) == (start, end)

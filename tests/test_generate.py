@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,7 +26,7 @@ from studio.loader import LoadedModel
 from tests.conftest import build_tiny_lora
 from trainer.errors import PoetstudioError
 from trainer.home import DataHome
-from trainer.textformat import eos_id, prompt_ids
+from trainer.textformat import PoemTokens, prompt_ids
 
 # Long enough that eos and the line limits never end a stream before the token limit.
 ENDLESS = {"min_lines": 10_000, "max_lines": 10_000, "max_stanzas": 10_000}
@@ -197,25 +199,57 @@ class ScriptedLM:
 
 
 def scripted(
-    poet: Poet, monkeypatch: pytest.MonkeyPatch, text_parts: list[str | None]
+    poet: Poet,
+    monkeypatch: pytest.MonkeyPatch,
+    text_parts: list[str | None],
+    tokens: PoemTokens | None = None,
 ) -> ScriptedLM:
-    """Make `poet` decode `text_parts` (None = eos) greedily, with "x" as the runner-up token."""
+    """Make `poet` decode `text_parts` (None = the model's eos) greedily, "x" the runner-up."""
     real = poet.loader.load(poet.model_info("joy"))
     tokenizer = real.tokenizer
-    eos = eos_id(tokenizer)
+    tokens = tokens or real.tokens
+    eos = tokens.eos
     script: list[int] = []
     for part in text_parts:
         script.extend([eos] if part is None else tokenizer.encode(part, add_special_tokens=False))
     (fallback,) = tokenizer.encode("x", add_special_tokens=False)
     fake = ScriptedLM(script, fallback, real.exempt.shape[0])
     model = LoadedModel(
-        info=real.info, module=fake, tokenizer=tokenizer, context=real.context, exempt=real.exempt
+        info=real.info,
+        module=fake,
+        tokenizer=tokenizer,
+        context=real.context,
+        exempt=real.exempt,
+        tokens=tokens,
     )
     monkeypatch.setattr(poet.loader, "load", lambda info, on_progress=None: model)
     return fake
 
 
 GREEDY = {"temperature": 0.0, "repetition_penalty": 1.0, "no_repeat_ngram_size": 0}
+
+
+def test_a_model_stops_at_the_eos_its_manifest_records(
+    poet: Poet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tokenizer = poet.loader.load(poet.model_info("joy")).tokenizer
+    (end,) = tokenizer.encode("~", add_special_tokens=False)
+    scripted(poet, monkeypatch, ["one\n", "two\n", None, "three\n"], PoemTokens(0, end))
+    assert poem(poet, "joy", **GREEDY, min_lines=1) == "one\ntwo\n"
+    assert poet.last_stats is not None and poet.last_stats.stop_reason == STOP_EOS
+
+
+def test_the_loader_reads_poem_tokens_from_the_manifest(poet: Poet) -> None:
+    info = poet.model_info("joy")
+    tokenizer = poet.loader.load(info).tokenizer
+    assert poet.loader.load(info).tokens == PoemTokens.of(tokenizer)
+    manifest = info.path / "poetstudio.json"
+    recorded = json.loads(manifest.read_text())
+    recorded["poem_tokens"] = {"bos": 0, "eos": 3}
+    manifest.write_text(json.dumps(recorded))
+    os.utime(manifest, (1, 1))  # a new mtime, so the loader sees a changed model
+    poet.refresh()
+    assert poet.loader.load(poet.model_info("joy")).tokens == PoemTokens(0, 3)
 
 
 def test_eos_is_suppressed_until_min_lines(poet: Poet, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from transformers import AutoTokenizer
 
 from tests.conftest import build_tiny_lora
 from tests.train_fixtures import tiny_config, write_dataset
@@ -57,6 +58,8 @@ def test_manifest_and_model_card(data_home: DataHome, tiny_base: Path) -> None:
     manifest = json.loads((folder / "poetstudio.json").read_text())
     assert manifest["format"] == 1 and manifest["emotion"] == "trust"
     assert manifest["method"] == "lora"
+    eot = AutoTokenizer.from_pretrained(tiny_base).eos_token_id
+    assert manifest["poem_tokens"] == {"bos": eot, "eos": eot}
     assert manifest["base"]["spec"] == str(tiny_base.resolve())
     assert manifest["parent"] is None
     assert manifest["dataset"]["name"] == "clean"
@@ -170,6 +173,23 @@ def test_an_emotion_starts_from_the_neutral_adapter(data_home: DataHome, tiny_ba
     )
     fresh = json.loads((data_home.models / "trust" / "poetstudio.json").read_text())
     assert fresh["parent"] is None
+
+
+def test_an_emotion_keeps_the_poem_tokens_its_neutral_was_trained_with(
+    data_home: DataHome, tiny_base: Path
+) -> None:
+    train(
+        tiny_config(tiny_base, emotion="neutral", max_steps=2), data_home, new_job(data_home, "n")
+    )
+    neutral_manifest = data_home.models / "neutral" / "poetstudio.json"
+    recorded = json.loads(neutral_manifest.read_text())
+    recorded["poem_tokens"] = {"bos": 0, "eos": 7}
+    neutral_manifest.write_text(json.dumps(recorded))
+    config = tiny_config(tiny_base, emotion="trust", max_steps=2)
+    config.base = None
+    train(config, data_home, new_job(data_home, "t"))
+    manifest = json.loads((data_home.models / "trust" / "poetstudio.json").read_text())
+    assert manifest["poem_tokens"] == {"bos": 0, "eos": 7}
 
 
 def test_early_stopping_keeps_the_best_weights(data_home: DataHome, tiny_base: Path) -> None:

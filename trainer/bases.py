@@ -192,6 +192,7 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
     config = loaded.config
+    align_special_tokens(tokenizer, config)
     if hasattr(config, "quantization_config"):
         del config.quantization_config
     fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
@@ -199,6 +200,18 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> None:
     fresh.generation_config = loaded.generation_config
     fresh.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
+
+
+def align_special_tokens(tokenizer: Any, config: Any) -> None:
+    """Point the tokenizer's bos and eos at the ids the model's config gives.
+
+    Some transformers versions read a gguf's eos as its bos (SmolLM2 came out with eos
+    `<|im_start|>` under 5.17 and `<|im_end|>` under 5.24); the config keeps the file's own ids.
+    """
+    for role in ("bos", "eos"):
+        wanted = getattr(config, f"{role}_token_id", None)
+        if isinstance(wanted, int) and getattr(tokenizer, f"{role}_token_id") != wanted:
+            setattr(tokenizer, f"{role}_token", tokenizer.convert_ids_to_tokens(wanted))
 
 
 def check_hub(repo_id: str) -> str:

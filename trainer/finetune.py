@@ -36,6 +36,7 @@ from trainer.home import DataHome
 from trainer.manifest import build_manifest, read_manifest, write_manifest
 from trainer.packing import IGNORE, Packed, load_training_data
 from trainer.precision import training_dtype
+from trainer.textformat import PoemTokens
 from trainer.trainconfig import DEFAULT_BASE, TrainConfig
 
 CHECKPOINT_DIR = "checkpoint"
@@ -52,6 +53,12 @@ class StartPoint:
     base_spec: str
     parent_dir: Path | None = None
     parent: dict[str, Any] | None = None  # the parent's manifest summary, for the lineage
+    # The parent's recorded poem ids: a child keeps them, so the lineage stops where it learned to.
+    poem_tokens: dict[str, Any] | None = None
+
+    def tokens(self, tokenizer: Any) -> PoemTokens:
+        """The poem ids this run trains with."""
+        return PoemTokens.recorded({"poem_tokens": self.poem_tokens}, tokenizer)
 
 
 @dataclass
@@ -91,7 +98,7 @@ def plan_start(config: TrainConfig, home: DataHome) -> StartPoint:
         "best_val_loss": manifest.get("metrics", {}).get("best_val_loss"),
         "parent": manifest.get("parent"),
     }
-    return StartPoint(base_spec, neutral_dir, parent)
+    return StartPoint(base_spec, neutral_dir, parent, manifest.get("poem_tokens"))
 
 
 def load_model(config: TrainConfig, start: StartPoint, home: DataHome) -> tuple[Any, Any]:
@@ -268,6 +275,7 @@ def train(
         max_words=config.max_words,
         seed=config.seed,
         eval_blocks=config.eval_blocks,
+        tokens=start.tokens(tokenizer),
     )
     if device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -490,6 +498,7 @@ def finish(
         method=config.method,
         base=base_identity(start.base_spec, home),
         parent=start.parent,
+        poem_tokens=start.tokens(tokenizer).as_dict(),
         dataset=dataset,
         hyperparameters=hyperparameters(config, model),
         best_val_loss=best_loss,

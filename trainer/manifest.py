@@ -31,6 +31,7 @@ def build_manifest(
     method: str,
     base: dict[str, Any],
     parent: dict[str, Any] | None,
+    poem_tokens: dict[str, int],
     dataset: dict[str, Any],
     hyperparameters: dict[str, Any],
     best_val_loss: float,
@@ -49,6 +50,7 @@ def build_manifest(
         "method": method,
         "base": base,
         "parent": parent,
+        "poem_tokens": poem_tokens,
         "dataset": dataset,
         "hyperparameters": hyperparameters,
         "metrics": {

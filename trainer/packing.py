@@ -16,7 +16,7 @@ from typing import Any
 
 from trainer.errors import PoetstudioError
 from trainer.home import DataHome
-from trainer.textformat import eos_id, poem_ids
+from trainer.textformat import PoemTokens, poem_ids
 
 IGNORE = -100  # the label value the loss skips
 # Fewer training poems than this make a model that only parrots them; refuse and say so.
@@ -62,9 +62,12 @@ def pack(sequences: Iterable[list[int]], block_size: int, pad_id: int) -> Packed
     )
 
 
-def tokenize_poems(tokenizer: Any, texts: list[str]) -> list[list[int]]:
+def tokenize_poems(
+    tokenizer: Any, texts: list[str], tokens: PoemTokens | None = None
+) -> list[list[int]]:
     """Every poem in the shared training format."""
-    return [poem_ids(tokenizer, text) for text in texts]
+    tokens = tokens or PoemTokens.of(tokenizer)
+    return [poem_ids(tokenizer, text, tokens) for text in texts]
 
 
 @dataclass
@@ -97,10 +100,12 @@ def load_training_data(
     max_words: int,
     seed: int,
     eval_blocks: int,
+    tokens: PoemTokens | None = None,
 ) -> TrainingData:
     """Read `label`'s poems from the dataset, shuffle them with `seed`, and pack both splits."""
     from trainer.dataset import load_manifest
 
+    tokens = tokens or PoemTokens.of(tokenizer)
     manifest = load_manifest(home, dataset)
     train_texts = label_texts(home, dataset, label, "train", max_words)
     if len(train_texts) < MIN_TRAIN_POEMS:
@@ -110,7 +115,7 @@ def load_training_data(
         )
     rng = random.Random(seed)
     rng.shuffle(train_texts)
-    train = pack(tokenize_poems(tokenizer, train_texts), block_size, eos_id(tokenizer))
+    train = pack(tokenize_poems(tokenizer, train_texts, tokens), block_size, tokens.eos)
     valid = valid_blocks(
         home,
         tokenizer,
@@ -120,6 +125,7 @@ def load_training_data(
         max_words=max_words,
         seed=seed,
         eval_blocks=eval_blocks,
+        tokens=tokens,
     )
     info = {
         "name": dataset,
@@ -144,6 +150,7 @@ def valid_blocks(
     max_words: int,
     seed: int,
     eval_blocks: int,
+    tokens: PoemTokens | None = None,
 ) -> Packed:
     """The first `eval_blocks` packed blocks of `label`'s shuffled validation poems.
 
@@ -156,7 +163,8 @@ def valid_blocks(
         )
     # Its own generator, so the sample does not depend on how many training poems there are.
     random.Random(f"valid-{seed}").shuffle(valid_texts)
-    valid = pack(tokenize_poems(tokenizer, valid_texts), block_size, eos_id(tokenizer))
+    tokens = tokens or PoemTokens.of(tokenizer)
+    valid = pack(tokenize_poems(tokenizer, valid_texts, tokens), block_size, tokens.eos)
     if valid.blocks <= eval_blocks:
         return valid
     return Packed(

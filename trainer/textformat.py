@@ -2,10 +2,15 @@
 
 A training example is `[bos] poem [eos]`; generation starts from `[bos] seed-line "\\n"` and the
 model continues it. Tokenizers without a bos token use eos as the separator, as GPT-2 does.
+
+Each model's manifest records the two ids it was trained with (`poem_tokens`), because one base
+can come out of different conversions with different special tokens: generation and evaluation
+use the recorded ids, so a model always stops where it learned to stop.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -26,15 +31,44 @@ def eos_id(tokenizer: Any) -> int:
     return int(tokenizer.eos_token_id)
 
 
-def poem_ids(tokenizer: Any, text: str) -> list[int]:
+@dataclass(frozen=True)
+class PoemTokens:
+    """The ids that open and close a poem for one model."""
+
+    bos: int
+    eos: int
+
+    @classmethod
+    def of(cls, tokenizer: Any) -> PoemTokens:
+        """The tokenizer's own poem ids."""
+        return cls(bos_id(tokenizer), eos_id(tokenizer))
+
+    @classmethod
+    def recorded(cls, manifest: dict[str, Any] | None, tokenizer: Any) -> PoemTokens:
+        """The ids a manifest records; the tokenizer's for models trained before they were."""
+        found = (manifest or {}).get("poem_tokens")
+        if isinstance(found, dict):
+            bos, eos = found.get("bos"), found.get("eos")
+            if isinstance(bos, int) and isinstance(eos, int) and min(bos, eos) >= 0:
+                return cls(bos, eos)
+        return cls.of(tokenizer)
+
+    def as_dict(self) -> dict[str, int]:
+        """The manifest form."""
+        return {"bos": self.bos, "eos": self.eos}
+
+
+def poem_ids(tokenizer: Any, text: str, tokens: PoemTokens | None = None) -> list[int]:
     """Token ids of one training example: bos, the poem's lines, eos."""
+    tokens = tokens or PoemTokens.of(tokenizer)
     body = tokenizer.encode(text.strip(), add_special_tokens=False)
-    return [bos_id(tokenizer), *body, eos_id(tokenizer)]
+    return [tokens.bos, *body, tokens.eos]
 
 
-def prompt_ids(tokenizer: Any, seed_line: str) -> list[int]:
+def prompt_ids(tokenizer: Any, seed_line: str, tokens: PoemTokens | None = None) -> list[int]:
     """Token ids that generation starts from: bos, then the seed line and a newline if given."""
+    tokens = tokens or PoemTokens.of(tokenizer)
     seed = seed_line.strip()
     if not seed:
-        return [bos_id(tokenizer)]
-    return [bos_id(tokenizer), *tokenizer.encode(seed + "\n", add_special_tokens=False)]
+        return [tokens.bos]
+    return [tokens.bos, *tokenizer.encode(seed + "\n", add_special_tokens=False)]
