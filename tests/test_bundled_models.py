@@ -34,6 +34,8 @@ def test_bundled_manifest_is_usable(folder: Path) -> None:
     assert info.method == "lora" and info.base_spec == OFFLINE_PRESET
     assert info.manifest["emotion"] == folder.name
     assert info.manifest["metrics"]["best_val_ppl"] > 1
+    # They were trained where the base's eos read as its bos, so generation must know their ids.
+    assert set(info.manifest["poem_tokens"]) == {"bos", "eos"}
     # Emotions are fine-tuned from the neutral model, as the seed did.
     if folder.name != "neutral":
         assert info.manifest["parent"]["emotion"] == "neutral"
