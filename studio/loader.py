@@ -114,6 +114,18 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def _poem_tokens(info: ModelInfo, base: _Base) -> PoemTokens:
+    """The poem ids `info`'s manifest records (else the tokenizer's), checked against the vocab."""
+    tokens = PoemTokens.recorded(info.manifest, base.tokenizer)
+    vocab = base.exempt.shape[0]
+    if max(tokens.bos, tokens.eos) >= vocab:
+        raise PoetstudioError(
+            f"{info.emotion} model in {info.path}: its manifest's poem_tokens {tokens.as_dict()} "
+            f"lie outside the {vocab}-token vocabulary; retrain it or restore its poetstudio.json"
+        )
+    return tokens
+
+
 def _check_adapter_file(info: ModelInfo) -> None:
     """Read the adapter weights' header before peft alters the base, so a bad file fails cleanly."""
     from safetensors import safe_open
@@ -250,7 +262,7 @@ class ModelLoader:
             tokenizer=base.tokenizer,
             context=base.context,
             exempt=base.exempt,
-            tokens=PoemTokens.recorded(info.manifest, base.tokenizer),
+            tokens=_poem_tokens(info, base),
             adapter=name,
             base=base,
             cache_arg=base.cache_arg,
@@ -320,7 +332,7 @@ class ModelLoader:
             tokenizer=base.tokenizer,
             context=base.context,
             exempt=base.exempt,
-            tokens=PoemTokens.recorded(info.manifest, base.tokenizer),
+            tokens=_poem_tokens(info, base),
             base=base,
             cache_arg=base.cache_arg,
         )

@@ -252,6 +252,17 @@ def test_the_loader_reads_poem_tokens_from_the_manifest(poet: Poet) -> None:
     assert poet.loader.load(poet.model_info("joy")).tokens == PoemTokens(0, 3)
 
 
+def test_poem_tokens_outside_the_vocabulary_are_refused(poet: Poet) -> None:
+    manifest = poet.model_info("joy").path / "poetstudio.json"
+    recorded = json.loads(manifest.read_text())
+    recorded["poem_tokens"] = {"bos": 0, "eos": 10**9}
+    manifest.write_text(json.dumps(recorded))
+    os.utime(manifest, (1, 1))
+    poet.refresh()
+    with pytest.raises(PoetstudioError, match="outside the .*vocabulary"):
+        poet.loader.load(poet.model_info("joy"))
+
+
 def test_eos_is_suppressed_until_min_lines(poet: Poet, monkeypatch: pytest.MonkeyPatch) -> None:
     scripted(poet, monkeypatch, ["one\n", None, "two\nthree\n", None, "four\n"])
     text = poem(poet, "joy", **GREEDY, min_lines=3)
