@@ -100,12 +100,11 @@ def load_training_data(
     max_words: int,
     seed: int,
     eval_blocks: int,
-    tokens: PoemTokens | None = None,
+    tokens: PoemTokens,
 ) -> TrainingData:
     """Read `label`'s poems from the dataset, shuffle them with `seed`, and pack both splits."""
     from trainer.dataset import load_manifest
 
-    tokens = tokens or PoemTokens.of(tokenizer)
     manifest = load_manifest(home, dataset)
     train_texts = label_texts(home, dataset, label, "train", max_words)
     if len(train_texts) < MIN_TRAIN_POEMS:
@@ -150,7 +149,7 @@ def valid_blocks(
     max_words: int,
     seed: int,
     eval_blocks: int,
-    tokens: PoemTokens | None = None,
+    tokens: PoemTokens,
 ) -> Packed:
     """The first `eval_blocks` packed blocks of `label`'s shuffled validation poems.
 
@@ -163,7 +162,6 @@ def valid_blocks(
         )
     # Its own generator, so the sample does not depend on how many training poems there are.
     random.Random(f"valid-{seed}").shuffle(valid_texts)
-    tokens = tokens or PoemTokens.of(tokenizer)
     valid = pack(tokenize_poems(tokenizer, valid_texts, tokens), block_size, tokens.eos)
     if valid.blocks <= eval_blocks:
         return valid
