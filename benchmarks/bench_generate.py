@@ -160,7 +160,7 @@ def plain_peft_model(base: str, adapter: Path, device: str) -> object:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from trainer.device import inference_dtype
+    from trainer.precision import inference_dtype
 
     model = AutoModelForCausalLM.from_pretrained(base, dtype=inference_dtype(device)).to(device)
     return PeftModel.from_pretrained(model, str(adapter)).eval()

@@ -8,24 +8,37 @@ Stop rules, checked as the text grows (a "line" is a non-empty line; the seed li
 - eos, once the poem has `min_lines` lines (before that eos is suppressed);
 - `max_lines` lines, `max_new_tokens` tokens, or the model's context being full;
 - a blank line that would open stanza `max_stanzas + 1`.
+
+Emotion guidance (`SamplingParams.strength`, s). Each step scores the next token from the emotion
+model's log-probabilities lp_E and the neutral model's lp_N on the same context, as
+`lp_E + s * (lp_E - lp_N)` (DExperts' `base + alpha * (expert - anti-expert)` with alpha = s + 1);
+a blend of emotions E_i with weights w_i scores `lp_N + (1 + s) * sum_i w_i * (lp_E_i - lp_N)`. The
+choice is restricted to the neutral model's top-p 0.9 nucleus plus each emotion model's own top
+token: the neutral model keeps the verse plausible while the difference pushes it toward the
+emotion. The penalties, temperature, top-k and top-p then apply as in plain sampling, and s = 0 is
+plain sampling of the emotion model, token for token. All the models run as rows of one batched
+forward when they are LoRA adapters on one base (one KV cache), else one forward each.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import threading
 import time
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from models import BUNDLED_DIR
+from studio.blend import Blend, parse_blend
 from studio.cputhreads import CpuShare
 from studio.loader import LoadedModel, ModelLoader, ProgressFn
 from studio.registry import ModelInfo, ModelScan, resolve_model, scan_models
+from trainer.emotions import NEUTRAL
 from trainer.errors import PoetstudioError
 from trainer.home import DataHome
 
@@ -37,6 +50,12 @@ STOP_MAX_STANZAS = "max_stanzas"
 STOP_CONTEXT = "context"
 STOP_CANCELLED = "cancelled"
 STOP_ERROR = "error"
+
+# Guidance strength: the default was chosen by `poetstudio eval --strength ...` (models/README.md).
+DEFAULT_STRENGTH = 1.0
+MAX_STRENGTH = 5.0
+# The neutral model's nucleus that guided choices must stay inside.
+GUIDANCE_NUCLEUS = 0.9
 
 
 @dataclass
@@ -56,6 +75,8 @@ class SamplingParams:
     max_lines: int = 14
     max_new_tokens: int = 200
     max_stanzas: int = 3
+    # Emotion guidance: 0 samples the emotion model alone; see the module docstring.
+    strength: float = DEFAULT_STRENGTH
     seed: int | None = None
 
     def validate(self) -> SamplingParams:
@@ -70,6 +91,10 @@ class SamplingParams:
             (self.max_lines >= 1, "max lines must be >= 1"),
             (self.max_new_tokens >= 1, "max new tokens must be >= 1"),
             (self.max_stanzas >= 1, "max stanzas must be >= 1"),
+            (
+                math.isfinite(self.strength) and 0 <= self.strength <= MAX_STRENGTH,
+                f"strength must be a number from 0 to {MAX_STRENGTH:g}",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -91,7 +116,8 @@ class GenerationStats:
     stop_reason: str | None = None
     seed: int | None = None  # the sampling seed used; pass it back to reproduce the poem
     prompt_tokens: int = 0
-    emotion: str | None = None
+    emotion: str | None = None  # the emotion, or a blend's canonical spec
+    strength: float = 0.0  # the guidance strength applied (0 when it had to fall back)
     model: str | None = None  # where the model came from, for saved poems
     device: str | None = None
     cpu_threads: int | None = None  # torch threads decoding used on a CPU
@@ -228,18 +254,41 @@ class _Sampler:
         if n and len(self.history) >= n:
             self._remember(self.history[-n:])
 
-    def sample(self, logits: Any, ban_eos: bool, eos_id: int) -> int:
-        """Pick the next token id from one position's logits (a 1-D float tensor)."""
+    def sample(self, logits: Any, ban_eos: bool, eos_id: int, allowed: Any = None) -> int:
+        """Pick the next token id from one position's scores (a 1-D float tensor).
+
+        `allowed` (a bool mask over the vocabulary, or None for all) restricts the choice. Should
+        the restriction and the repetition bans leave no candidate at all, this one token is
+        chosen without the restriction and the n-gram ban.
+        """
+        import torch
+
+        logits = logits.float()
+        if not bool(torch.isfinite(logits).all()):
+            raise PoetstudioError(
+                "the model produced non-finite scores (NaN or inf): its weights are damaged; "
+                "retrain it or restore its folder"
+            )
+        scores = self._restricted(logits.clone(), ban_eos, eos_id, allowed, ngram_ban=True)
+        if not bool(torch.isfinite(scores).any()):
+            scores = self._restricted(logits, ban_eos, eos_id, None, ngram_ban=False)
+        return self._draw(scores)
+
+    def _restricted(
+        self, logits: Any, ban_eos: bool, eos_id: int, allowed: Any, ngram_ban: bool
+    ) -> Any:
+        """The scores with the mask, the repetition penalty and the bans applied."""
         import torch
 
         params = self.params
-        logits = logits.float()
+        if allowed is not None:
+            logits = logits.masked_fill(~allowed, float("-inf"))
         if params.repetition_penalty != 1.0:
             penalty = params.repetition_penalty
             punished = torch.where(logits > 0, logits / penalty, logits * penalty)
             logits = torch.where(self.seen, punished, logits)
         n = params.no_repeat_ngram_size
-        if n and len(self.history) >= n - 1:
+        if ngram_ban and n and len(self.history) >= n - 1:
             banned = self.ngrams.get(tuple(self.history[len(self.history) - (n - 1) :]))
             if banned:
                 ids = [t for t in banned if not bool(self.exempt[t])]
@@ -247,6 +296,13 @@ class _Sampler:
                     logits[torch.tensor(ids, device=logits.device)] = float("-inf")
         if ban_eos:
             logits[eos_id] = float("-inf")
+        return logits
+
+    def _draw(self, logits: Any) -> int:
+        """Temperature, top-k and top-p, then one draw from the sampler's own generator."""
+        import torch
+
+        params = self.params
         if params.temperature == 0:
             return int(torch.argmax(logits))
         logits = logits / params.temperature
@@ -263,15 +319,111 @@ class _Sampler:
         return int(indices[choice])
 
 
+def nucleus_mask(logprobs: Any, top_p: float, head: int = 512) -> Any:
+    """The smallest set of tokens whose probability mass reaches `top_p`, as a bool mask.
+
+    The `head` most likely tokens nearly always hold that mass; a full sort of a 49k vocabulary
+    costs about 4 ms a token on a CPU, a top-512 about a tenth of that.
+    """
+    import torch
+
+    probs = logprobs.exp()
+    count = min(head, probs.shape[0])
+    top, order = torch.topk(probs, count)
+    if count < probs.shape[0] and float(top.sum()) < top_p:
+        top, order = torch.sort(probs, descending=True)
+    keep = torch.cumsum(top, dim=-1) - top < top_p
+    mask = torch.zeros_like(probs, dtype=torch.bool)
+    mask[order[keep]] = True
+    return mask
+
+
+def guided_scores(
+    logits: Any, weights: Sequence[float], strength: float, nucleus: float = GUIDANCE_NUCLEUS
+) -> tuple[Any, Any]:
+    """Next-token scores and the allowed-token mask (None: all) from a batch of model rows.
+
+    `logits` is [rows, vocab]: one row per emotion of the blend (with `weights`), then, when
+    `strength` > 0, the neutral model's row. The scores are the weighted emotion logits plus
+    `strength * sum_i w_i (lp_E_i - lp_N)`: up to a constant, the module docstring's formula, on
+    the logit scale the repetition penalty was made for.
+    """
+    import torch
+
+    k = len(weights)
+    experts = logits[:k].float()
+    if k == 1 and strength == 0:
+        return experts[0], None
+    w = torch.tensor(list(weights), dtype=experts.dtype, device=experts.device)[:, None]
+    mixed = (w * experts).sum(0)
+    if strength == 0:
+        return mixed, None
+    expert_lp = torch.log_softmax(experts, dim=-1)
+    neutral_lp = torch.log_softmax(logits[k].float(), dim=-1)
+    scores = mixed + strength * (w * (expert_lp - neutral_lp)).sum(0)
+    allowed = nucleus_mask(neutral_lp, nucleus)
+    allowed[experts.argmax(dim=-1)] = True
+    return scores, allowed
+
+
+class _Rows:
+    """Next-token logits of several models on one shared context, with their KV caches.
+
+    LoRA adapters on one loaded base run as rows of one batched forward on one cache; any other
+    mix (full models, adapters the per-row forward does not take) runs one forward per model.
+    """
+
+    def __init__(self, loader: ModelLoader, models: list[LoadedModel]) -> None:
+        self.loader = loader
+        self.models = models
+        self.caches: list[Any] = [None] * len(models)
+        with loader.lock:
+            self.batched = len(models) > 1 and loader.activate_rows(models)
+
+    def step(self, ids: Any) -> Any:
+        """Feed `ids` ([1, tokens]) to every model; return the last position's logits [rows, V]."""
+        import torch
+
+        with self.loader.lock:
+            if self.batched:
+                self.loader.activate_rows(self.models)
+                model = self.models[0]
+                rows = ids.expand(len(self.models), -1)
+                out = model.module(
+                    input_ids=rows,
+                    use_cache=True,
+                    logits_to_keep=1,
+                    **{model.cache_arg: self.caches[0]},
+                )
+                self.caches[0] = getattr(out, model.cache_arg)
+                return out.logits[:, -1]
+            logits = []
+            for index, model in enumerate(self.models):
+                self.loader.activate(model)
+                out = model.module(
+                    input_ids=ids,
+                    use_cache=True,
+                    logits_to_keep=1,
+                    **{model.cache_arg: self.caches[index]},
+                )
+                self.caches[index] = getattr(out, model.cache_arg)
+                logits.append(out.logits[0, -1])
+            return torch.stack(logits)
+
+
 class Poet:
     """The generation core: finds emotion models, loads them, and streams poems from them."""
 
     def __init__(
-        self, home: DataHome, device: str | None = None, bundled_dir: Path = BUNDLED_DIR
+        self,
+        home: DataHome,
+        device: str | None = None,
+        bundled_dir: Path = BUNDLED_DIR,
+        precision: str | None = None,
     ) -> None:
         self.home = home
         self.bundled_dir = Path(bundled_dir)
-        self.loader = ModelLoader(home, device)
+        self.loader = ModelLoader(home, device, precision=precision or "auto")
         self.last_stats: GenerationStats | None = None
         self._scan: ModelScan | None = None
         # CPU decoding threads; None picks them per stream from how busy the cores are.
@@ -297,12 +449,31 @@ class Poet:
         return self._scan.models
 
     def model_info(self, emotion: str) -> ModelInfo:
-        """The model that `emotion` resolves to, or a PoetstudioError saying how to get one."""
-        return resolve_model(emotion, self.home, self.bundled_dir, scan=self.scan)
+        """The model that `emotion` (or a blend's main emotion) resolves to.
+
+        Raises a PoetstudioError saying how to get a model when any emotion of a blend has none.
+        """
+        blend = parse_blend(emotion)
+        infos = self._infos(blend)
+        return infos[blend.emotions.index(blend.primary)]
+
+    def _infos(self, blend: Blend) -> list[ModelInfo]:
+        scan = self.scan
+        return [resolve_model(e, self.home, self.bundled_dir, scan=scan) for e in blend.emotions]
 
     def load(self, emotion: str, on_progress: ProgressFn | None = None) -> ModelInfo:
-        """Load `emotion`'s model now (generation loads on demand too); reports progress."""
-        return self._get(emotion, on_progress).info
+        """Load the models that `emotion` (or a blend) writes with now, the neutral one included.
+
+        Generation loads on demand too; this reports progress. Returns the main emotion's model.
+        """
+        blend = parse_blend(emotion)
+        for info in self._infos(blend):
+            self.loader.load(info, on_progress)
+        neutral = self.scan.models.get(NEUTRAL)
+        if blend.primary != NEUTRAL and neutral is not None:
+            with contextlib.suppress(PoetstudioError):  # guidance reports it when it streams
+                self.loader.load(neutral, on_progress)
+        return self.model_info(emotion)
 
     def _threads_for(self, model: LoadedModel) -> int | None:
         """CPU threads for the next stream: the override, else the cores others leave free."""
@@ -314,10 +485,6 @@ class Poet:
 
         return self._cpu_share.decode_threads(torch.get_num_threads())
 
-    def _get(self, emotion: str, on_progress: ProgressFn | None = None) -> LoadedModel:
-        # The loader keeps what is loaded; asking again only activates the emotion's adapter.
-        return self.loader.load(self.model_info(emotion), on_progress)
-
     def stream_poem(
         self,
         emotion: str,
@@ -327,9 +494,12 @@ class Poet:
     ) -> Iterator[str]:
         """Yield a poem as text chunks: the seed line and a newline first (if any), then the rest.
 
-        `self.last_stats` describes this stream from its start and is final once it ends.
+        `emotion` is one emotion or a blend (`joy+sadness`, `joy=0.7+sadness=0.3`); with
+        `params.strength` > 0 it is guided against the neutral model. `self.last_stats`
+        describes this stream from its start and is final once it ends.
         """
-        yield from self.stream_model(self.model_info(emotion), seed_line, params, cancel)
+        blend = parse_blend(emotion)
+        yield from self._stream(blend, self._infos(blend), seed_line, params, cancel)
 
     def stream_model(
         self,
@@ -338,28 +508,60 @@ class Poet:
         params: SamplingParams | None = None,
         cancel: threading.Event | None = None,
     ) -> Iterator[str]:
-        """`stream_poem` for a given model entry, such as the raw base that evaluation samples."""
+        """Plain sampling (no guidance) of a given model entry, such as the raw base."""
+        blend = Blend(((info.emotion, 1.0),))
+        yield from self._stream(blend, [info], seed_line, params, cancel, guide=False)
+
+    def _stream(
+        self,
+        blend: Blend,
+        infos: list[ModelInfo],
+        seed_line: str,
+        params: SamplingParams | None,
+        cancel: threading.Event | None,
+        guide: bool = True,
+    ) -> Iterator[str]:
         params = (params or SamplingParams()).validate()
         started = time.perf_counter()
         stats = GenerationStats()
         self.last_stats = stats
-        model = self.loader.load(info)
-        info = model.info
-        stats.emotion = info.emotion
-        stats.model = f"{info.source} {info.method} {info.path}"
-        if info.method == "lora":
-            stats.model += f" (base {info.base_spec})"
+        experts = [self.loader.load(info) for info in infos]
+        model = experts[0]
+        for other, info in zip(experts[1:], infos[1:], strict=True):
+            if not _same_vocabulary(model, other):
+                raise PoetstudioError(
+                    f"cannot blend {infos[0].emotion} and {info.emotion}: "
+                    "their models use different tokenizers"
+                )
+        rows = list(experts)
+        strength = params.strength if guide and blend.primary != NEUTRAL else 0.0
+        if strength > 0:
+            neutral, problem = self._neutral_for(model)
+            if neutral is None:
+                stats.notices.append(f"{problem}; writing without guidance (strength 0)")
+                strength = 0.0
+            else:
+                rows.append(neutral)
+        stats.emotion = blend.spec
+        stats.strength = strength
+        if blend.is_single:
+            stats.model = _describe(model.info)
+        else:
+            stats.model = "; ".join(f"{m.info.emotion}: {_describe(m.info)}" for m in experts)
+        if strength > 0:
+            stats.model += f"; guided against neutral: {_describe(rows[-1].info)}"
         stats.device = self.device
         random_seed = int.from_bytes(os.urandom(4), "little")
         stats.seed = params.seed if params.seed is not None else random_seed
 
         from trainer.textformat import prompt_ids
 
+        context = min(loaded.context for loaded in rows)
         seed = clean_seed(seed_line)
         prompt = prompt_ids(model.tokenizer, seed, model.tokens)
         # Leave room to write at least a few lines after the seed line.
-        room = max(8, min(params.max_new_tokens, model.context // 2))
-        limit = model.context - room
+        room = max(8, min(params.max_new_tokens, context // 2))
+        limit = context - room
         if len(prompt) > limit:
             newline = model.tokenizer.encode("\n", add_special_tokens=False)
             prompt = prompt[: limit - len(newline)] + newline
@@ -374,8 +576,9 @@ class Poet:
         if seed:
             counter.feed(seed + "\n")
             yield seed + "\n"
+        decoding = _Decoding(model, rows, blend.weights, strength, context)
         try:
-            yield from self._decode(model, prompt, params, cancel, stats, counter, started)
+            yield from self._decode(decoding, prompt, params, cancel, stats, counter, started)
         except GeneratorExit:
             if stats.stop_reason is None:
                 stats.stop_reason = STOP_CANCELLED
@@ -384,9 +587,24 @@ class Poet:
             stats.stop_reason = STOP_ERROR
             raise
 
+    def _neutral_for(self, model: LoadedModel) -> tuple[LoadedModel | None, str]:
+        """The neutral model to guide `model` against, or None and why there is none."""
+        info = self.scan.models.get(NEUTRAL)
+        if info is None:
+            hint = "train one with `poetstudio train --emotion neutral`"
+            problem = self.scan.problems.get(NEUTRAL)
+            return None, f"no neutral model to guide against ({problem or hint})"
+        try:
+            neutral = self.loader.load(info)
+        except PoetstudioError as exc:
+            return None, f"the neutral model cannot be loaded ({exc})"
+        if not _same_vocabulary(model, neutral):
+            return None, "the neutral model uses another tokenizer than this emotion's"
+        return neutral, ""
+
     def _decode(
         self,
-        model: LoadedModel,
+        decoding: _Decoding,
         prompt: list[int],
         params: SamplingParams,
         cancel: threading.Event | None,
@@ -397,10 +615,11 @@ class Poet:
         """The token loop: one forward per token on the KV cache, until a stop rule fires."""
         import torch
 
+        model = decoding.model
         eos = model.tokens.eos
         sampler = _Sampler(params, model, prompt, stats.seed or 0)
         detok = _Detokenizer(model.tokenizer)
-        max_tokens = min(params.max_new_tokens, model.context - len(prompt))
+        max_tokens = min(params.max_new_tokens, decoding.context - len(prompt))
         first_at: float | None = None
 
         def finish(reason: str) -> None:
@@ -410,8 +629,8 @@ class Poet:
 
         stats.cpu_threads = self._threads_for(model)
         with torch.inference_mode(), _torch_threads(stats.cpu_threads):
+            forward = _Rows(self.loader, decoding.rows)
             ids = torch.tensor([prompt], dtype=torch.long, device=model.exempt.device)
-            cache = None
             step = torch.empty((1, 1), dtype=torch.long, device=ids.device)
             while True:
                 if cancel is not None and cancel.is_set():
@@ -421,12 +640,9 @@ class Poet:
                     full = stats.tokens < params.max_new_tokens
                     finish(STOP_CONTEXT if full else STOP_MAX_TOKENS)
                     return
-                with self.loader.lock:
-                    self.loader.activate(model)
-                    kwargs = {model.cache_arg: cache}
-                    out = model.module(input_ids=ids, use_cache=True, logits_to_keep=1, **kwargs)
-                cache = getattr(out, model.cache_arg)
-                token = sampler.sample(out.logits[0, -1], counter.lines < params.min_lines, eos)
+                logits = forward.step(ids)
+                scores, allowed = guided_scores(logits, decoding.weights, decoding.strength)
+                token = sampler.sample(scores, counter.lines < params.min_lines, eos, allowed)
                 stats.tokens += 1
                 if first_at is None:
                     first_at = time.perf_counter()
@@ -445,3 +661,29 @@ class Poet:
                         return
                 step[0, 0] = token
                 ids = step
+
+
+@dataclass
+class _Decoding:
+    """What one stream decodes with: the main model (tokenizer, poem tokens) and every row."""
+
+    model: LoadedModel
+    rows: list[LoadedModel]  # the blend's emotions in order, then neutral when guided
+    weights: tuple[float, ...]
+    strength: float
+    context: int
+
+
+def _describe(info: ModelInfo) -> str:
+    """Where a model came from, for stats and saved poems."""
+    text = f"{info.source} {info.method} {info.path}"
+    return text + (f" (base {info.base_spec})" if info.method == "lora" else "")
+
+
+def _same_vocabulary(a: LoadedModel, b: LoadedModel) -> bool:
+    """Whether two models score the same tokens (one shared tokenizer, or equal vocabularies)."""
+    if a.tokenizer is b.tokenizer:
+        return True
+    if a.exempt.shape != b.exempt.shape or a.tokens != b.tokens:
+        return False
+    return bool(a.tokenizer.get_vocab() == b.tokenizer.get_vocab())

@@ -52,7 +52,7 @@ class _Base:
     peft: Any = None  # the PeftModel wrapper, once a first adapter is added
     layers: list[Any] = field(default_factory=list)  # peft's LoRA layers, for the lean forward
     adapters: dict[tuple[str, int], str] = field(default_factory=dict)  # (path, mtime) -> name
-    active: str | None = None
+    active: str | tuple[str, ...] | None = None  # an adapter, or one per batch row
 
 
 def _quiet_transformers() -> None:
@@ -153,8 +153,17 @@ def _adapter_key(path: Path) -> tuple[str, int]:
 class ModelLoader:
     """Loads models for `device`, keeps bases and full models in a small LRU, hot-swaps adapters."""
 
-    def __init__(self, home: DataHome, device: str | None = None, cache_size: int = 2) -> None:
+    def __init__(
+        self,
+        home: DataHome,
+        device: str | None = None,
+        cache_size: int = 2,
+        precision: str = "auto",
+    ) -> None:
+        from trainer.precision import check_precision
+
         self.home = home
+        self.precision = check_precision(precision)
         self._device_override = device
         self._device: str | None = None
         self.cache_size = max(1, cache_size)
@@ -196,6 +205,26 @@ class ModelLoader:
             fastlora.install(base.layers, loaded.adapter)
             base.active = loaded.adapter
 
+    def activate_rows(self, models: list[LoadedModel]) -> bool:
+        """Give batch row r the adapter of `models[r]`, all LoRA models on one loaded base.
+
+        Returns False when they cannot share one forward (not all LoRA, different bases, or a
+        layer the per-row forward does not handle); the caller then runs them one by one.
+        """
+        base = models[0].base
+        names = [loaded.adapter for loaded in models]
+        if base is None or base.peft is None or any(name is None for name in names):
+            return False
+        if any(loaded.base is not base for loaded in models):
+            return False
+        key = tuple(names)
+        if base.active == key:
+            return True
+        if not fastlora.install_rows(base.layers, [name for name in names if name]):
+            return False
+        base.active = key
+        return True
+
     def loaded_bases(self) -> int:
         """How many bases and full models are in memory now."""
         return len(self._cache)
@@ -210,7 +239,7 @@ class ModelLoader:
         """Load a tokenizer and causal LM from a local folder or Hub id onto the device."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from trainer.device import inference_dtype
+        from trainer.precision import inference_dtype
 
         _quiet_transformers()
         report(0.1, f"loading tokenizer for {what}")
@@ -219,7 +248,7 @@ class ModelLoader:
             report(0.2, f"loading {what} weights")
             model = AutoModelForCausalLM.from_pretrained(
                 source,
-                dtype=inference_dtype(self.device),
+                dtype=inference_dtype(self.device, self.precision),
                 trust_remote_code=False,
                 use_safetensors=True,
             )

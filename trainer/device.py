@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from trainer.errors import PoetstudioError
 
 DEVICES = ("cuda", "mps", "cpu")
@@ -29,14 +27,3 @@ def pick_device(override: str | None = None) -> str:
     if torch.backends.mps.is_available():
         return "mps"
     return "cpu"
-
-
-def inference_dtype(device: str) -> Any:
-    """The dtype to hold weights in for generation: bf16 or fp16 on GPUs, fp32 on the CPU."""
-    import torch
-
-    if device.startswith("cuda"):
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.startswith("mps"):
-        return torch.float16
-    return torch.float32
