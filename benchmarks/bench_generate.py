@@ -6,6 +6,9 @@ Measures, as medians over interleaved rounds on one loaded base with two emotion
 - decoding tokens/s of `stream_poem` and of `model.generate` with the same sampling settings, and
   both as a share of the memory-bandwidth limit (measured read bandwidth / weight bytes; target
   >= 50%);
+- guided decoding (`strength` > 0: the emotion and neutral adapters as one batched forward of two
+  rows) against plain decoding (strength 0), in the same rounds (target >= 0.9x);
+- with --bf16, plain decoding with the weights in bf16 against fp32, in the same rounds;
 - emotion switch time with both adapters loaded (target <= 50 ms).
 
 Run:  .venv/bin/python benchmarks/bench_generate.py [--base smollm2-135m|tiny|FOLDER]
@@ -22,16 +25,18 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from studio.generate import Poet, SamplingParams  # noqa: E402
+from studio.generate import DEFAULT_STRENGTH, Poet, SamplingParams  # noqa: E402
 from trainer.home import DataHome, resolve_home  # noqa: E402
 
 SEED_LINE = "The lamps are out along the quay"
 EMOTIONS = ("joy", "sadness")
+NEUTRAL = "neutral"  # the adapter guided decoding scores against
 THREADS_USED: list[int | None] = []  # the decoding threads of each stream_poem run
 
 
@@ -66,12 +71,12 @@ def random_base(source: Path, out: Path) -> str:
 
 
 def make_adapters(base: str, models_dir: Path) -> None:
-    """Write two LoRA adapters with non-zero weights, the shape training produces."""
+    """Write emotion and neutral LoRA adapters with non-zero weights, as training shapes them."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    for index, emotion in enumerate(EMOTIONS):
+    for index, emotion in enumerate((*EMOTIONS, NEUTRAL)):
         model = AutoModelForCausalLM.from_pretrained(base)
         config = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear")
         peft_model = get_peft_model(model, config)
@@ -182,6 +187,8 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--strength", type=float, default=DEFAULT_STRENGTH, help="guided runs")
+    parser.add_argument("--bf16", action="store_true", help="also decode with bf16 weights")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument(
         "--decode-threads",
@@ -205,8 +212,15 @@ def main() -> None:
         base = base_folder(args.base, args.home, scratch, args.random_init)
         home = DataHome(scratch / "home").ensure()
         make_adapters(base, home.models)
-        poet = Poet(home, device=args.device, bundled_dir=scratch / "no-bundled")
+        poet = Poet(home, device=args.device, bundled_dir=scratch / "no-bundled", precision="fp32")
         poet.decode_threads = args.decode_threads
+        half = None
+        if args.bf16:
+            half = Poet(
+                home, device=args.device, bundled_dir=scratch / "no-bundled", precision="bf16"
+            )
+            half.decode_threads = args.decode_threads
+            half.load(EMOTIONS[0])
 
         start = time.perf_counter()
         poet.load(EMOTIONS[0])
@@ -223,21 +237,30 @@ def main() -> None:
             max_lines=10_000,
             max_stanzas=10_000,
             max_new_tokens=args.tokens,
+            strength=0.0,
         )
-        studio = poet._get(EMOTIONS[0])
+        guided_params = replace(params, strength=args.strength)
+        studio = poet.loader.load(poet.model_info(EMOTIONS[0]))
         results: dict[str, list[tuple[float, float]]] = {"ours": [], "same": [], "plain": []}
+        extra: dict[str, list[tuple[float, float]]] = {"guided": [], "bf16": []}
         switches = []
         for round_index in range(args.rounds + 1):  # round 0 warms up and is not counted
             emotion = EMOTIONS[round_index % 2]
             switch = run_switch(poet, emotion)
             ours = run_ours(poet, emotion, params)
+            guided = run_ours(poet, emotion, guided_params)
+            poet.loader.activate(studio)  # the guided run left one adapter per batch row
             same = run_generate(studio.module, studio.tokenizer, params)
             plain_run = run_generate(plain, studio.tokenizer, params)
+            halved = run_ours(half, EMOTIONS[0], params) if half is not None else None
             if round_index:
                 switches.append(switch)
                 results["ours"].append(ours)
                 results["same"].append(same)
                 results["plain"].append(plain_run)
+                extra["guided"].append(guided)
+                if halved is not None:
+                    extra["bf16"].append(halved)
         model_bytes = weight_bytes(studio.module)
         bandwidth = read_bandwidth_gbs(args.device)
 
@@ -269,6 +292,16 @@ def main() -> None:
         print(f"{row[0]:<26}" + "".join(f"{cell:>11}" for cell in row[1:]))
     ours = rate["ours"]
     print(f"decoding speed A/B {ours / rate['same']:.2f}x, A/C {ours / rate['plain']:.2f}x")
+    guided_rate = statistics.median(r for _, r in extra["guided"])
+    print(
+        f"guided decoding (strength {args.strength:g}, emotion + neutral rows): "
+        f"{guided_rate:.1f} tokens/s = {guided_rate / ours:.2f}x plain (target >= 0.9x)"
+    )
+    if extra["bf16"]:
+        half_rate = statistics.median(r for _, r in extra["bf16"])
+        print(
+            f"plain decoding, bf16 weights: {half_rate:.1f} tokens/s = {half_rate / ours:.2f}x fp32"
+        )
 
 
 if __name__ == "__main__":

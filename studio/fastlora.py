@@ -6,9 +6,12 @@ of the hundreds of adapted layers, about a tenth of a small model's decoding tim
 plain LoRA in inference the layer is `base(x) + scale * B(A(x))`, which this module installs as
 an instance-level forward. Layers it does not understand keep peft's own forward.
 
-Guided decoding runs the emotion and neutral models as rows of one batch, on one KV cache: the
-per-row forward adds `scale_r * B_r(A_r(x_r))` to row r with two batched matmuls, the adapters
-stacked once (ranks zero-padded to the largest, which leaves each product exact).
+Guided decoding runs the emotion and neutral models as rows of one batch, on one KV cache, and
+batched writing runs many poems' rows at once. The per-row forward concatenates the distinct
+adapters once, A side by side and B (scale folded in) stacked, and computes
+`((x @ A_all) * mask_r) @ B_all`: the mask keeps row r's own adapter block, so each row gets
+exactly `scale_r * B_r(A_r(x_r))`, in two matmuls per layer however many rows there are, and
+the weights read per token grow with the number of distinct adapters, not of rows.
 """
 
 from __future__ import annotations
@@ -26,11 +29,9 @@ def _lean_forward(self: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def _rows_forward(self: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
-    import torch
-
-    a_stack, b_stack = self._poetstudio_rows
+    a_all, b_all, mask = self._poetstudio_rows
     out = self.base_layer(x, *args, **kwargs)
-    return out.add_(torch.bmm(torch.bmm(x, a_stack), b_stack))
+    return out.add_((x @ a_all).mul_(mask) @ b_all)
 
 
 def _plain_lora(layer: Any, adapter: str) -> bool:
@@ -80,20 +81,24 @@ def install_rows(layers: list[Any], adapters: list[str]) -> bool:
     """
     import torch
 
-    if not all(_plain_lora(layer, name) for layer in layers for name in adapters):
+    distinct = list(dict.fromkeys(adapters))
+    if not all(_plain_lora(layer, name) for layer in layers for name in distinct):
         return False
     with torch.no_grad():
         for layer in layers:
-            a_weights = [layer.lora_A[name].weight for name in adapters]  # each [rank, in]
-            b_weights = [
-                layer.lora_B[name].weight * float(layer.scaling[name]) for name in adapters
-            ]  # each [out, rank], the scale folded in
-            rank = max(weight.shape[0] for weight in a_weights)
-            a_stack = a_weights[0].new_zeros((len(adapters), a_weights[0].shape[1], rank))
-            b_stack = a_weights[0].new_zeros((len(adapters), rank, b_weights[0].shape[0]))
-            for row, (a_weight, b_weight) in enumerate(zip(a_weights, b_weights, strict=True)):
-                a_stack[row, :, : a_weight.shape[0]] = a_weight.t()
-                b_stack[row, : b_weight.shape[1], :] = b_weight.t()
-            layer._poetstudio_rows = (a_stack, b_stack)
+            a_all = torch.cat([layer.lora_A[name].weight.t() for name in distinct], dim=1)
+            b_all = torch.cat(
+                [layer.lora_B[name].weight.t() * float(layer.scaling[name]) for name in distinct]
+            )
+            mask = a_all.new_zeros((len(adapters), 1, a_all.shape[1]))
+            starts, offset = {}, 0
+            for name in distinct:
+                rank = layer.lora_A[name].weight.shape[0]
+                starts[name] = (offset, offset + rank)
+                offset += rank
+            for row, name in enumerate(adapters):
+                begin, end = starts[name]
+                mask[row, :, begin:end] = 1.0
+            layer._poetstudio_rows = (a_all.contiguous(), b_all.contiguous(), mask)
             layer.forward = types.MethodType(_rows_forward, layer)
     return True

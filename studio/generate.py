@@ -147,7 +147,7 @@ def clean_output(text: str) -> str:
 
 
 @contextlib.contextmanager
-def _torch_threads(count: int | None) -> Iterator[None]:
+def torch_threads(count: int | None) -> Iterator[None]:
     """Run the block with `count` torch threads (None: leave them alone), then restore."""
     import torch
 
@@ -319,11 +319,12 @@ class _Sampler:
         return int(indices[choice])
 
 
-def nucleus_mask(logprobs: Any, top_p: float, head: int = 512) -> Any:
+def nucleus_mask(logprobs: Any, top_p: float, head: int = 4096) -> Any:
     """The smallest set of tokens whose probability mass reaches `top_p`, as a bool mask.
 
-    The `head` most likely tokens nearly always hold that mass; a full sort of a 49k vocabulary
-    costs about 4 ms a token on a CPU, a top-512 about a tenth of that.
+    The `head` most likely tokens nearly always hold that mass; on this CPU a full sort of a 49k
+    vocabulary took about 5 ms a token, a top-4096 about 0.2 ms (a top-512 missed the mass at a
+    third of the steps of a real poem: the neutral model is flat where a line begins).
     """
     import torch
 
@@ -358,37 +359,45 @@ def guided_scores(
     mixed = (w * experts).sum(0)
     if strength == 0:
         return mixed, None
-    expert_lp = torch.log_softmax(experts, dim=-1)
-    neutral_lp = torch.log_softmax(logits[k].float(), dim=-1)
-    scores = mixed + strength * (w * (expert_lp - neutral_lp)).sum(0)
+    logprobs = torch.log_softmax(logits[: k + 1].float(), dim=-1)
+    neutral_lp = logprobs[k]
+    scores = mixed + strength * (w * (logprobs[:k] - neutral_lp)).sum(0)
     allowed = nucleus_mask(neutral_lp, nucleus)
     allowed[experts.argmax(dim=-1)] = True
     return scores, allowed
 
 
-class _Rows:
-    """Next-token logits of several models on one shared context, with their KV caches.
+class RowForward:
+    """Next-token logits of several models, one batch row each, with their KV caches.
 
-    LoRA adapters on one loaded base run as rows of one batched forward on one cache; any other
-    mix (full models, adapters the per-row forward does not take) runs one forward per model.
+    Rows of one full model, or of LoRA adapters on one loaded base, run as one batched forward on
+    one cache; any other mix (different modules, adapters the per-row forward does not take) runs
+    one forward per row.
     """
 
     def __init__(self, loader: ModelLoader, models: list[LoadedModel]) -> None:
         self.loader = loader
-        self.models = models
+        self.models = list(models)
         self.caches: list[Any] = [None] * len(models)
         with loader.lock:
-            self.batched = len(models) > 1 and loader.activate_rows(models)
+            self.batched = len(models) > 1 and self._activate()
+
+    def _activate(self) -> bool:
+        first = self.models[0]
+        if all(m.adapter is None and m.module is first.module for m in self.models):
+            return True
+        return self.loader.activate_rows(self.models)
 
     def step(self, ids: Any) -> Any:
-        """Feed `ids` ([1, tokens]) to every model; return the last position's logits [rows, V]."""
+        """Feed `ids` ([1, tokens] for every row alike, or [rows, tokens]); return the last
+        position's logits, [rows, vocab]."""
         import torch
 
         with self.loader.lock:
             if self.batched:
-                self.loader.activate_rows(self.models)
+                self._activate()
                 model = self.models[0]
-                rows = ids.expand(len(self.models), -1)
+                rows = ids.expand(len(self.models), -1) if ids.shape[0] == 1 else ids
                 out = model.module(
                     input_ids=rows,
                     use_cache=True,
@@ -401,7 +410,7 @@ class _Rows:
             for index, model in enumerate(self.models):
                 self.loader.activate(model)
                 out = model.module(
-                    input_ids=ids,
+                    input_ids=ids if ids.shape[0] == 1 else ids[index : index + 1],
                     use_cache=True,
                     logits_to_keep=1,
                     **{model.cache_arg: self.caches[index]},
@@ -409,6 +418,16 @@ class _Rows:
                 self.caches[index] = getattr(out, model.cache_arg)
                 logits.append(out.logits[0, -1])
             return torch.stack(logits)
+
+    def keep(self, indices: list[int]) -> None:
+        """Keep only the rows at `indices` (in that order), their caches included."""
+        import torch
+
+        self.models = [self.models[i] for i in indices]
+        if not self.batched:
+            self.caches = [self.caches[i] for i in indices]
+        elif self.caches[0] is not None:
+            self.caches[0].batch_select_indices(torch.tensor(indices))
 
 
 class Poet:
@@ -454,10 +473,11 @@ class Poet:
         Raises a PoetstudioError saying how to get a model when any emotion of a blend has none.
         """
         blend = parse_blend(emotion)
-        infos = self._infos(blend)
+        infos = self.resolve(blend)
         return infos[blend.emotions.index(blend.primary)]
 
-    def _infos(self, blend: Blend) -> list[ModelInfo]:
+    def resolve(self, blend: Blend) -> list[ModelInfo]:
+        """The model of each emotion in `blend`, in order (a one-line error for a missing one)."""
         scan = self.scan
         return [resolve_model(e, self.home, self.bundled_dir, scan=scan) for e in blend.emotions]
 
@@ -467,7 +487,7 @@ class Poet:
         Generation loads on demand too; this reports progress. Returns the main emotion's model.
         """
         blend = parse_blend(emotion)
-        for info in self._infos(blend):
+        for info in self.resolve(blend):
             self.loader.load(info, on_progress)
         neutral = self.scan.models.get(NEUTRAL)
         if blend.primary != NEUTRAL and neutral is not None:
@@ -499,7 +519,7 @@ class Poet:
         describes this stream from its start and is final once it ends.
         """
         blend = parse_blend(emotion)
-        yield from self._stream(blend, self._infos(blend), seed_line, params, cancel)
+        yield from self._stream(blend, self.resolve(blend), seed_line, params, cancel)
 
     def stream_model(
         self,
@@ -521,10 +541,33 @@ class Poet:
         cancel: threading.Event | None,
         guide: bool = True,
     ) -> Iterator[str]:
-        params = (params or SamplingParams()).validate()
         started = time.perf_counter()
+        plan = self.plan(blend, infos, seed_line, params, guide)
+        self.last_stats = plan.stats
+        stats = plan.stats
+        if plan.seed:
+            yield plan.seed + "\n"
+        try:
+            yield from self._decode(plan, cancel, started)
+        except GeneratorExit:
+            if stats.stop_reason is None:
+                stats.stop_reason = STOP_CANCELLED
+            raise
+        except Exception:
+            stats.stop_reason = STOP_ERROR
+            raise
+
+    def plan(
+        self,
+        blend: Blend,
+        infos: list[ModelInfo],
+        seed_line: str,
+        params: SamplingParams | None = None,
+        guide: bool = True,
+    ) -> PoemPlan:
+        """Load what one poem needs and fix how it is decoded: rows, strength, prompt, stats."""
+        params = (params or SamplingParams()).validate()
         stats = GenerationStats()
-        self.last_stats = stats
         experts = [self.loader.load(info) for info in infos]
         model = experts[0]
         for other, info in zip(experts[1:], infos[1:], strict=True):
@@ -572,20 +615,8 @@ class Poet:
                 f"truncated to {len(prompt) - 1} tokens"
             )
         stats.prompt_tokens = len(prompt)
-        counter = _LineCounter(params.max_lines, params.max_stanzas)
-        if seed:
-            counter.feed(seed + "\n")
-            yield seed + "\n"
-        decoding = _Decoding(model, rows, blend.weights, strength, context)
-        try:
-            yield from self._decode(decoding, prompt, params, cancel, stats, counter, started)
-        except GeneratorExit:
-            if stats.stop_reason is None:
-                stats.stop_reason = STOP_CANCELLED
-            raise
-        except Exception:
-            stats.stop_reason = STOP_ERROR
-            raise
+        stats.cpu_threads = self._threads_for(model)
+        return PoemPlan(model, rows, blend.weights, strength, context, prompt, seed, params, stats)
 
     def _neutral_for(self, model: LoadedModel) -> tuple[LoadedModel | None, str]:
         """The neutral model to guide `model` against, or None and why there is none."""
@@ -603,75 +634,110 @@ class Poet:
         return neutral, ""
 
     def _decode(
-        self,
-        decoding: _Decoding,
-        prompt: list[int],
-        params: SamplingParams,
-        cancel: threading.Event | None,
-        stats: GenerationStats,
-        counter: _LineCounter,
-        started: float,
+        self, plan: PoemPlan, cancel: threading.Event | None, started: float
     ) -> Iterator[str]:
         """The token loop: one forward per token on the KV cache, until a stop rule fires."""
         import torch
 
-        model = decoding.model
-        eos = model.tokens.eos
-        sampler = _Sampler(params, model, prompt, stats.seed or 0)
-        detok = _Detokenizer(model.tokenizer)
-        max_tokens = min(params.max_new_tokens, decoding.context - len(prompt))
-        first_at: float | None = None
-
-        def finish(reason: str) -> None:
-            stats.stop_reason = reason
-            if first_at is not None and stats.tokens > 1:
-                stats.tokens_per_s = (stats.tokens - 1) / max(time.perf_counter() - first_at, 1e-9)
-
-        stats.cpu_threads = self._threads_for(model)
-        with torch.inference_mode(), _torch_threads(stats.cpu_threads):
-            forward = _Rows(self.loader, decoding.rows)
-            ids = torch.tensor([prompt], dtype=torch.long, device=model.exempt.device)
+        poem = PoemState(plan, started)
+        with torch.inference_mode(), torch_threads(plan.stats.cpu_threads):
+            forward = RowForward(self.loader, plan.rows)
+            ids = torch.tensor([plan.prompt], dtype=torch.long, device=plan.model.exempt.device)
             step = torch.empty((1, 1), dtype=torch.long, device=ids.device)
             while True:
                 if cancel is not None and cancel.is_set():
-                    finish(STOP_CANCELLED)
+                    poem.finish(STOP_CANCELLED)
                     return
-                if stats.tokens >= max_tokens:
-                    full = stats.tokens < params.max_new_tokens
-                    finish(STOP_CONTEXT if full else STOP_MAX_TOKENS)
+                if not poem.has_room():
                     return
-                logits = forward.step(ids)
-                scores, allowed = guided_scores(logits, decoding.weights, decoding.strength)
-                token = sampler.sample(scores, counter.lines < params.min_lines, eos, allowed)
-                stats.tokens += 1
-                if first_at is None:
-                    first_at = time.perf_counter()
-                    stats.ttft_s = first_at - started
-                if token == eos:
-                    finish(STOP_EOS)
-                    return
-                sampler.push(token)
-                text = clean_output(detok.push(token))
+                token = poem.choose(forward.step(ids))
+                text = poem.take(token)
                 if text:
-                    keep, reason = counter.feed(text)
-                    if keep:
-                        yield text[:keep]
-                    if reason:
-                        finish(reason)
-                        return
+                    yield text
+                if poem.done:
+                    return
                 step[0, 0] = token
                 ids = step
 
 
 @dataclass
-class _Decoding:
-    """What one stream decodes with: the main model (tokenizer, poem tokens) and every row."""
+class PoemPlan:
+    """How one poem is decoded: the main model, every row, the guidance, the prompt, the stats."""
 
-    model: LoadedModel
+    model: LoadedModel  # its tokenizer, poem tokens and exempt table serve every row
     rows: list[LoadedModel]  # the blend's emotions in order, then neutral when guided
     weights: tuple[float, ...]
-    strength: float
+    strength: float  # as applied: 0 when guidance fell back
     context: int
+    prompt: list[int]
+    seed: str  # the first line as it will be shown (cleaned, maybe truncated)
+    params: SamplingParams
+    stats: GenerationStats
+
+
+class PoemState:
+    """One poem being decoded: its sampler, line counter, detokenizer and stop rules.
+
+    The streaming loop and batched writing both drive it: `has_room`, then `choose` from the
+    logits of the poem's rows, then `take` the token, until `done`.
+    """
+
+    def __init__(self, plan: PoemPlan, started: float) -> None:
+        params = plan.params
+        self.plan = plan
+        self.stats = plan.stats
+        self.started = started
+        self.sampler = _Sampler(params, plan.model, plan.prompt, self.stats.seed or 0)
+        self.detok = _Detokenizer(plan.model.tokenizer)
+        self.counter = _LineCounter(params.max_lines, params.max_stanzas)
+        if plan.seed:
+            self.counter.feed(plan.seed + "\n")
+        self.max_tokens = min(params.max_new_tokens, plan.context - len(plan.prompt))
+        self.first_at: float | None = None
+        self.done = False
+
+    def finish(self, reason: str) -> None:
+        """End the poem with `reason` and fix its decoding rate."""
+        stats = self.stats
+        stats.stop_reason = reason
+        self.done = True
+        if self.first_at is not None and stats.tokens > 1:
+            elapsed = max(time.perf_counter() - self.first_at, 1e-9)
+            stats.tokens_per_s = (stats.tokens - 1) / elapsed
+
+    def has_room(self) -> bool:
+        """Whether another token may be written; ends the poem at its token limit if not."""
+        if self.stats.tokens < self.max_tokens:
+            return True
+        full = self.stats.tokens < self.plan.params.max_new_tokens
+        self.finish(STOP_CONTEXT if full else STOP_MAX_TOKENS)
+        return False
+
+    def choose(self, logits: Any) -> int:
+        """The next token from this poem's rows of logits ([rows, vocab])."""
+        plan = self.plan
+        scores, allowed = guided_scores(logits, plan.weights, plan.strength)
+        ban_eos = self.counter.lines < plan.params.min_lines
+        token = self.sampler.sample(scores, ban_eos, plan.model.tokens.eos, allowed)
+        self.stats.tokens += 1
+        if self.first_at is None:
+            self.first_at = time.perf_counter()
+            self.stats.ttft_s = self.first_at - self.started
+        return token
+
+    def take(self, token: int) -> str:
+        """Add `token` to the poem; return the text it adds (possibly empty)."""
+        if token == self.plan.model.tokens.eos:
+            self.finish(STOP_EOS)
+            return ""
+        self.sampler.push(token)
+        text = clean_output(self.detok.push(token))
+        if not text:
+            return ""
+        keep, reason = self.counter.feed(text)
+        if reason:
+            self.finish(reason)
+        return text[:keep]
 
 
 def _describe(info: ModelInfo) -> str:

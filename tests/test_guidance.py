@@ -12,8 +12,8 @@ import pytest
 from studio.generate import (
     STOP_CANCELLED,
     Poet,
+    RowForward,
     SamplingParams,
-    _Rows,
     guided_scores,
     nucleus_mask,
 )
@@ -160,7 +160,7 @@ def test_the_batched_rows_match_separate_forwards(poet: Poet) -> None:
     models = [poet.loader.load(poet.model_info(e)) for e in emotions]
     ids = [0, 5, 9, 12, 40]
     with torch.inference_mode():
-        rows = _Rows(poet.loader, models)
+        rows = RowForward(poet.loader, models)
         assert rows.batched
         batched = [rows.step(torch.tensor([ids]))]
         for token in (7, 21):
