@@ -1,24 +1,53 @@
-"""CLI command: eval, the measured truth about the emotion models."""
+"""CLI command: eval, the measured truth about the emotion models, and the strength sweep."""
 
 from __future__ import annotations
 
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from studio.cli.common import bundled_dir, console, handle_errors, home
 
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from studio.evalrun import EvalReport
+    from trainer.evaluate import ModelEval
+
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
-    app.command(name="eval")(evaluate)
+    # Extra arguments are the rest of `--strength 0 0.5 1`: click gives an option one value.
+    app.command(name="eval", context_settings={"allow_extra_args": True})(evaluate)
+
+
+def parse_strengths(given: list[float] | None, rest: list[str]) -> tuple[float, ...] | None:
+    """The swept strengths: `--strength` values plus the bare numbers after them, sorted.
+
+    None means none were given. Raises BadParameter for a bare argument without `--strength`
+    or one that is not a number, and PoetstudioError for a strength out of range.
+    """
+    from studio.generate import SamplingParams
+
+    if rest and not given:
+        raise typer.BadParameter(f"unexpected argument {rest[0]!r}", param_hint="--strength")
+    values = list(given or [])
+    for word in rest:
+        try:
+            values.append(float(word))
+        except ValueError:
+            raise typer.BadParameter(f"not a number: {word!r}", param_hint="--strength") from None
+    for value in values:
+        SamplingParams(strength=value).validate()
+    return tuple(sorted(set(values))) if values else None
 
 
 @handle_errors
 def evaluate(
+    ctx: typer.Context,
     quick: Annotated[
         bool, typer.Option("--quick", help="10 poems per model, for smoke runs.")
     ] = False,
@@ -26,18 +55,34 @@ def evaluate(
     emotion: Annotated[
         list[str] | None, typer.Option("--emotion", "-e", help="Only these emotions (repeatable).")
     ] = None,
+    strength: Annotated[
+        list[float] | None,
+        typer.Option(
+            "--strength",
+            metavar="S [S ...]",
+            help="Guidance strengths to sweep, e.g. --strength 0 0.5 1 1.5 2 (default: the"
+            " studio's default strength).",
+        ),
+    ] = None,
     dataset: Annotated[str, typer.Option(help="Dataset for perplexity and copies.")] = "clean",
     base: Annotated[bool, typer.Option("--base/--no-base", help="Evaluate the base too.")] = True,
     device: Annotated[str | None, typer.Option(help="cuda, mps or cpu.")] = None,
     out: Annotated[Path | None, typer.Option(help="Report folder (default: <home>/eval).")] = None,
 ) -> None:
-    """Sample every model with default settings and report fidelity, diversity and copying."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-    from rich.table import Table
+    """Sample every model at each strength; report fidelity, degeneration, fluency and copying,
+    and the strength the default-strength rule picks."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
     from rich.text import Text
 
-    from studio.evalrun import EvalPlan, run_eval, write_reports
-    from studio.generate import Poet
+    from studio.evalrun import EvalPlan, EvalProgress, missing_extras, run_eval, write_reports
+    from studio.generate import DEFAULT_STRENGTH, Poet
     from trainer.emotions import MODEL_EMOTIONS, check_emotion
     from trainer.evaluate import DEFAULT_N, QUICK_N
 
@@ -45,38 +90,136 @@ def evaluate(
     count = n if n is not None else (QUICK_N if quick else DEFAULT_N)
     if count < 1:
         raise typer.BadParameter("-n must be at least 1")
+    strengths = parse_strengths(strength, list(ctx.args)) or (DEFAULT_STRENGTH,)
     chosen = tuple(check_emotion(e) for e in emotion) if emotion else MODEL_EMOTIONS
-    plan = EvalPlan(n=count, dataset=dataset, emotions=chosen, include_base=base)
+    plan = EvalPlan(
+        n=count, dataset=dataset, emotions=chosen, include_base=base, strengths=strengths
+    )
+    for note in missing_extras():
+        console.print(note, markup=False)
     poet = Poet(data, device, bundled_dir=bundled_dir())
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
     ) as bar:
-        task = bar.add_task("loading", total=None)
+        overall = bar.add_task("poems of all runs", total=None)
+        current = bar.add_task("loading", total=None)
 
-        def on_progress(what: str, done: int, total: int) -> None:
-            bar.update(task, description=Text(what).plain, completed=done, total=total)
+        def on_progress(step: EvalProgress) -> None:
+            overall_text = f"run {step.run}/{step.runs}, poems of all runs"
+            bar.update(
+                overall, description=overall_text, completed=step.poems_done, total=step.poems_total
+            )
+            bar.update(current, description=step.what, completed=step.done, total=step.total)
 
-        report = run_eval(data, poet, plan, on_progress)
-    table = Table(title=f"poetstudio eval ({count} poems per model)")
-    for column in ("model", "target", "fidelity", "excl. mixed", "distinct-2", "copied lines"):
-        table.add_column(column)
-    for column in ("copied spans", "lines", "words", "val ppl"):
-        table.add_column(column, justify="right")
+        def on_run(result: ModelEval) -> None:
+            bar.console.print(Text(_run_line(result)))
+
+        report = run_eval(data, poet, plan, on_progress, on_run)
+    for table in _results_tables(report, count):
+        console.print(table)
+    console.print(_sweep_table(report))
+    _print_choice(report)
+    command = "poetstudio " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "poetstudio eval"
+    paths = write_reports(report, out or data.evals, command)
+    console.print(f"reports: {paths.json} and {paths.markdown}", markup=False)
+    if paths.plot is not None:
+        console.print(f"chart: {paths.plot}", markup=False)
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.0f}%"
+
+
+def _num(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}"
+
+
+def _run_line(r: ModelEval) -> str:
+    """One plain line per finished (model, strength) run, so a long sweep shows its figures."""
+    from trainer.evaluate import strength_label
+
+    where = r.name if r.strength is None else f"{r.name} strength {strength_label(r)}"
+    return (
+        f"done {where}: EmoLex {_pct(r.fidelity)}, judge"
+        f" {_pct(r.judge_fidelity)}, distinct-1 {r.poem_distinct_1:.2f}, junk {_pct(r.junk_poems)},"
+        f" base ppl {_num(r.base_ppl)}"
+    )
+
+
+def _results_tables(report: EvalReport, count: int) -> list[Table]:
+    """Every row twice, so each table fits an 80-column terminal: fidelity and degeneration,
+    then copying, length and perplexity."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from trainer.evaluate import strength_label
+
+    first = Table(title=f"poetstudio eval ({count} poems per model): fidelity and degeneration")
+    second = Table(title="copying, length and perplexity")
+    for table in (first, second):
+        for column in ("model", "target", "strength"):
+            table.add_column(column)
+    for column in ("EmoLex", "judge", "dist-1", "<0.5", "junk"):
+        first.add_column(column, justify="right")
+    for column in ("dist-2", "copied", "lines", "base ppl", "val ppl"):
+        second.add_column(column, justify="right")
     for r in report.results:
-        excl = "—" if r.fidelity_excl_mixed is None else f"{100 * r.fidelity_excl_mixed:.0f}%"
-        table.add_row(
-            Text(r.name),
-            r.target,
-            f"{100 * r.fidelity:.0f}%",
-            excl,
+        names = (Text(r.name), Text(r.target), Text(strength_label(r)))
+        first.add_row(
+            *names,
+            _pct(r.fidelity),
+            _pct(r.judge_fidelity),
+            f"{r.poem_distinct_1:.2f}",
+            _pct(r.low_distinct_poems),
+            _pct(r.junk_poems),
+        )
+        second.add_row(
+            *names,
             f"{r.distinct_2:.2f}",
             f"{100 * r.copied_lines:.1f}%",
-            f"{100 * r.copied_span_poems:.0f}%",
             f"{r.mean_lines:.1f}",
-            f"{r.mean_words:.1f}",
-            "—" if r.val_ppl is None else f"{r.val_ppl:.1f}",
+            _num(r.base_ppl),
+            _num(r.val_ppl),
         )
-    console.print(table)
-    command = "poetstudio " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "poetstudio eval"
-    json_path, md_path = write_reports(report, out or data.evals, command)
-    console.print(f"reports: {json_path} and {md_path}", markup=False)
+    return [first, second]
+
+
+def _sweep_table(report: EvalReport) -> Table:
+    """Per strength, the means over the emotion models and whether it keeps the rule's limits."""
+    from rich.table import Table
+
+    table = Table(title="strength sweep (means over the emotion models)")
+    table.add_column("strength")
+    for column in ("EmoLex", "judge", "dist-1", "<0.5", "junk", "copied", "ppl vs 0", "ok"):
+        table.add_column(column, justify="right")
+    for s in report.choice.sweep:
+        table.add_row(
+            f"{s.strength:g}",
+            _pct(s.fidelity),
+            _pct(s.judge_fidelity),
+            f"{s.poem_distinct_1:.2f}",
+            _pct(s.low_distinct_poems),
+            _pct(s.junk_poems),
+            f"{100 * s.copied_lines:.1f}%",
+            "—" if s.ppl_ratio is None else f"{s.ppl_ratio:.2f}x",
+            "yes" if s.passes else "no",
+        )
+    return table
+
+
+def _print_choice(report: EvalReport) -> None:
+    """The strength the rule picks, the rule itself, and why it fell back if it did."""
+    choice = report.choice
+    picked = "none" if choice.strength is None else f"{choice.strength:g}"
+    for s in choice.sweep:
+        if not s.passes:
+            console.print(f"strength {s.strength:g} breaks: {'; '.join(s.failures)}", markup=False)
+    console.print(f"picked strength: {picked} (ranked by {choice.score})", markup=False)
+    console.print(f"rule: pick {choice.rule}", markup=False, soft_wrap=True)
+    for note in choice.notes:
+        console.print(f"note: {note}", markup=False)
