@@ -1,4 +1,5 @@
-"""The Textual studio: pick an emotion, type a first line, watch the poem stream in, save it.
+"""The Textual studio: pick an emotion (or a blend of two), type a first line, watch the poem
+stream in, save it.
 
 Threads: the model load, generation, saving and training-job polling run in thread workers; they
 talk to widgets only through posted messages or `call_from_thread`. Torch and transformers are
@@ -7,6 +8,7 @@ imported by those workers after the first frame is on screen, never before.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import secrets
 import threading
@@ -24,9 +26,17 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, TabbedContent, TabPane
 
 from models import BUNDLED_DIR
+from studio.blend import blend_choices, parse_blend
 from studio.generate import SamplingParams
 from studio.registry import ModelScan, no_models_hint, scan_models, train_hint, untrained
-from studio.settings import StudioSettings, load_settings, save_settings
+from studio.settings import (
+    DEFAULT_BLEND_MIX,
+    StudioSettings,
+    load_settings,
+    save_settings,
+    strength_label,
+)
+from studio.widgets.blend_picker import BlendPicker
 from studio.widgets.emotion_meter import EmotionMeter
 from studio.widgets.emotion_picker import EmotionPicker
 from studio.widgets.history import History, SessionPoem
@@ -111,11 +121,14 @@ class PoetStudioApp(App[None]):
         *,
         bundled_dir: Path = BUNDLED_DIR,
         seed: int | None = None,
+        precision: str = "auto",
     ) -> None:
-        """`seed` fixes the sampling seed of the first poem (later ones count up from it)."""
+        """`seed` fixes the sampling seed of the first poem (later ones count up from it);
+        `precision` (auto, fp32 or bf16) is the dtype the models load in."""
         super().__init__()
         self.home = home or resolve_home()
         self.device_override = device
+        self.precision = precision
         self.bundled_dir = Path(bundled_dir)
         self.settings: StudioSettings = load_settings(self.home.settings_file)
         self.history = History()
@@ -142,6 +155,12 @@ class PoetStudioApp(App[None]):
             with TabPane("Write", id="write"), Horizontal(id="write-row"):
                 with Vertical(id="left-col"):
                     yield EmotionPicker(self.settings.emotion, id="picker")
+                    yield BlendPicker(
+                        self.settings.emotion,
+                        self.settings.blend_with,
+                        self.settings.blend_mix or DEFAULT_BLEND_MIX,
+                        id="blend",
+                    )
                     yield SamplingControls(self._sampling_values(), id="sampling")
                 with Vertical(id="centre-col"):
                     yield Input(
@@ -163,24 +182,29 @@ class PoetStudioApp(App[None]):
             "temperature": self.settings.temperature or defaults.temperature,
             "top_p": self.settings.top_p or defaults.top_p,
             "max_lines": self.settings.max_lines or defaults.max_lines,
+            # `is None`, not `or`: a remembered strength of 0 (guidance off) is a choice.
+            "strength": (
+                defaults.strength if self.settings.strength is None else self.settings.strength
+            ),
         }
 
     def on_mount(self) -> None:
-        self.query_one(EmotionMeter).show({}, self.emotion)
+        self.query_one(EmotionMeter).show({}, self.blend_spec)
+        self.query_one(StatusBar).set(guidance=self._guidance_label())
         self._apply_scan(scan_models(self.home, self.bundled_dir))
         self.query_one("#seed", Input).focus()
         self.set_interval(self.JOB_POLL_S, self.poll_jobs)
 
     def on_ready(self) -> None:
         # The first frame is on screen: now pay for torch and the model.
-        self._warm_up(self.emotion)
+        self._warm_up(self.blend_spec)
 
     # ----- state helpers ----------------------------------------------------------------------
 
     @property
-    def emotion(self) -> str:
-        """The emotion picked now."""
-        return self.query_one(EmotionPicker).emotion
+    def blend_spec(self) -> str:
+        """What poems are written with now: the emotion, or its blend's canonical spec."""
+        return self.query_one(BlendPicker).spec
 
     @property
     def generating(self) -> bool:
@@ -195,6 +219,7 @@ class PoetStudioApp(App[None]):
             if emotion in hints:
                 hints[emotion] = f"{problem}; retrain: {train_hint(emotion)}"
         self.query_one(EmotionPicker).set_models(set(scan.models), hints)
+        self.query_one(BlendPicker).set_models(set(scan.models))
         self.query_one(TrainingPanel).set_models(scan.models, hints)
         if not scan.models:
             self.query_one(PoemPanel).show_notice(no_models_hint())
@@ -205,7 +230,12 @@ class PoetStudioApp(App[None]):
         if self._poet is None:
             from studio.generate import Poet
 
-            self._poet = Poet(self.home, self.device_override, self.bundled_dir)
+            self._poet = Poet(
+                self.home,
+                device=self.device_override,
+                bundled_dir=self.bundled_dir,
+                precision=self.precision,
+            )
         return self._poet
 
     def _params(self, seed: int) -> SamplingParams:
@@ -214,8 +244,13 @@ class PoetStudioApp(App[None]):
             temperature=values["temperature"],
             top_p=values["top_p"],
             max_lines=values["max_lines"],
+            strength=values["strength"],
             seed=seed,
         )
+
+    def _guidance_label(self) -> str:
+        """The strength the next poem asks for, as the status line names it."""
+        return strength_label(self.query_one(SamplingControls).values["strength"])
 
     def _save_settings(self) -> None:
         try:
@@ -231,10 +266,10 @@ class PoetStudioApp(App[None]):
 
     # ----- generation -------------------------------------------------------------------------
 
-    def start_poem(self, seed_line: str, seed: int, emotion: str | None = None) -> None:
-        """Cancel any poem in flight and start writing a new one."""
+    def start_poem(self, seed_line: str, seed: int) -> None:
+        """Cancel any poem in flight and start writing a new one with the blend picked now."""
         self._cancel_run()
-        emotion = emotion or self.emotion
+        emotion = self.blend_spec
         params = self._params(seed)
         poem = SessionPoem(
             emotion=emotion,
@@ -245,7 +280,9 @@ class PoetStudioApp(App[None]):
         self.history.add(poem)
         self._run = _Run(next(self._run_ids), poem, params)
         self._show_current()
-        self.query_one(StatusBar).set(state=f"writing ({emotion})", ttft="", speed="")
+        self.query_one(StatusBar).set(
+            state=f"writing ({emotion})", guidance=self._guidance_label(), ttft="", speed=""
+        )
         self._generate(self._run)
 
     def _cancel_run(self) -> None:
@@ -277,7 +314,9 @@ class PoetStudioApp(App[None]):
                     return
                 poet = self._poet_instance()
                 info = poet.load(poem.emotion, self._progress_reporter(poem.emotion))
-                self.post_message(StatusUpdate(model=_model_label(info), device=poet.device))
+                self.post_message(
+                    StatusUpdate(model=_model_label(poem.emotion, info), device=poet.device)
+                )
                 stream = poet.stream_poem(poem.emotion, poem.seed_line, run.params, run.cancel)
                 for chunk in stream:
                     text += chunk
@@ -299,8 +338,9 @@ class PoetStudioApp(App[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="load")
     def _warm_up(self, emotion: str) -> None:
-        """Import the heavy libraries and load `emotion`'s model, so the first poem starts fast."""
-        if emotion not in self.scan.models:
+        """Import the heavy libraries and load the models of `emotion` (an emotion or a blend
+        spec), so the first poem starts fast."""
+        if any(part not in self.scan.models for part in parse_blend(emotion).emotions):
             return
         try:
             with self._poet_lock:
@@ -315,7 +355,7 @@ class PoetStudioApp(App[None]):
             return
         if not self.generating:
             self.post_message(StatusUpdate(state="ready"))
-        self.post_message(StatusUpdate(model=_model_label(info), device=device))
+        self.post_message(StatusUpdate(model=_model_label(emotion, info), device=device))
 
     def on_poem_chunk(self, message: PoemChunk) -> None:
         run = self._run
@@ -348,10 +388,15 @@ class PoetStudioApp(App[None]):
         if stats is not None:
             poem.stop_reason = stats.stop_reason or ""
             poem.model = stats.model or ""
+            poem.applied_strength = stats.strength
             poem.notice = "; ".join(stats.notices)
             if stats.notices:
                 self.notify(poem.notice, severity="warning", markup=False)
-            status.set(ttft=_ttft_label(stats), speed=_speed_label(stats))
+            status.set(
+                guidance=strength_label(stats.strength),
+                ttft=_ttft_label(stats),
+                speed=_speed_label(stats),
+            )
         stopped = poem.stop_reason == "cancelled" or run.cancel.is_set()
         status.set(state="stopped" if stopped else "ready")
         if self.history.current is poem:
@@ -421,22 +466,38 @@ class PoetStudioApp(App[None]):
     def _emotion_changed(self, event: EmotionPicker.Changed) -> None:
         self.settings.emotion = event.emotion
         self._save_settings()
+        self.query_one(BlendPicker).set_primary(event.emotion)
+        self._aim_changed()
+
+    @on(BlendPicker.Changed)
+    def _blend_changed(self, event: BlendPicker.Changed) -> None:
+        self.settings.blend_with = event.second
+        self.settings.blend_mix = event.mix
+        self._save_settings()
+        self._aim_changed()
+
+    def _aim_changed(self) -> None:
+        """The emotion or blend changed: rewrite the poem in flight in it, or get ready for it."""
+        spec = self.blend_spec
         if self._run is not None:
-            # Switching mid-stream: the same first line and seed, now in the new emotion.
             poem = self._run.poem
-            self.start_poem(poem.seed_line, poem.seed, event.emotion)
-        else:
-            self.query_one(EmotionMeter).show(
-                self.history.current.counts if self.history.current else {}, event.emotion
-            )
-            self._warm_up(event.emotion)
+            if poem.emotion != spec:
+                # Switching mid-stream: the same first line and seed, now in the new blend.
+                self.start_poem(poem.seed_line, poem.seed)
+            return
+        current = self.history.current
+        self.query_one(EmotionMeter).show(current.counts if current else {}, spec)
+        self._warm_up(spec)
 
     @on(SamplingControls.Changed)
     def _sampling_changed(self, event: SamplingControls.Changed) -> None:
         self.settings.temperature = event.values["temperature"]
         self.settings.top_p = event.values["top_p"]
         self.settings.max_lines = event.values["max_lines"]
+        self.settings.strength = event.values["strength"]
         self._save_settings()
+        if self._run is None:
+            self.query_one(StatusBar).set(guidance=self._guidance_label())
 
     def on_status_update(self, message: StatusUpdate) -> None:
         self.query_one(StatusBar).set(**message.fields)
@@ -594,6 +655,17 @@ class PoetStudioApp(App[None]):
                 f"Write {emotion} poems",
                 _bind(self.query_one(EmotionPicker).pick, emotion),
             )
+        blend = self.query_one(BlendPicker)
+        no_blend = functools.partial(blend.choose, None)
+        yield SystemCommand("Blend: none", "Write in the picked emotion alone", no_blend)
+        for emotion in blend_choices():
+            if emotion == self.query_one(EmotionPicker).emotion:
+                continue  # a blend with itself is the emotion alone
+            yield SystemCommand(
+                f"Blend with: {emotion}",
+                f"Mix {emotion} into the picked emotion",
+                _bind(blend.choose, emotion),
+            )
         for emotion in MODEL_EMOTIONS:
             yield SystemCommand(
                 f"Train {emotion}",
@@ -609,8 +681,9 @@ def _bind(func: Callable[[str], Any], value: str) -> Callable[[], None]:
     return call
 
 
-def _model_label(info: Any) -> str:
-    return f"{info.emotion} · {info.source} {info.method}"
+def _model_label(spec: str, info: Any) -> str:
+    """The status line's model: what is written (emotion or blend) and where its model is from."""
+    return f"{spec} · {info.source} {info.method}"
 
 
 def _ttft_label(stats: Any) -> str:
@@ -626,11 +699,15 @@ def _saved_poem(poem: SessionPoem) -> Any:
     """The poems-file entry for a session poem."""
     from studio.poemfile import SavedPoem
 
+    settings = {**poem.sampling, "seed": poem.seed}
+    if poem.applied_strength is not None and poem.applied_strength != settings.get("strength"):
+        # Guidance fell back (no neutral model, or a neutral poem): record what really ran.
+        settings["strength_applied"] = poem.applied_strength
     return SavedPoem(
         title=poem.title,
         emotion=poem.emotion,
         first_line=poem.seed_line,
         text=poem.text,
         model=poem.model,
-        settings={**poem.sampling, "seed": poem.seed},
+        settings=settings,
     )

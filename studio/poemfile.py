@@ -4,6 +4,10 @@ Formats: `.md`/`.markdown` (a heading with the title, a list of details, the poe
 `.jsonl`/`.ndjson` (one JSON object per line), anything else plain text. Every entry is appended
 in one write followed by flush and fsync; the file is never truncated, and an entry always starts
 on a fresh line even if the file's last line was cut short.
+
+An entry's emotion is an emotion or a blend's canonical spec (`joy=0.70+sadness=0.30`); its
+settings are the sampling settings, the guidance `strength` among them, plus `strength_applied`
+when the core fell back to another strength. Every format reads back all of them.
 """
 
 from __future__ import annotations
@@ -63,6 +67,26 @@ def format_for(path: Path, explicit: str | None = None) -> str:
 
 def _settings_line(settings: dict[str, Any]) -> str:
     return ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in settings.items())
+
+
+def _settings_from(line: str) -> dict[str, Any]:
+    """The settings `_settings_line` wrote, back as a dict (keys get their underscores back)."""
+    settings: dict[str, Any] = {}
+    for item in line.split(", "):
+        key, _, value = item.rpartition(" ")
+        if key:
+            settings[key.replace(" ", "_")] = _scalar(value)
+    return settings
+
+
+def _scalar(text: str) -> Any:
+    """A setting's value from its text: a number, None, a bool, or the text itself."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return {"None": None, "True": True, "False": False}.get(text, text)
 
 
 def _md_line(line: str) -> str:
@@ -146,6 +170,8 @@ def _from_md(text: str) -> list[SavedPoem]:
             key, value = raw[2:].split(": ", 1)
             if key in names:
                 current[names[key]] = "" if value == "(none)" else value
+            elif key == "settings":
+                current["settings"] = _settings_from(value)
         elif raw.startswith(">"):
             line = raw[1:].removeprefix(" ").removesuffix("  ")
             lines.append(line[1:] if line.startswith("\\") else line)
@@ -183,6 +209,7 @@ def _from_txt(text: str) -> list[SavedPoem]:
                 emotion=details.get("emotion", ""),
                 first_line=details.get("first line", "").replace("(none)", ""),
                 model=details.get("model", ""),
+                settings=_settings_from(details.get("settings", "")),
                 title=rows[0],
                 created=details.get("date", ""),
             )

@@ -17,14 +17,16 @@ from trainer.events import emit
 from trainer.home import DataHome
 
 TRAINED = ("neutral", "joy")
+# Built too, and installed by the blend tests: a second emotion to mix with joy.
+BUILT = (*TRAINED, "sadness")
 SIZE = (120, 36)
 
 
 @pytest.fixture(scope="session")
 def tiny_models(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """LoRA models for TRAINED emotions, built once and copied into each test's home."""
+    """LoRA models for BUILT emotions, built once and copied into each test's home."""
     root = tmp_path_factory.mktemp("tiny-models")
-    for index, emotion in enumerate(TRAINED):
+    for index, emotion in enumerate(BUILT):
         build_tiny_lora(tiny_base, root / emotion, emotion, seed=index + 1)
     return root
 
@@ -42,13 +44,13 @@ def studio_home(home: DataHome, tiny_models: Path) -> DataHome:
     return home
 
 
-def make_app(home: DataHome, tmp_path: Path, seed: int | None = 7):
+def make_app(home: DataHome, tmp_path: Path, seed: int | None = 7, **options):
     """The studio on `home`, with no bundled models (so only the test's models count)."""
     from studio.app import PoetStudioApp
 
     bundled = tmp_path / "no-bundled-models"
     bundled.mkdir(exist_ok=True)
-    return PoetStudioApp(home, bundled_dir=bundled, seed=seed)
+    return PoetStudioApp(home, bundled_dir=bundled, seed=seed, **options)
 
 
 async def settle(app, pilot) -> None:
@@ -419,5 +421,229 @@ async def test_command_palette_offers_the_studio_commands(studio_home, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         found = [c.title for c in app.get_system_commands(app.screen)]
-    for title in ("Save poem", "Regenerate", "Next variation", "Emotion: joy", "Train anger"):
-        assert title in found
+        for title in ("Save poem", "Regenerate", "Next variation", "Emotion: joy", "Train anger"):
+            assert title in found
+        assert "Blend: none" in found and "Blend with: neutral" not in found
+        app.query_one("#picker").pick("joy")
+        await settle(app, pilot)
+        commands = {c.title: c.callback for c in app.get_system_commands(app.screen)}
+        assert "Blend with: joy" not in commands  # a blend with itself is joy alone
+        commands["Blend with: trust"]()
+        await settle(app, pilot)
+        assert app.blend_spec == "joy=0.50+trust=0.50"
+        commands["Blend: none"]()
+        await settle(app, pilot)
+        assert app.blend_spec == "joy"
+
+
+# ----- guidance strength and blends -----------------------------------------------------------
+
+
+async def test_the_strength_control_is_remembered_and_comes_back_after_a_restart(
+    studio_home, tmp_path
+):
+    from studio.widgets.status_bar import StatusBar
+
+    app = make_app(studio_home, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        control = app.query_one("#control-strength")
+        assert control.value == 1.0  # SamplingParams' default
+        assert app.query_one(StatusBar).field("guidance") == "strength 1.00"
+        control.focus()
+        await pilot.press("right", "right", "plus")
+        await pilot.pause()
+        assert control.value == 1.75
+        assert app.query_one(StatusBar).field("guidance") == "strength 1.75"
+    assert json.loads(studio_home.settings_file.read_text())["strength"] == 1.75
+    again = make_app(studio_home, tmp_path)
+    async with again.run_test(size=SIZE) as pilot:
+        await settle(again, pilot)
+        assert again.query_one("#control-strength").value == 1.75
+        assert "1.75" in str(again.query_one("#control-strength").render())
+
+
+async def test_the_strength_control_stops_at_0_and_3_and_0_is_remembered(studio_home, tmp_path):
+    from studio.widgets.status_bar import StatusBar
+
+    app = make_app(studio_home, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        control = app.query_one("#control-strength")
+        control.focus()
+        await pilot.press(*["right"] * 15)
+        assert control.value == 3.0
+        await pilot.press(*["left"] * 15)
+        await pilot.pause()
+        assert control.value == 0.0
+        assert app.query_one(StatusBar).field("guidance") == "guidance off"
+        assert "off" in str(control.render())
+    assert json.loads(studio_home.settings_file.read_text())["strength"] == 0.0
+    again = make_app(studio_home, tmp_path)
+    async with again.run_test(size=SIZE) as pilot:
+        await settle(again, pilot)
+        assert again.query_one("#control-strength").value == 0.0  # 0 is a choice, not "unset"
+
+
+@pytest.mark.parametrize("stored", [-1, 3.5, "lots", None])
+async def test_a_strength_out_of_range_in_settings_falls_back_to_the_default(
+    studio_home, tmp_path, stored
+):
+    studio_home.settings_file.write_text(json.dumps({"strength": stored, "emotion": "joy"}))
+    app = make_app(studio_home, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert app.query_one("#control-strength").value == 1.0
+        assert app.query_one("#picker").emotion == "joy"
+
+
+async def test_a_guided_poem_streams_and_is_saved_with_its_strength(studio_home, tmp_path):
+    from studio.widgets.poem_panel import PoemPanel
+    from studio.widgets.status_bar import StatusBar
+
+    app = make_app(studio_home, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        app.query_one("#picker").pick("joy")
+        app.query_one("#control-strength").value = 2.5
+        await settle(app, pilot)
+        app.query_one("#seed").focus()
+        await pilot.press(*"Joy comes laughing", "enter")
+        await settle(app, pilot)
+        poem = app.history.current
+        assert poem.finished and poem.emotion == "joy" and poem.text.startswith("Joy comes")
+        assert poem.sampling["strength"] == 2.5 and poem.applied_strength == 2.5
+        assert app.query_one(StatusBar).field("guidance") == "strength 2.50"
+        assert "strength 2.50" in app.query_one(PoemPanel).border_subtitle
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+    saved = studio_home.poems_file.read_text(encoding="utf-8")
+    assert "- emotion: joy\n" in saved and "strength 2.5" in saved
+    assert "strength applied" not in saved
+
+
+async def test_a_neutral_poem_records_that_no_guidance_was_applied(studio_home, tmp_path):
+    from studio.poemfile import read_poems
+    from studio.widgets.status_bar import StatusBar
+
+    app = make_app(studio_home, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press(*"The lamps", "enter")
+        await settle(app, pilot)
+        assert app.history.current.applied_strength == 0.0
+        assert app.query_one(StatusBar).field("guidance") == "guidance off"
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+    (saved,) = read_poems(studio_home.poems_file)
+    assert saved.emotion == "neutral"
+    assert saved.settings["strength"] == 1.0 and saved.settings["strength_applied"] == 0.0
+
+
+async def test_without_a_neutral_model_guidance_falls_back_with_a_notice(
+    home, tiny_models, tmp_path
+):
+    from studio.widgets.status_bar import StatusBar
+
+    install_models(home, tiny_models, ("joy",))
+    home.settings_file.write_text(json.dumps({"emotion": "joy", "strength": 2.0}))
+    app = make_app(home, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press(*"Joy comes", "enter")
+        await settle(app, pilot)
+        poem = app.history.current
+        assert poem.finished and poem.applied_strength == 0.0
+        assert "neutral" in poem.notice
+        assert app.query_one(StatusBar).field("guidance") == "guidance off"
+        assert any("neutral" in m for m in messages(app))
+
+
+async def test_a_blended_poem_streams_and_is_saved_under_its_spec(
+    studio_home, tiny_models, tmp_path
+):
+    from studio.poemfile import read_poems
+    from studio.widgets.poem_panel import PoemPanel
+    from studio.widgets.status_bar import StatusBar
+
+    install_models(studio_home, tiny_models, ("sadness",))
+    app = make_app(studio_home, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert app.query_one("#blend-with").disabled  # neutral is never blended
+        app.query_one("#picker").pick("joy")
+        await settle(app, pilot)
+        app.query_one("#blend-with").value = "sadness"
+        await pilot.pause()  # the mix control is enabled once the blend has a partner
+        app.query_one("#blend-mix").focus()
+        await pilot.press("left", "left")  # 50/50 -> 70/30
+        await settle(app, pilot)
+        assert app.blend_spec == "joy=0.70+sadness=0.30"
+        app.query_one("#control-strength").value = 1.5
+        app.query_one("#seed").focus()
+        await pilot.press(*"O weep", "enter")
+        await settle(app, pilot)
+        poem = app.history.current
+        assert poem.finished and poem.text.startswith("O weep\n")
+        assert poem.emotion == "joy=0.70+sadness=0.30" and poem.applied_strength == 1.5
+        assert "joy=0.70+sadness=0.30" in app.query_one(PoemPanel).border_title
+        assert app.query_one(StatusBar).field("model").startswith("joy=0.70+sadness=0.30 · ")
+        meter = rendered(app, "#meter")
+        lit = [line.split()[1] for line in meter.splitlines() if line.startswith("▶")]
+        assert lit == ["joy", "sadness"]
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        await pilot.press("f3")
+        await pilot.pause()
+        assert "- emotion: joy=0.70+sadness=0.30" in rendered(app, "#saved-body")
+    (saved,) = read_poems(studio_home.poems_file)
+    assert saved.emotion == "joy=0.70+sadness=0.30" and saved.text == poem.text
+    assert saved.settings["strength"] == 1.5 and "strength_applied" not in saved.settings
+    settings = json.loads(studio_home.settings_file.read_text())
+    assert settings["blend_with"] == "sadness" and settings["blend_mix"] == 0.3
+    again = make_app(studio_home, tmp_path)
+    async with again.run_test(size=SIZE) as pilot:
+        await settle(again, pilot)
+        assert again.blend_spec == "joy=0.70+sadness=0.30"
+        assert again.query_one("#blend-with").value == "sadness"
+
+
+async def test_changing_the_blend_mid_stream_rewrites_the_poem_in_it(
+    studio_home, tiny_models, tmp_path
+):
+    install_models(studio_home, tiny_models, ("sadness",))
+    studio_home.settings_file.write_text(json.dumps({"emotion": "joy"}))
+    app = make_app(studio_home, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        slow_stream(app)
+        await pilot.press(*"The night", "enter")
+        await wait_for_text(app, pilot)
+        app.query_one("#blend-with").value = "sadness"
+        await settle(app, pilot)
+        first, second = app.history._poems
+        assert first.emotion == "joy" and first.stop_reason == "cancelled"
+        assert second.emotion == "joy=0.50+sadness=0.50" and second.finished
+        assert second.seed_line == "The night" and second.seed == first.seed
+
+
+async def test_a_blend_with_an_untrained_emotion_says_how_to_train_it(studio_home, tmp_path):
+    studio_home.settings_file.write_text(json.dumps({"emotion": "joy", "blend_with": "fear"}))
+    app = make_app(studio_home, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert app.blend_spec == "joy=0.50+fear=0.50"
+        await pilot.press(*"I fear", "enter")
+        await settle(app, pilot)
+        assert any("poetstudio train --emotion fear" in m for m in messages(app))
+        assert len(app.history) == 0
+
+
+async def test_the_precision_reaches_the_generation_core(studio_home, tmp_path):
+    app = make_app(studio_home, tmp_path, precision="fp32")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press(*"grey sea", "enter")
+        await settle(app, pilot)
+        assert app.history.current.finished
+        assert app._poet.loader.precision == "fp32"

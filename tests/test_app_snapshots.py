@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 # The fixtures are shared with the Pilot tests: imported so that pytest finds them here.
 from studio.title import title_for
-from tests.test_app import SIZE, make_app, settle, studio_home, tiny_models  # noqa: F401
+from tests.test_app import (  # noqa: F401
+    SIZE,
+    install_models,
+    make_app,
+    settle,
+    studio_home,
+    tiny_models,
+)
 from trainer.emotions import count_emotions
 from trainer.events import emit
 from trainer.home import DataHome
@@ -33,6 +41,19 @@ def steady(app) -> None:
         status.set(ttft="TTFT 42 ms", speed="100.0 tok/s · 200 tokens")
 
 
+def show_fixed_verse(app) -> None:
+    """Put fixed verse in place of the poem on screen, after its first line.
+
+    The tiny test model's words depend on its tokenizer, which `tokenizers` does not build
+    identically in every process.
+    """
+    poem = app.history.current
+    poem.text = poem.text.splitlines()[0] + "\n" + VERSE
+    poem.counts = count_emotions(poem.text)
+    poem.title = title_for(poem.text)
+    app._show_current()
+
+
 def test_write_screen_with_a_poem(snap_compare, studio_home: DataHome, tmp_path: Path):  # noqa: F811
     app = make_app(studio_home, tmp_path)
     app.device_override = "cpu"
@@ -41,13 +62,32 @@ def test_write_screen_with_a_poem(snap_compare, studio_home: DataHome, tmp_path:
         await settle(app, pilot)
         await pilot.press(*"[bold]The lamps[/bold] are out", "enter")
         await settle(app, pilot)
-        # The tiny test model's words depend on its tokenizer, which `tokenizers` does not build
-        # identically in every process; the screen shows fixed verse in their place.
-        poem = app.history.current
-        poem.text = poem.text.splitlines()[0] + "\n" + VERSE
-        poem.counts = count_emotions(poem.text)
-        poem.title = title_for(poem.text)
-        app._show_current()
+        show_fixed_verse(app)
+        steady(app)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_write_screen_with_a_guided_blend(
+    snap_compare,
+    studio_home: DataHome,  # noqa: F811
+    tiny_models: Path,  # noqa: F811
+    tmp_path: Path,
+):
+    install_models(studio_home, tiny_models, ("sadness",))
+    remembered = {"emotion": "joy", "blend_with": "sadness", "blend_mix": 0.3, "strength": 1.5}
+    studio_home.settings_file.write_text(json.dumps(remembered))
+    app = make_app(studio_home, tmp_path)
+    app.device_override = "cpu"
+
+    async def run_before(pilot) -> None:
+        await settle(app, pilot)
+        await pilot.press(*"O weep for the friend", "enter")
+        await settle(app, pilot)
+        show_fixed_verse(app)
+        # The strength control has the focus: its highlight and its keys in the footer show.
+        app.query_one("#control-strength").focus()
         steady(app)
         await pilot.pause()
 

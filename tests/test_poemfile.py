@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from studio.generate import SamplingParams
 from studio.poemfile import SavedPoem, append_poem, format_for, read_poems, render
 from trainer.errors import PoetstudioError
 
@@ -49,6 +50,7 @@ def test_each_format_round_trips(tmp_path: Path, name: str) -> None:
     assert poems[0].title == first.title and poems[0].created == first.created
     assert poems[0].first_line == first.first_line
     assert poems[0].model == first.model
+    assert poems[0].settings == first.settings
 
 
 def test_markdown_entry_layout(tmp_path: Path) -> None:
@@ -119,3 +121,27 @@ def test_txt_entry_has_title_poem_and_details() -> None:
     text = render(make_poem(title="Grey Sea"), "txt")
     assert text.startswith("Grey Sea\n========\n\nThe lamps are out")
     assert "emotion: sadness\n" in text and text.endswith("* * *\n\n")
+
+
+BLEND = "joy=0.70+sadness=0.30"
+
+
+@pytest.mark.parametrize("name", ["poems.md", "poems.txt", "poems.jsonl"])
+def test_a_blend_and_its_strengths_round_trip_in_every_format(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    settings = {**SamplingParams(strength=1.5).to_dict(), "seed": 7, "strength_applied": 0.0}
+    blended = make_poem(emotion=BLEND, settings=settings)
+    append_poem(path, blended)
+    append_poem(path, make_poem(text="Joy comes laughing\nover the green hill", emotion="joy"))
+    first, second = read_poems(path)
+    assert first.emotion == BLEND and first.settings == settings
+    assert first.text == TEXT and first.title == blended.title
+    assert second.emotion == "joy" and second.text.startswith("Joy comes")
+
+
+def test_markdown_keeps_a_blend_spec_and_the_strengths_as_plain_details(tmp_path: Path) -> None:
+    settings = {"temperature": 0.8, "strength": 1.5, "seed": 7, "strength_applied": 0.0}
+    path = append_poem(tmp_path / "poems.md", make_poem(emotion=BLEND, settings=settings))
+    text = path.read_text()
+    assert f"\n- emotion: {BLEND}\n" in text
+    assert "- settings: temperature 0.8, strength 1.5, seed 7, strength applied 0.0\n" in text

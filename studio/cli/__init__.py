@@ -22,6 +22,7 @@ app = typer.Typer(
 
 
 @app.callback(invoke_without_command=True)
+@handle_errors
 def root(
     ctx: typer.Context,
     home: Annotated[
@@ -32,13 +33,16 @@ def root(
         str | None,
         typer.Option("--device", help="For the studio: cuda, mps or cpu (default: the best)."),
     ] = None,
+    precision: Annotated[
+        str, typer.Option("--precision", help=f"For the studio's models: {write.PRECISION_HELP}.")
+    ] = "auto",
 ) -> None:
     """Open the studio when no command is given."""
     if home is not None:
         # Exported so that background training processes inherit the same home.
         os.environ[ENV_VAR] = str(home.expanduser().resolve())
     if ctx.invoked_subcommand is None:
-        write.open_studio(device)
+        write.open_studio(device, write.check_precision(precision))
 
 
 @app.command()

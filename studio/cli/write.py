@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from studio.cli.common import bundled_dir, err_console, handle_errors, home
-from studio.generate import SamplingParams
+from studio.generate import MAX_STRENGTH, SamplingParams
+from studio.settings import strength_label
+from trainer.errors import PoetstudioError
 
 if TYPE_CHECKING:
     from studio.generate import GenerationStats, Poet
@@ -18,6 +20,9 @@ if TYPE_CHECKING:
 _DEFAULTS = SamplingParams()
 # The separator printed between poems on stdout, the same rule the plain-text poems file uses.
 POEM_RULE = "* * *"
+# The dtypes models may load in for generation (fp16 is a training-only choice).
+PRECISIONS = ("auto", "fp32", "bf16")
+PRECISION_HELP = "auto (the device's best dtype), fp32 or bf16"
 
 
 def register(app: typer.Typer) -> None:
@@ -27,7 +32,13 @@ def register(app: typer.Typer) -> None:
 
 def write(
     emotion: Annotated[
-        str, typer.Option("--emotion", "-e", help="One of the 8 emotions or neutral.")
+        str,
+        typer.Option(
+            "--emotion",
+            "-e",
+            help="One of the 8 emotions or neutral, or a blend of emotions: "
+            "joy+sadness (equal parts) or joy=0.7+sadness=0.3.",
+        ),
     ],
     first_line: Annotated[
         str, typer.Option("--first-line", "-f", help="The poem's first line (empty: from nothing).")
@@ -64,12 +75,22 @@ def write(
             help=f"Stop after this many tokens. (default {_DEFAULTS.max_new_tokens})",
         ),
     ] = None,
+    strength: Annotated[
+        float | None,
+        typer.Option(
+            help=f"Emotion guidance, 0 to {MAX_STRENGTH:g}: 0 samples the emotion model alone, "
+            f"higher steers further from the neutral model. (default {_DEFAULTS.strength})"
+        ),
+    ] = None,
     seed: Annotated[
         int | None, typer.Option(help="Sampling seed for reproducible poems (poem i uses seed+i).")
     ] = None,
     device: Annotated[
         str | None, typer.Option(help="cuda, mps or cpu (default: the best).")
     ] = None,
+    precision: Annotated[
+        str, typer.Option(help=f"What the models' weights are held in: {PRECISION_HELP}.")
+    ] = "auto",
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Append the poems to this file.")
     ] = None,
@@ -82,12 +103,13 @@ def write(
         ),
     ] = None,
 ) -> None:
-    """Write poems for an emotion, streamed to the terminal; --out appends them to a poems file."""
+    """Write poems for an emotion or a blend, streamed to the terminal; --out appends them to a
+    poems file."""
+    from studio.blend import parse_blend
     from studio.generate import Poet
     from studio.poemfile import append_poem, format_for, render
-    from trainer.emotions import check_emotion
 
-    name = check_emotion(emotion)
+    name = parse_blend(emotion).spec
     overrides = {
         "temperature": temperature,
         "top_p": top_p,
@@ -95,12 +117,15 @@ def write(
         "max_lines": max_lines,
         "min_lines": min_lines,
         "max_new_tokens": max_tokens,
+        "strength": strength,
     }
     params = SamplingParams(**{k: v for k, v in overrides.items() if v is not None}).validate()
     if fmt is not None:
         fmt = format_for(Path("poems"), fmt)
-    poet = Poet(home(), device=device, bundled_dir=bundled_dir())
-    poet.model_info(name)  # fail before any loading if the emotion has no usable model
+    poet = Poet(
+        home(), device=device, bundled_dir=bundled_dir(), precision=check_precision(precision)
+    )
+    poet.model_info(name)  # fail before any loading if a part of the blend has no usable model
     tty = _stdout_is_tty()
     # With --format and no --out, stdout gets whole entries in that format instead of bare poems.
     entries = out is None and fmt is not None
@@ -128,6 +153,14 @@ def write(
             err_console.print(
                 f"saved to {where}", markup=False, soft_wrap=True, style="green" if tty else None
             )
+
+
+def check_precision(precision: str) -> str:
+    """`precision` normalised if generation can load models in it, else a PoetstudioError."""
+    name = precision.strip().lower()
+    if name not in PRECISIONS:
+        raise PoetstudioError(f"unknown precision {precision!r}; choose one of: auto, fp32, bf16")
+    return name
 
 
 def _stdout_is_tty() -> bool:
@@ -171,6 +204,9 @@ def _saved(
 
     settings = params.to_dict()
     settings["seed"] = stats.seed
+    if stats.strength != params.strength:
+        # Guidance fell back (no neutral model, or a neutral poem): record what really ran.
+        settings["strength_applied"] = stats.strength
     return SavedPoem(
         text=text,
         emotion=emotion,
@@ -191,13 +227,14 @@ def _stats_line(stats: GenerationStats) -> str:
         ttft,
         rate,
         f"stop: {stats.stop_reason}",
+        strength_label(stats.strength),
     ]
     parts.append(f"seed {stats.seed}")
     return " · ".join(p for p in parts if p)
 
 
-def open_studio(device: str | None = None) -> None:
+def open_studio(device: str | None = None, precision: str = "auto") -> None:
     """Open the Textual studio (imported only now, so `poetstudio --help` stays fast)."""
     from studio.app import PoetStudioApp
 
-    PoetStudioApp(home=home(), device=device).run()
+    PoetStudioApp(home=home(), device=device, precision=precision).run()

@@ -10,7 +10,7 @@ from typing import Any
 class SessionPoem:
     """One poem written in this session, and everything needed to save or regenerate it."""
 
-    emotion: str
+    emotion: str  # the emotion, or a blend's canonical spec such as `joy=0.70+sadness=0.30`
     seed_line: str
     seed: int
     sampling: dict[str, Any]
@@ -22,6 +22,15 @@ class SessionPoem:
     notice: str = ""
     saved_to: str = ""
     counts: dict[str, int] = field(default_factory=dict)
+    # The guidance strength the core applied (0 when it fell back); None until the poem is done.
+    applied_strength: float | None = None
+
+    @property
+    def strength(self) -> float:
+        """The strength the poem was written with: as applied once known, else as asked."""
+        if self.applied_strength is not None:
+            return self.applied_strength
+        return float(self.sampling.get("strength", 0.0))
 
 
 class History:

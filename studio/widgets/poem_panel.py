@@ -7,6 +7,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from studio.settings import strength_label
 from studio.widgets.colours import colour_of
 from studio.widgets.history import SessionPoem
 from studio.widgets.literal import literal
@@ -38,12 +39,15 @@ class PoemPanel(VerticalScroll):
         return self._text
 
     def show(self, poem: SessionPoem, position: int, total: int) -> None:
-        """Show `poem`, number `position` (1-based) of `total` in this session."""
+        """Show `poem`, number `position` (1-based) of `total` in this session, with its emotion
+        (or blend spec), seed and guidance strength."""
         self._text = poem.text
         self._colour = colour_of(poem.emotion)
         self.border_title = f"Poem {position}/{total} · {poem.emotion}"
-        seed = f"seed {poem.seed}"
-        self.border_subtitle = f"{seed} · saved" if poem.saved_to else seed
+        facts = [f"seed {poem.seed}", strength_label(poem.strength)]
+        if poem.saved_to:
+            facts.append("saved")
+        self.border_subtitle = " · ".join(facts)
         title = poem.title if poem.finished else "…"
         self.query_one("#poem-title", Static).update(literal(title, style=f"bold {self._colour}"))
         self.query_one("#poem-body", Static).update(literal(self._text))

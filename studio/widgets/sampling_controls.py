@@ -1,4 +1,5 @@
-"""Sampling controls: temperature, top-p and max lines, typed in place and checked as you type."""
+"""Sampling controls: temperature, top-p and max lines typed in place and checked as you type, and
+the guidance strength, stepped with a control that cannot leave its range."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Input, Label
 
-from studio.settings import parse_max_lines, parse_temperature, parse_top_p
+from studio.settings import (
+    STRENGTH_RANGE,
+    STRENGTH_STEP,
+    parse_max_lines,
+    parse_temperature,
+    parse_top_p,
+)
+from studio.widgets.stepper import Stepper
 
 # (input id, label, parser)
 FIELDS: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
@@ -20,8 +28,14 @@ FIELDS: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
 )
 
 
+def strength_text(strength: float) -> str:
+    """The strength as the control shows it: 0 is guidance switched off."""
+    return "off" if strength == 0 else f"{strength:.2f}"
+
+
 class SamplingControls(Vertical):
-    """Three small inputs; a valid change posts Changed, an invalid one is marked and ignored."""
+    """Three small inputs and the strength stepper; a valid change posts Changed, an invalid
+    typed value is marked and ignored."""
 
     class Changed(Message):
         """A sampling value changed to a new valid value."""
@@ -44,13 +58,31 @@ class SamplingControls(Vertical):
             with Horizontal(classes="control"):
                 yield Label(label, classes="control-label")
                 yield Input(str(self._values[key]), id=f"control-{key}", compact=True)
+        with Horizontal(classes="control"):
+            yield Label("strength", classes="control-label")
+            yield Stepper(
+                self._values["strength"],
+                minimum=STRENGTH_RANGE[0],
+                maximum=STRENGTH_RANGE[1],
+                step=STRENGTH_STEP,
+                fmt=strength_text,
+                id="control-strength",
+            )
 
     def on_mount(self) -> None:
         self.border_title = "Sampling"
+        # The stepper snaps what it was given (settings may hold 1.1): that is the value in force.
+        self._values["strength"] = self.query_one(Stepper).value
 
     def set_value(self, key: str, value: Any) -> None:
         """Set one control from code (for example from the command palette)."""
         self.query_one(f"#control-{key}", Input).value = str(value)
+
+    def on_stepper_changed(self, event: Stepper.Changed) -> None:
+        event.stop()
+        if event.value != self._values.get("strength"):
+            self._values["strength"] = event.value
+            self.post_message(self.Changed(self.values))
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()

@@ -1,4 +1,5 @@
-"""The status bar: model, device, what the studio is doing, time to first token and tokens/s."""
+"""The status bar: what the studio is doing, model, device, guidance strength, time to first token
+and tokens/s."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ class StatusBar(Static):
             "state": "starting",
             "model": "no model loaded",
             "device": "device: pending",
+            "guidance": "",
             "ttft": "",
             "speed": "",
         }
@@ -25,7 +27,7 @@ class StatusBar(Static):
         self._redraw()
 
     def set(self, **fields: str) -> None:
-        """Replace the named fields (state, model, device, ttft, speed) and redraw."""
+        """Replace the named fields (state, model, device, guidance, ttft, speed) and redraw."""
         self._fields.update(fields)
         self._redraw()
 
@@ -35,7 +37,8 @@ class StatusBar(Static):
 
     def _redraw(self) -> None:
         text = Text()
-        parts = [self._fields[key] for key in ("state", "model", "device", "ttft", "speed")]
+        keys = ("state", "model", "device", "guidance", "ttft", "speed")
+        parts = [self._fields[key] for key in keys]
         for index, part in enumerate(p for p in parts if p):
             if index:
                 text.append(" │ ", style="dim")
