@@ -42,7 +42,9 @@ def root(
         # Exported so that background training processes inherit the same home.
         os.environ[ENV_VAR] = str(home.expanduser().resolve())
     if ctx.invoked_subcommand is None:
-        write.open_studio(device, write.check_precision(precision))
+        from trainer.precision import check_precision
+
+        write.open_studio(device, check_precision(precision.strip().lower()))
 
 
 @app.command()

@@ -11,7 +11,6 @@ import typer
 from studio.cli.common import bundled_dir, err_console, handle_errors, home
 from studio.generate import MAX_STRENGTH, SamplingParams
 from studio.settings import strength_label
-from trainer.errors import PoetstudioError
 
 if TYPE_CHECKING:
     from studio.generate import GenerationStats, Poet
@@ -20,9 +19,7 @@ if TYPE_CHECKING:
 _DEFAULTS = SamplingParams()
 # The separator printed between poems on stdout, the same rule the plain-text poems file uses.
 POEM_RULE = "* * *"
-# The dtypes models may load in for generation (fp16 is a training-only choice).
-PRECISIONS = ("auto", "fp32", "bf16")
-PRECISION_HELP = "auto (the device's best dtype), fp32 or bf16"
+PRECISION_HELP = "auto (the device's best dtype), fp32, bf16, or fp16 on a GPU"
 
 
 def register(app: typer.Typer) -> None:
@@ -108,6 +105,7 @@ def write(
     from studio.blend import parse_blend
     from studio.generate import Poet
     from studio.poemfile import append_poem, format_for, render
+    from trainer.precision import check_precision
 
     name = parse_blend(emotion).spec
     overrides = {
@@ -123,7 +121,10 @@ def write(
     if fmt is not None:
         fmt = format_for(Path("poems"), fmt)
     poet = Poet(
-        home(), device=device, bundled_dir=bundled_dir(), precision=check_precision(precision)
+        home(),
+        device=device,
+        bundled_dir=bundled_dir(),
+        precision=check_precision(precision.strip().lower()),
     )
     poet.model_info(name)  # fail before any loading if a part of the blend has no usable model
     tty = _stdout_is_tty()
@@ -153,14 +154,6 @@ def write(
             err_console.print(
                 f"saved to {where}", markup=False, soft_wrap=True, style="green" if tty else None
             )
-
-
-def check_precision(precision: str) -> str:
-    """`precision` normalised if generation can load models in it, else a PoetstudioError."""
-    name = precision.strip().lower()
-    if name not in PRECISIONS:
-        raise PoetstudioError(f"unknown precision {precision!r}; choose one of: auto, fp32, bf16")
-    return name
 
 
 def _stdout_is_tty() -> bool:
