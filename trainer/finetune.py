@@ -16,8 +16,6 @@ from __future__ import annotations
 import math
 import os
 import random
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -25,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainer.atomic import atomic_path, replace_dir
+from trainer.atomic import atomic_path, staged_dir
 from trainer.bases import base_identity, resolve_base
 from trainer.checkpoint import load_checkpoint, save_checkpoint
 from trainer.device import pick_device
@@ -483,9 +481,13 @@ def finish(
     import torch
     from safetensors.torch import load_file
 
-    if not (job_dir / BEST_FILE).is_file():
+    final = home.models / config.emotion
+    kept = "the previous model is intact" if final.exists() else "no model was replaced"
+    if not math.isfinite(best_loss) or not (job_dir / BEST_FILE).is_file():
+        # A model that never reached a finite validation loss learned nothing usable.
         raise PoetstudioError(
-            "validation loss never became finite, so there is no model to save; try a lower --lr"
+            f"validation loss never became finite, so the {config.emotion} model was not saved "
+            f"and {kept}; try a lower --lr"
         )
     best = load_file(str(job_dir / BEST_FILE))
     current = trainable_weights(model)
@@ -510,20 +512,27 @@ def finish(
         device=device,
         job_id=job_dir.name,
     )
-    final = home.models / config.emotion
-    home.models.mkdir(parents=True, exist_ok=True)
-    staged = Path(tempfile.mkdtemp(prefix=f".{config.emotion}.staging-", dir=home.models))
     try:
-        write_model(model, tokenizer, staged, config.method, manifest["base"]["id"])
-        write_manifest(staged, manifest)
-        replace_dir(staged, final)
-    except OSError as exc:
-        shutil.rmtree(staged, ignore_errors=True)
+        with staged_dir(final) as staged:
+            write_model(model, tokenizer, staged, config.method, manifest["base"]["id"])
+            write_manifest(staged, manifest)
+    except PoetstudioError:
+        raise  # says itself what happened to the previous model
+    except Exception as exc:  # noqa: BLE001 - safetensors, torch and the OS fail in their own types
+        # staged_dir removed its staging folder and left `final` as it was.
         raise PoetstudioError(
-            f"could not save the {config.emotion} model ({exc.strerror or exc}); the previous "
-            f"model is intact and the best weights stay in {job_dir / BEST_FILE}"
+            f"could not save the {config.emotion} model ({_reason(exc)}); {kept} and the best "
+            f"weights stay in {job_dir / BEST_FILE}"
         ) from None
     return final
+
+
+def _reason(exc: BaseException) -> str:
+    """One line saying why a save failed, whatever raised it."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 def write_model(model: Any, tokenizer: Any, folder: Path, method: str, base_id: str) -> None:

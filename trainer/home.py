@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from trainer.atomic import recover_swaps
+
 ENV_VAR = "POETSTUDIO_HOME"
 
 
@@ -56,10 +58,23 @@ class DataHome:
         return self.root / "settings.json"
 
     def ensure(self) -> DataHome:
-        """Create the home and its folders if they are missing."""
+        """Create the home and its folders if they are missing, and recover cut-short swaps."""
         for path in (self.corpus, self.datasets, self.bases, self.models, self.jobs):
             path.mkdir(parents=True, exist_ok=True)
+        self.recover()
         return self
+
+    def recover(self) -> list[Path]:
+        """Put back every model, dataset or base that a crash mid-swap left only set aside.
+
+        A crash between the two renames of a folder swap (trainer/atomic.py) leaves the previous
+        folder whole as `.<name>.old` and no live one; this renames it back. Returns those folders.
+        """
+        return [
+            path
+            for folder in (self.models, self.datasets, self.bases)
+            for path in recover_swaps(folder)
+        ]
 
 
 def default_root() -> Path:

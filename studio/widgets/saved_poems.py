@@ -1,4 +1,8 @@
-"""The saved-poems view: the poems file as it is on disk, newest entries at the bottom."""
+"""The saved-poems view: the poems in the poems file, read back, newest entries at the bottom.
+
+Entries are parsed by the poems file's own reader (studio/poemfile.py) and shown as they were
+saved, not as escaped on disk; a file with no entries in it is shown as it is.
+"""
 
 from __future__ import annotations
 
@@ -41,6 +45,9 @@ class SavedPoemsView(VerticalScroll):
 
     def load(self, path: Path) -> None:
         """Read `path` and show it, or say why it cannot be shown."""
+        # Imported here, not at start-up: the first frame does not need the poems file's reader.
+        from studio.poemfile import format_for, parse_poems, preview
+
         header = self.query_one("#saved-path", Static)
         body = self.query_one("#saved-body", Static)
         try:
@@ -55,5 +62,7 @@ class SavedPoemsView(VerticalScroll):
             return
         note = " (showing the newest part)" if cut else ""
         header.update(literal(f"{path}{note}", style="bold"))
-        body.update(literal(text or "The poems file is empty."))
+        poems = parse_poems(text, format_for(path))
+        shown = "".join(preview(poem) for poem in poems) if poems else text
+        body.update(literal(shown or "The poems file is empty."))
         self.scroll_end(animate=False)
