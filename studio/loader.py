@@ -23,6 +23,8 @@ from trainer.textformat import PoemTokens
 
 # on_progress(fraction 0..1, message): loading reports its steps through this.
 ProgressFn = Callable[[float, str], None]
+# A plain verse line that any tokenizer fit for English verse encodes to a few known tokens.
+_PROBE_LINE = "The lamps are out along the quay,"
 
 
 @dataclass
@@ -112,6 +114,39 @@ def _cache_argument(model: Any) -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _check_tokenizer(tokenizer: Any, rows: int, what: str) -> None:
+    """Refuse a tokenizer that cannot carry this model's verse, before it writes empty poems.
+
+    A folder without its tokenizer files still loads: transformers then builds a tokenizer of
+    one token, which encodes every line to nothing. So the vocabulary must cover most of the
+    model's embedding rows (models pad them a little, never by half), and a plain verse line must
+    encode to known ids inside those rows.
+    """
+    fix = (
+        "its tokenizer files (tokenizer.json, or vocab.json and merges.txt) are missing or do not "
+        "match the weights; copy them from its base model or retrain it"
+    )
+    size = len(tokenizer)
+    if size * 2 < rows:
+        raise PoetstudioError(
+            f"cannot load {what}: its tokenizer has {size} tokens for the model's {rows} "
+            f"embedding rows; {fix}"
+        )
+    try:
+        ids = tokenizer.encode(_PROBE_LINE, add_special_tokens=False)
+    except Exception as exc:  # a damaged tokenizer fails in its own ways; report any
+        raise PoetstudioError(
+            f"cannot load {what}: its tokenizer fails on a verse line ({_first_line(exc)}); {fix}"
+        ) from None
+    unknown = tokenizer.unk_token_id
+    if not ids or all(token == unknown for token in ids) or max(ids) >= rows:
+        found = "nothing" if not ids else "unknown tokens or ids past the embeddings"
+        raise PoetstudioError(
+            f"cannot load {what}: its tokenizer turns the verse line {_PROBE_LINE!r} into "
+            f"{found}; {fix}"
+        )
 
 
 def _poem_tokens(info: ModelInfo, base: _Base) -> PoemTokens:
@@ -254,12 +289,13 @@ class ModelLoader:
             )
         except Exception as exc:  # a broken or foreign folder fails in many ways; report any
             raise PoetstudioError(f"cannot load {what} from {source}: {_first_line(exc)}") from None
+        vocab = model.get_output_embeddings().weight.shape[0]
+        _check_tokenizer(tokenizer, vocab, f"{what} from {source}")
         report(0.7, f"moving {what} to {self.device}")
         model.to(self.device)
         model.eval()
         if self.device == "cpu":
             _column_major_weights(model)
-        vocab = model.get_output_embeddings().weight.shape[0]
         exempt = _exempt_tokens(tokenizer, vocab).to(self.device)
         return _Base(
             model=model,

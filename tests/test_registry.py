@@ -80,7 +80,7 @@ def test_emotion_names_are_normalised(tiny_base: Path, home: DataHome, bundled: 
         (lambda folder: (folder / "poetstudio.json").write_text("[1, 2]"), "not a JSON object"),
         (
             lambda folder: (folder / "poetstudio.json").write_text(json.dumps({"method": "magic"})),
-            "unknown method",
+            "method is 'magic', not one of: lora, full",
         ),
         (lambda folder: (folder / "adapter_config.json").unlink(), "missing adapter_config.json"),
     ],
@@ -101,15 +101,18 @@ def test_one_broken_model_leaves_the_others_usable(
     assert resolve_model("joy", home, bundled, scan=scan).emotion == "joy"
 
 
-def test_a_broken_user_model_falls_back_to_the_bundled_one(
+def test_a_broken_user_model_hides_the_bundled_one_and_says_so(
     tiny_base: Path, home: DataHome, bundled: Path
 ) -> None:
     build_tiny_lora(tiny_base, bundled / "joy", "joy")
     (home.models / "joy").mkdir()
     (home.models / "joy" / "poetstudio.json").write_text("\x00\x01garbage")
     scan = scan_models(home, bundled)
-    assert scan.models["joy"].source == "bundled"
+    assert "joy" not in scan.models
     assert "corrupt manifest" in scan.problems["joy"]
+    assert "hides the bundled joy model" in scan.problems["joy"]
+    with pytest.raises(PoetstudioError, match=f"or delete {home.models / 'joy'}"):
+        resolve_model("joy", home, bundled, scan=scan)
 
 
 def test_training_leftovers_are_ignored_and_finished_models_appear_on_rescan(

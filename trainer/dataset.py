@@ -15,8 +15,6 @@ import hashlib
 import json
 import os
 import platform
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -24,18 +22,72 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from trainer.atomic import replace_dir
+from trainer.atomic import staged_dir
 from trainer.corpus import Corpus, current_source, load_source
 from trainer.emotions import EMOTIONS, LABELS, TOKEN_PATTERN, count_vector, label_counts
 from trainer.errors import PoetstudioError
 from trainer.home import DataHome
 from trainer.poems import SPLIT_RULES, SPLITS, Chunk, split_poems
+from trainer.records import (
+    COUNT,
+    NUMBER,
+    STRING,
+    Kind,
+    mapping,
+    obj,
+    one_of,
+    optional,
+    parse_object,
+    read_object,
+    required,
+)
 
 FORMAT = 1
 POEMS_FILE = "poems.jsonl"
 MANIFEST_FILE = "manifest.json"
 VALID_FRACTION = 0.05
 _BUCKETS = 10_000
+# What readers need of a dataset: every poem line, and the manifest's counts (trainer/records.py).
+POEM_SCHEMA = {
+    "id": required(STRING),
+    "text": required(STRING),
+    "gid": required(STRING, nullable=True),
+    "counts": required(mapping(COUNT)),
+    "label": required(one_of(*LABELS)),
+    "split": required(one_of("train", "valid")),
+    "lines": required(COUNT),
+    "words": required(COUNT),
+}
+MANIFEST_SCHEMA = {
+    "format": optional(COUNT),
+    "name": optional(STRING),
+    "created": optional(STRING),
+    "poems": required(COUNT),
+    "counts": required(mapping(COUNT)),
+}
+_LABEL_ROW = obj(
+    poems=required(COUNT),
+    train=optional(COUNT),
+    valid=required(COUNT),
+    mean_lines=required(NUMBER),
+    mean_words=required(NUMBER),
+)
+DESCRIBED_SCHEMA = {
+    **MANIFEST_SCHEMA,
+    "name": required(STRING),
+    "created": required(STRING),
+    "source": required(obj(kind=required(STRING), path=required(STRING), sha256=required(STRING))),
+    "split": required(obj(name=required(STRING))),
+    "labeller": required(obj(min_margin=required(COUNT))),
+    # corpus stats charts one row per label: an empty table has nothing to chart.
+    "labels": required(
+        Kind(
+            "an object with a row per label",
+            lambda v: isinstance(v, dict) and bool(v),
+            items=_LABEL_ROW,
+        )
+    ),
+}
 
 
 @dataclass(slots=True)
@@ -70,17 +122,21 @@ def build_command(name: str) -> str:
     return f"poetstudio corpus build --name {name}"
 
 
-def load_manifest(home: DataHome, name: str) -> dict[str, Any]:
-    """The manifest of a built dataset; raises naming the build command when it is missing."""
+def load_manifest(home: DataHome, name: str, describe: bool = False) -> dict[str, Any]:
+    """The checked manifest of a built dataset; raises naming the build command when it is missing.
+
+    `describe` also requires the fields that describe a build (source, split, labeller, labels),
+    which `corpus stats` shows; training needs only the counts.
+    """
     path = dataset_dir(home, name) / MANIFEST_FILE
     if not path.is_file() or not (path.parent / POEMS_FILE).is_file():
         raise PoetstudioError(f"dataset {name!r} is not built; run `{build_command(name)}`")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise PoetstudioError(
-            f"{path} is unreadable ({exc}); rebuild with `{build_command(name)}`"
-        ) from None
+    schema = DESCRIBED_SCHEMA if describe else MANIFEST_SCHEMA
+    return read_object(path, schema, "dataset manifest", fix=_rebuild(name))
+
+
+def _rebuild(name: str) -> str:
+    return f"rebuild it with `{build_command(name)}`"
 
 
 def iter_poems(
@@ -89,21 +145,31 @@ def iter_poems(
     split: str | None = None,
     labels: Iterable[str] | None = None,
 ) -> Iterator[PoemRecord]:
-    """Yield the poems of dataset `name`, optionally only one split and only some labels."""
+    """Yield the poems of dataset `name`, optionally only one split and only some labels.
+
+    Each line is checked (trainer/records.py); a damaged one raises a one-line error naming the
+    file and its line number.
+    """
     load_manifest(home, name)
     wanted = None if labels is None else frozenset(labels)
     # Cheap substring checks skip most unwanted lines before decoding them; the decoded fields
     # are then checked exactly, so a poem quoting such a substring is still filtered correctly.
-    split_key = None if split is None else f'"split": "{split}"'
-    label_keys = None if wanted is None else tuple(f'"label": "{label}"' for label in wanted)
-    loads = json.loads
-    with open(dataset_dir(home, name) / POEMS_FILE, encoding="utf-8") as handle:
-        for line in handle:
-            if split_key is not None and split_key not in line:
+    split_key = None if split is None else f'"split": "{split}"'.encode()
+    label_keys = None if wanted is None else tuple(f'"label": "{x}"'.encode() for x in wanted)
+    path = dataset_dir(home, name) / POEMS_FILE
+    fix = _rebuild(name)
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
                 continue
-            if label_keys is not None and not any(key in line for key in label_keys):
+            # Only a line shaped like a record may be skipped unread: a cut or garbage line is
+            # decoded, and reported, whatever the filter.
+            shaped = line[:1] == b"{" and line.rstrip()[-1:] == b"}"
+            if shaped and split_key is not None and split_key not in line:
                 continue
-            data = loads(line)
+            if shaped and label_keys is not None and not any(key in line for key in label_keys):
+                continue
+            data = parse_object(line, POEM_SCHEMA, "dataset file", path, number, fix)
             if split is not None and data["split"] != split:
                 continue
             if wanted is not None and data["label"] not in wanted:
@@ -240,8 +306,8 @@ def build_dataset(
             "check the source or try --split autocompose"
         )
     home.datasets.mkdir(parents=True, exist_ok=True)
-    staged = Path(tempfile.mkdtemp(prefix=f".{name}.building.", dir=home.datasets))
-    try:
+    # staged_dir swaps the finished build in whole, and removes it on any failure.
+    with staged_dir(final) as staged:
         stage(f"labelling and writing {len(chunks):,} poems")
         tally = _LabelTally()
         write_poems(staged / POEMS_FILE, chunks, min_margin, tally)
@@ -271,10 +337,6 @@ def build_dataset(
         (staged / MANIFEST_FILE).write_text(
             json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
-        replace_dir(staged, final)
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
     return manifest
 
 

@@ -8,6 +8,9 @@ Each line is one object with at least `event` (a kind below) and `time` (Unix se
 - done: step, model_dir, best_val_loss, best_val_ppl, wall_time_s
 - stopped: step, reason (a graceful stop: Ctrl-C, SIGTERM or `jobs stop`)
 - error: message
+
+Readers check every line against these kinds' schemas (trainer/records.py): a line that is not
+JSON or has a wrongly typed field is skipped with a note, so one bad line never breaks a listing.
 """
 
 from __future__ import annotations
@@ -19,9 +22,46 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainer.records import (
+    BOOLEAN,
+    COUNT,
+    NUMBER,
+    STRING,
+    RecordError,
+    Schema,
+    one_of,
+    optional,
+    parse_object,
+    required,
+)
+
 EVENTS_FILE = "events.jsonl"
 KINDS = ("start", "step", "eval", "checkpoint", "done", "stopped", "error")
 FINAL_KINDS = ("done", "stopped", "error")
+# The fields JobProgress reads, by kind; every event has its kind and time.
+_COMMON: Schema = {"event": required(one_of(*KINDS)), "time": required(NUMBER)}
+_MEASURE = optional(NUMBER, nullable=True)
+EVENT_SCHEMAS: dict[str, Schema] = {
+    "start": {
+        **_COMMON,
+        **{key: optional(STRING, nullable=True) for key in ("emotion", "method", "device", "base")},
+        "total_steps": optional(COUNT),
+        "step": optional(COUNT),
+    },
+    "step": {
+        **_COMMON,
+        "step": optional(COUNT),
+        "epoch": optional(NUMBER),
+        **{key: _MEASURE for key in ("loss", "smooth_loss", "lr", "tokens_per_s")},
+    },
+    "eval": {**_COMMON, "val_loss": _MEASURE, "val_ppl": _MEASURE, "best": optional(BOOLEAN)},
+    "checkpoint": _COMMON,
+    "done": {**_COMMON, "step": optional(COUNT), "model_dir": optional(STRING)},
+    "stopped": {**_COMMON, "reason": optional(STRING)},
+    "error": {**_COMMON, "message": optional(STRING)},
+}
+# Notes kept per reader about skipped lines, so a damaged file cannot grow them without bound.
+MAX_NOTES = 20
 
 
 def emit(path: Path, event: str, /, **data: Any) -> dict[str, Any]:
@@ -37,12 +77,24 @@ def emit(path: Path, event: str, /, **data: Any) -> dict[str, Any]:
     return record
 
 
+def parse_event(raw: bytes, path: Path, line: int) -> dict[str, Any]:
+    """One checked event line; RecordError naming the file and line when it is not an event."""
+    record = parse_object(raw, _COMMON, "event", path, line)
+    return parse_object(raw, EVENT_SCHEMAS[record["event"]], "event", path, line)
+
+
 class EventReader:
-    """Reads new events from a job's events file incrementally, tolerating a half-written tail."""
+    """Reads new events from a job's events file incrementally, tolerating a half-written tail.
+
+    A complete line that is not a valid event is skipped; `notes` says which and why.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._offset = 0
+        self._line = 0
+        self.skipped = 0
+        self.notes: list[str] = []
 
     def read_new(self) -> list[dict[str, Any]]:
         """Return the complete events written since the last call."""
@@ -57,13 +109,16 @@ class EventReader:
             return []
         self._offset += end + 1
         events = []
-        for raw in chunk[: end + 1].splitlines():
-            try:
-                record = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError):
+        for raw in chunk[: end + 1].split(b"\n")[:-1]:
+            self._line += 1
+            if not raw.strip():
                 continue
-            if isinstance(record, dict) and record.get("event") in KINDS:
-                events.append(record)
+            try:
+                events.append(parse_event(raw, self.path, self._line))
+            except RecordError as exc:
+                self.skipped += 1
+                if len(self.notes) < MAX_NOTES:
+                    self.notes.append(f"{exc}; line skipped")
         return events
 
 
@@ -91,6 +146,8 @@ class JobProgress:
     message: str = ""
     model_dir: str = ""
     losses: list[float] = field(default_factory=list)
+    skipped: int = 0  # event lines that were not valid events
+    note: str = ""  # why the first skipped line was skipped
 
     @property
     def fraction(self) -> float:
@@ -105,6 +162,11 @@ class JobProgress:
         elapsed = self.updated - self.started
         return elapsed / self.step * max(0, self.total_steps - self.step)
 
+    def note_skipped(self, reader: EventReader) -> None:
+        """Record how many lines `reader` has skipped, and why the first was."""
+        self.skipped = reader.skipped
+        self.note = reader.notes[0] if reader.notes else ""
+
     def apply(self, record: dict[str, Any]) -> None:
         """Fold one event into the progress."""
         kind = record.get("event")
@@ -113,7 +175,7 @@ class JobProgress:
             self.status = "running"
             self.started = record.get("time")
             for key in ("emotion", "method", "device", "base"):
-                setattr(self, key, str(record.get(key, "")))
+                setattr(self, key, str(record.get(key) or ""))
             self.total_steps = int(record.get("total_steps", 0))
             self.step = int(record.get("step", 0))
         elif kind == "step":
@@ -155,8 +217,10 @@ def format_duration(seconds: float | None) -> str:
 
 
 def read_progress(path: Path) -> JobProgress:
-    """Fold a whole events file into a JobProgress."""
+    """Fold a whole events file into a JobProgress (bad lines skipped and noted)."""
     progress = JobProgress()
-    for record in EventReader(path).read_new():
+    reader = EventReader(path)
+    for record in reader.read_new():
         progress.apply(record)
+    progress.note_skipped(reader)
     return progress

@@ -36,6 +36,10 @@ def run(job_dir: Path) -> int:
     lock = None
     try:
         job = read_job(job_dir)
+        if "config" not in job:
+            raise PoetstudioError(
+                f"job file {job_dir / 'job.json'} holds no training config; start a new job"
+            )
         config = TrainConfig.from_dict(job["config"])
         if job.get("device"):
             config.device = job["device"]

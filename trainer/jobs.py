@@ -2,11 +2,12 @@
 
 A job folder `<home>/jobs/<job_id>/` holds `job.json` (id, emotion, arguments, config, pid),
 `events.jsonl` (trainer/events.py), `log.txt` (the process's output) and `checkpoint/`.
+Every job.json is read through one checked reader; a job whose file is damaged is listed as
+`broken` with the reason, and never stops the other jobs from being listed, followed or resumed.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
@@ -21,17 +22,42 @@ from typing import Any
 
 from trainer.atomic import atomic_write_json
 from trainer.checkpoint import find_checkpoint
-from trainer.emotions import MODEL_EMOTIONS
+from trainer.emotions import MODEL_EMOTIONS, NEUTRAL
 from trainer.errors import PoetstudioError
 from trainer.events import EVENTS_FILE, JobProgress, read_progress
 from trainer.home import DataHome
 from trainer.locks import busy_message, is_locked
-from trainer.trainconfig import TrainConfig, parse_train_args
+from trainer.records import (
+    BOOLEAN,
+    NUMBER,
+    PID,
+    STRING,
+    dataclass_schema,
+    list_of,
+    obj,
+    one_of,
+    optional,
+    read_object,
+    required,
+)
+from trainer.trainconfig import TrainConfig, check_block_size, parse_train_args
 
 JOB_FILE = "job.json"
 LOG_FILE = "log.txt"
 CHECKPOINT_DIR = "checkpoint"
 _JOB_ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[a-z]+-[0-9a-f]{4}$")
+JOB_SCHEMA = {
+    "id": optional(STRING),
+    "emotion": required(one_of(*MODEL_EMOTIONS)),
+    "args": optional(list_of(STRING)),
+    "config": optional(obj(**dataclass_schema(TrainConfig))),  # the job process needs it
+    "resume": optional(BOOLEAN),
+    "created": optional(NUMBER),
+    "resumed": optional(NUMBER),
+    "device": optional(STRING, nullable=True),
+    "pid": optional(PID, nullable=True),
+}
+BROKEN = "broken"
 
 
 @dataclass
@@ -46,7 +72,10 @@ class JobInfo:
 
     @property
     def state(self) -> str:
-        """running, done, stopped or error from the events; 'interrupted' if the process died."""
+        """running, done, stopped or error from the events; 'interrupted' if the process died.
+
+        'broken' when the job's own file is damaged (the reason is in `progress.message`).
+        """
         if self.progress.status in ("pending", "running") and not self.alive:
             return "interrupted"
         return self.progress.status
@@ -54,7 +83,7 @@ class JobInfo:
     @property
     def resumable(self) -> bool:
         """Whether `train --resume` can continue this job from its checkpoint."""
-        if self.alive or self.state == "done":
+        if self.alive or self.state in ("done", BROKEN):
             return False
         return find_checkpoint(self.path / CHECKPOINT_DIR) is not None
 
@@ -75,11 +104,13 @@ def job_dir(home: DataHome, job_id: str) -> Path:
 
 
 def read_job(path: Path) -> dict[str, Any]:
-    """The job.json of a job folder."""
-    try:
-        return json.loads((path / JOB_FILE).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise PoetstudioError(f"unreadable job file {path / JOB_FILE}: {exc}") from None
+    """The checked job.json of a job folder; a one-line RecordError when it is damaged."""
+    return read_object(
+        path / JOB_FILE,
+        JOB_SCHEMA,
+        "job file",
+        fix=f"this job cannot be resumed; delete {path} or start a new job",
+    )
 
 
 def new_job_id(emotion: str) -> str:
@@ -103,8 +134,15 @@ def is_alive(pid: int | None, path: Path) -> bool:
 
 
 def job_info(path: Path) -> JobInfo:
-    """Read one job folder."""
-    data = read_job(path)
+    """Read one job folder; a damaged job file makes a `broken` job that says why."""
+    try:
+        data = read_job(path)
+    except PoetstudioError as exc:
+        parts = path.name.split("-")
+        emotion = parts[2] if len(parts) == 4 else ""
+        return JobInfo(
+            path.name, path, emotion, JobProgress(status=BROKEN, message=str(exc)), False
+        )
     return JobInfo(
         id=path.name,
         path=path,
@@ -140,10 +178,14 @@ def preflight(home: DataHome, config: TrainConfig) -> None:
     """Catch, before a process starts, what fails fast: a missing dataset or an unloadable base."""
     from trainer.bases import PRESETS, resolve_base
     from trainer.dataset import load_manifest
+    from trainer.manifest import read_manifest
 
     load_manifest(home, config.dataset)
+    if config.emotion != NEUTRAL and not config.from_base:
+        read_manifest(home.models / NEUTRAL)  # a damaged neutral model, which this one starts from
     if config.base and config.base not in PRESETS:
         resolve_base(config.base, home)
+    check_block_size(config, home)
 
 
 def prepare_job(home: DataHome, args: list[str]) -> Path:
@@ -286,6 +328,7 @@ def follow(
         alive = is_alive(read_job(path).get("pid"), path)
         for record in reader.read_new():
             progress.apply(record)
+        progress.note_skipped(reader)
         if not alive:
             if progress.status in ("pending", "running"):
                 progress.status = "interrupted"

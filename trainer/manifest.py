@@ -8,10 +8,49 @@ from pathlib import Path
 from typing import Any
 
 from trainer.atomic import atomic_write_json, atomic_write_text
+from trainer.records import (
+    COUNT,
+    NUMBER,
+    STRING,
+    MissingRecordError,
+    obj,
+    one_of,
+    optional,
+    read_object,
+    required,
+)
 
 MANIFEST = "poetstudio.json"
 CARD = "README.md"
 FORMAT = 1
+METHODS = ("lora", "full")
+# The fields readers rely on, with their types. Only `method` is always there: models written
+# before a field existed still load, but a field that is there must have its type.
+MANIFEST_SCHEMA = {
+    "format": optional(COUNT),
+    "emotion": optional(STRING),
+    "method": required(one_of(*METHODS)),
+    "base": optional(obj(spec=optional(STRING), id=optional(STRING, nullable=True))),
+    "parent": optional(obj(emotion=optional(STRING), method=optional(STRING)), nullable=True),
+    "poem_tokens": optional(obj(bos=required(COUNT), eos=required(COUNT)), nullable=True),
+    "dataset": optional(obj(), nullable=True),
+    "hyperparameters": optional(obj(), nullable=True),
+    "metrics": optional(
+        obj(
+            best_val_loss=optional(NUMBER, nullable=True),
+            best_val_ppl=optional(NUMBER, nullable=True),
+            best_step=optional(COUNT, nullable=True),
+        )
+    ),
+    "steps": optional(COUNT),
+    "stop_reason": optional(STRING),
+    "wall_time_s": optional(NUMBER),
+    "device": optional(STRING),
+    "versions": optional(obj(), nullable=True),
+    "job": optional(STRING, nullable=True),
+    "created": optional(STRING),
+}
+MANIFEST_FIX = "retrain the model, or delete its folder"
 
 
 def versions() -> dict[str, str | None]:
@@ -151,12 +190,14 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     atomic_write_text(folder / CARD, model_card(manifest))
 
 
-def read_manifest(folder: Path) -> dict[str, Any] | None:
-    """The manifest of a model folder, or None when it has none or it is unreadable."""
-    import json
+def read_manifest(folder: Path, fix: str = MANIFEST_FIX) -> dict[str, Any] | None:
+    """The checked manifest of a model folder, or None when the folder has none.
 
+    A manifest that is unreadable, not JSON, or has a field of the wrong type raises a one-line
+    RecordError naming the file and ending with `fix`: a damaged model is reported, never
+    mistaken for no model.
+    """
     try:
-        data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+        return read_object(folder / MANIFEST, MANIFEST_SCHEMA, "manifest", fix=fix)
+    except MissingRecordError:
         return None
-    return data if isinstance(data, dict) else None

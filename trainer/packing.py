@@ -21,6 +21,10 @@ from trainer.textformat import PoemTokens, poem_ids
 IGNORE = -100  # the label value the loss skips
 # Fewer training poems than this make a model that only parrots them; refuse and say so.
 MIN_TRAIN_POEMS = 50
+# Fewer real tokens than this per poem, on average, means the tokenizer lost the text (it only
+# knows the markers, or maps every word to one unknown token): such a run "learns" to predict
+# the markers, reaches a perfect-looking loss, and would replace a model with nothing.
+MIN_TOKENS_PER_POEM = 4
 
 
 @dataclass
@@ -70,6 +74,30 @@ def tokenize_poems(
     return [poem_ids(tokenizer, text, tokens) for text in texts]
 
 
+def real_tokens(tokenizer: Any, ids: list[int], tokens: PoemTokens) -> int:
+    """How many of `ids` carry text: neither a poem marker nor a special (unknown, pad) token."""
+    special = {tokens.bos, tokens.eos, *(getattr(tokenizer, "all_special_ids", None) or ())}
+    return sum(1 for token in ids if token not in special)
+
+
+def check_real_tokens(
+    tokenizer: Any, sequences: list[list[int]], tokens: PoemTokens, what: str
+) -> None:
+    """Refuse poems the tokenizer turns into (almost) nothing, naming the tokenizer."""
+    if not sequences:
+        return
+    total = sum(real_tokens(tokenizer, ids, tokens) for ids in sequences)
+    mean = total / len(sequences)
+    if mean < MIN_TOKENS_PER_POEM:
+        name = getattr(tokenizer, "name_or_path", "") or "?"
+        raise PoetstudioError(
+            f"the tokenizer of {name} ({type(tokenizer).__name__}) turns the {len(sequences)} "
+            f"{what} into {mean:.1f} real tokens each on average (at least "
+            f"{MIN_TOKENS_PER_POEM} are needed): it cannot read this text, so training would "
+            "learn nothing; use a base whose tokenizer covers it"
+        )
+
+
 @dataclass
 class TrainingData:
     """The packed train and validation sets of one run, and where they came from."""
@@ -114,7 +142,9 @@ def load_training_data(
         )
     rng = random.Random(seed)
     rng.shuffle(train_texts)
-    train = pack(tokenize_poems(tokenizer, train_texts, tokens), block_size, tokens.eos)
+    sequences = tokenize_poems(tokenizer, train_texts, tokens)
+    check_real_tokens(tokenizer, sequences, tokens, f"{label} poems of dataset {dataset!r}")
+    train = pack(sequences, block_size, tokens.eos)
     valid = valid_blocks(
         home,
         tokenizer,
@@ -129,7 +159,7 @@ def load_training_data(
     info = {
         "name": dataset,
         "manifest_sha256": _manifest_hash(home, dataset),
-        "poems_total": manifest.get("poems") if isinstance(manifest, dict) else None,
+        "poems_total": manifest["poems"],
         "label": label,
         "train_poems": train.poems,
         "valid_poems": valid.poems,

@@ -1,6 +1,8 @@
-"""The emotion picker: the nine model emotions, each in its colour, untrained ones marked."""
+"""The emotion picker: the nine model emotions in their colours; untrained, broken ones marked."""
 
 from __future__ import annotations
+
+from collections.abc import Collection
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -30,6 +32,7 @@ class EmotionPicker(Vertical):
         # Until the first scan every emotion counts as trained: no false "untrained" flash.
         self._trained: set[str] = set(MODEL_EMOTIONS)
         self._hints: dict[str, str] = {}
+        self._broken: set[str] = set()
 
     @property
     def emotion(self) -> str:
@@ -45,10 +48,16 @@ class EmotionPicker(Vertical):
         self.border_title = "Emotion"
         self.query_one(OptionList).highlighted = MODEL_EMOTIONS.index(self._emotion)
 
-    def set_models(self, trained: set[str], hints: dict[str, str]) -> None:
-        """Show which emotions have a model; `hints` maps each untrained one to what to do."""
+    def set_models(
+        self, trained: set[str], hints: dict[str, str], broken: Collection[str] = ()
+    ) -> None:
+        """Show which emotions have a model; `hints` maps each untrained one to what to do.
+
+        `broken` are those whose model folder exists but cannot be used (the hint says why).
+        """
         self._trained = set(trained)
         self._hints = dict(hints)
+        self._broken = set(broken) - self._trained
         options = self.query_one(OptionList)
         for emotion in MODEL_EMOTIONS:
             options.replace_option_prompt(emotion, self._prompt(emotion))
@@ -64,13 +73,18 @@ class EmotionPicker(Vertical):
 
     def step(self, delta: int) -> None:
         """Pick the emotion `delta` places down the list, wrapping around."""
-        index = (MODEL_EMOTIONS.index(self._emotion) + delta) % len(MODEL_EMOTIONS)
+        # From the highlight, not from the last Changed: two quick presses must move two places.
+        highlighted = self.query_one(OptionList).highlighted
+        current = MODEL_EMOTIONS.index(self._emotion) if highlighted is None else highlighted
+        index = (current + delta) % len(MODEL_EMOTIONS)
         self.pick(MODEL_EMOTIONS[index])
 
     def _prompt(self, emotion: str) -> Text:
         colour = colour_of(emotion)
         if emotion in self._trained:
             return Text.assemble(("● ", colour), (emotion, f"bold {colour}"))
+        if emotion in self._broken:
+            return Text.assemble(("✗ ", "red"), (emotion, f"dim {colour}"), ("  broken", "red"))
         return Text.assemble(
             ("○ ", "dim"), (emotion, f"dim {colour}"), ("  untrained", "dim italic")
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +26,12 @@ def _figure(value: Any, fmt: str) -> str:
     return format(value, fmt) if isinstance(value, int | float) else "-"
 
 
-def model_row(emotion: str, info: Any | None, hint: str) -> tuple[Text, ...]:
-    """One table row: a model's manifest figures, or the command that trains it."""
+def model_row(emotion: str, info: Any | None, hint: str, broken: bool = False) -> tuple[Text, ...]:
+    """One table row: a model's manifest figures, or why it is broken, or how to train it."""
     name = Text(emotion, style=f"bold {colour_of(emotion)}")
     if info is None:
-        return (name, Text("untrained", "dim"), Text(""), Text(""), Text(""), literal(hint, "dim"))
+        state = Text("broken", "bold red") if broken else Text("untrained", "dim")
+        return (name, state, Text(""), Text(""), Text(""), literal(hint, "dim"))
     manifest = info.manifest
     metrics = manifest.get("metrics") or {}
     return (
@@ -76,12 +77,15 @@ class TrainingPanel(Vertical):
         self.border_title = "Models and training"
         self.query_one(DataTable).add_columns(*COLUMNS)
 
-    def set_models(self, models: dict[str, Any], hints: dict[str, str]) -> None:
-        """Fill the models table: every emotion, trained or not."""
+    def set_models(
+        self, models: dict[str, Any], hints: dict[str, str], broken: Collection[str] = ()
+    ) -> None:
+        """Fill the models table: every emotion, trained, untrained or broken (`broken`)."""
         table = self.query_one(DataTable)
         table.clear()
         for emotion in MODEL_EMOTIONS:
-            table.add_row(*model_row(emotion, models.get(emotion), hints.get(emotion, "")))
+            row = model_row(emotion, models.get(emotion), hints.get(emotion, ""), emotion in broken)
+            table.add_row(*row)
 
     def set_jobs(self, jobs: Sequence[Any]) -> None:
         """Show every live job and the newest finished ones, from `trainer.jobs.list_jobs`."""
