@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,6 +116,31 @@ def missing_extras() -> list[str]:
     if not plot_available():
         notes.append(f"no strength chart: `{PLOT_HINT}` adds matplotlib")
     return notes
+
+
+def preflight(home: DataHome, plan: EvalPlan, folder: Path) -> None:
+    """Check, before any model loads, what would otherwise fail after all the sampling: the
+    dataset that perplexity and copying read, and the folder the reports go to."""
+    from trainer.dataset import load_manifest
+
+    load_manifest(home, plan.dataset)
+    check_report_folder(folder)
+
+
+def check_report_folder(folder: Path) -> None:
+    """Refuse a report folder that cannot be created or written, without creating anything."""
+    existing = folder.expanduser().absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise PoetstudioError(
+            f"cannot write the reports to {folder}: {existing} is a file, not a folder; "
+            "give another --out"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PoetstudioError(
+            f"cannot write the reports to {folder}: {existing} is not writable; give another --out"
+        )
 
 
 def _base_info(poet: Poet, infos: list[ModelInfo]) -> ModelInfo:

@@ -56,6 +56,11 @@ DEFAULT_STRENGTH = 1.0
 MAX_STRENGTH = 5.0
 # The neutral model's nucleus that guided choices must stay inside.
 GUIDANCE_NUCLEUS = 0.9
+# Sampling bounds: below the lowest temperature the scaled scores overflow to inf and NaN; torch's
+# generators take seeds below 2**64, and a poem's seed is counted up from the one given.
+TEMPERATURE_LIMITS = (1e-3, 10.0)
+MAX_REPETITION_PENALTY = 10.0
+SEED_LIMIT = 2**63
 
 
 @dataclass
@@ -80,12 +85,23 @@ class SamplingParams:
     seed: int | None = None
 
     def validate(self) -> SamplingParams:
-        """Return self if every setting is in range, else raise a one-line PoetstudioError."""
+        """Return self if every setting is in range, else raise a one-line PoetstudioError.
+
+        Every check is written as "inside the range", so NaN fails them all.
+        """
+        low, high = TEMPERATURE_LIMITS
         checks = [
-            (self.temperature >= 0, "temperature must be >= 0 (0 means greedy)"),
+            (
+                self.temperature == 0 or low <= self.temperature <= high,
+                f"temperature must be 0 (greedy) or a number from {low:g} to {high:g}",
+            ),
             (self.top_k >= 0, "top-k must be >= 0 (0 turns it off)"),
             (0 < self.top_p <= 1, "top-p must be in (0, 1]"),
-            (self.repetition_penalty > 0, "repetition penalty must be > 0 (1 turns it off)"),
+            (
+                0 < self.repetition_penalty <= MAX_REPETITION_PENALTY,
+                f"repetition penalty must be above 0 and at most {MAX_REPETITION_PENALTY:g}"
+                " (1 turns it off)",
+            ),
             (self.no_repeat_ngram_size >= 0, "no-repeat n-gram size must be >= 0 (0 turns it off)"),
             (self.min_lines >= 0, "min lines must be >= 0"),
             (self.max_lines >= 1, "max lines must be >= 1"),
@@ -94,6 +110,10 @@ class SamplingParams:
             (
                 math.isfinite(self.strength) and 0 <= self.strength <= MAX_STRENGTH,
                 f"strength must be a number from 0 to {MAX_STRENGTH:g}",
+            ),
+            (
+                self.seed is None or 0 <= self.seed < SEED_LIMIT,
+                f"seed must be a whole number from 0 to {SEED_LIMIT - 1}",
             ),
         ]
         for ok, message in checks:
@@ -124,13 +144,25 @@ class GenerationStats:
     notices: list[str] = field(default_factory=list)  # e.g. the seed line was truncated
 
 
+# Format characters that text needs: the joiners hold emoji sequences (and some scripts' letters)
+# together, and tag characters spell subdivision flags. Every other format character goes: bidi
+# overrides and isolates could reorder what a terminal shows. (Variation selectors are marks, Mn.)
+_KEPT_FORMAT = frozenset("\u200c\u200d") | frozenset(map(chr, range(0xE0020, 0xE0080)))
+
+
+def _shown(ch: str) -> bool:
+    """Whether a non-whitespace character may reach a terminal or a poems file."""
+    category = unicodedata.category(ch)
+    return category != "Cc" and (category != "Cf" or ch in _KEPT_FORMAT)
+
+
 def clean_seed(text: str) -> str:
     """A seed line as one printable line: whitespace runs become one space, controls go."""
     out = []
     for ch in text:
         if ch.isspace():
             out.append(" ")
-        elif unicodedata.category(ch) not in ("Cc", "Cf"):
+        elif _shown(ch):
             out.append(ch)
     return " ".join("".join(out).split())
 
@@ -140,9 +172,7 @@ def clean_output(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(
-        ch if ch == "\n" else " " if ch == "\t" else ch
-        for ch in text
-        if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf")
+        ch if ch == "\n" else " " if ch == "\t" else ch for ch in text if ch in "\n\t" or _shown(ch)
     )
 
 

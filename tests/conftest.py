@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
-from trainer.home import ENV_VAR, DataHome
+from trainer.bases import MARKER, OFFLINE_PRESET
+from trainer.home import ENV_VAR, DataHome, resolve_home
+
+# The data home the tests were started with, read once before any test isolates itself: only the
+# `real_base` fixture looks into it, and only to read its converted base model.
+REAL_HOME = resolve_home()
 
 VERSES = """The lamps are out along the quay,
 and the grey sea sighs beneath the stars.
@@ -85,9 +91,34 @@ def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_base(tmp_path_factory.mktemp("tiny-base"))
 
 
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own data home: $POETSTUDIO_HOME and the platform's data folder both
+    point into its tmp dir, so no test reads or writes the user's real home by accident."""
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    monkeypatch.setattr("trainer.home.default_root", lambda: tmp_path / "platform-home")
+
+
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DataHome:
     """A fresh data home, also exported through $POETSTUDIO_HOME."""
     data = DataHome(tmp_path / "home").ensure()
     monkeypatch.setenv(ENV_VAR, str(data.root))
     return data
+
+
+@pytest.fixture
+def real_base(home: DataHome) -> DataHome:
+    """The test's own home with the real converted base linked in, read-only; skips without it.
+
+    The base comes from the home the tests were started in ($POETSTUDIO_HOME or the user data
+    folder), where `poetstudio setup` converts it. Opting in is explicit: ask for this fixture.
+    """
+    source = REAL_HOME.bases / OFFLINE_PRESET
+    if not (source / MARKER).is_file():
+        pytest.skip(
+            f"no converted {OFFLINE_PRESET} base in {REAL_HOME.root}; run `poetstudio setup`"
+        )
+    os.symlink(source, home.bases / OFFLINE_PRESET, target_is_directory=True)
+    return home

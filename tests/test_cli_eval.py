@@ -170,6 +170,7 @@ def test_eval_without_models_says_how_to_get_them(
     home: DataHome, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("models.BUNDLED_DIR", tmp_path / "no-bundled-models")
+    write_dataset(home)  # eval checks its dataset first
     result = runner.invoke(app, ["eval", "--quick", "--emotion", "joy", "--device", "cpu"])
     assert result.exit_code == 1
     assert "no emotion models found" in result.output

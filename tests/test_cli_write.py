@@ -105,7 +105,7 @@ def test_unwritable_out_fails_but_prints_the_poem(runner: CliRunner, tmp_path: P
         (["-e", "happy"], "unknown emotion 'happy'"),
         (["-e", "../joy"], "path-like"),
         (["-e", "anger"], "poetstudio train --emotion anger"),
-        (["-e", "joy", "--temperature", "-1"], "temperature must be >= 0"),
+        (["-e", "joy", "--temperature", "-1"], "temperature must be 0 (greedy) or a number"),
         (["-e", "joy", "--top-p", "2"], "top-p"),
         (["-e", "joy", "--format", "html"], "unknown poem format"),
         (["-e", "joy", "--device", "tpu"], "unknown device"),

@@ -75,10 +75,11 @@ for emotion in MODEL_EMOTIONS:
         (folder / "poetstudio.json").write_text(json.dumps(manifest))
 ' "$HOME_DIR" >"$HOME_DIR/build.log" 2>&1) || { LAST_PANE="$(cat "$HOME_DIR/build.log")"; fail "could not build the tiny model"; }
 
-# The picker starts on the remembered emotion (neutral in a fresh home); count the steps to joy.
-STEPS="$(cd "$REPO" && "$PY" -c '
+# The picker starts on the remembered emotion (neutral in a fresh home); the emotions passed on
+# the way down to joy, in order.
+PATH_TO_JOY="$(cd "$REPO" && "$PY" -c '
 from trainer.emotions import MODEL_EMOTIONS, NEUTRAL
-print(MODEL_EMOTIONS.index("joy") - MODEL_EMOTIONS.index(NEUTRAL))
+print(" ".join(MODEL_EMOTIONS[MODEL_EMOTIONS.index(NEUTRAL) + 1 : MODEL_EMOTIONS.index("joy") + 1]))
 ')"
 
 step "starting poetstudio --home $HOME_DIR in tmux (120x40)"
@@ -93,13 +94,14 @@ tm new-session -d -s "$SESSION" -x 120 -y 40 -c "$REPO" \
 step "tmux window: $(tm display-message -p -t "$SESSION" '#{window_width}x#{window_height}')"
 wait_for "$START_S" "First line (or leave empty)" "studio did not open"
 
-step "picking joy ($STEPS x ctrl+down)"
-for ((i = 0; i < STEPS; i++)); do
+step "picking joy (ctrl+down through: $PATH_TO_JOY)"
+# One key at a time, each waited for on screen: the status bar names an emotion's model once its
+# adapter is ready, so the next key is sent only after the studio has taken the last one (a key
+# sent into a busy studio under load was lost, leaving the picker one emotion short).
+for emotion in $PATH_TO_JOY; do
     tm send-keys -t "$SESSION" C-Down
-    sleep 0.2
+    wait_for "$LOAD_S" "$emotion · user lora" "ctrl+down did not reach $emotion"
 done
-# The status bar names the loaded model once joy's adapter is ready.
-wait_for "$LOAD_S" "joy · user lora" "joy model did not load"
 
 step "typing the first line and pressing Enter"
 tm send-keys -t "$SESSION" -l "$FIRST_LINE"

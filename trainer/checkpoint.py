@@ -8,13 +8,12 @@ read with torch's weights-only unpickler, which loads tensors and plain containe
 
 from __future__ import annotations
 
+import errno
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from trainer.atomic import atomic_write_json, replace_dir
+from trainer.atomic import aside_path, atomic_write_json, staged_dir
 from trainer.bases import sha256_of
 from trainer.errors import PoetstudioError
 
@@ -28,23 +27,51 @@ def save_checkpoint(folder: Path, weights: dict[str, Any], state: dict[str, Any]
     import torch
     from safetensors.torch import save_file
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staged = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
-        save_file(
-            {name: t.detach().cpu().contiguous() for name, t in weights.items()},
-            str(staged / WEIGHTS),
-        )
-        torch.save(state, staged / STATE)
-        meta = {
-            "step": state.get("step"),
-            "files": {name: sha256_of(staged / name) for name in (WEIGHTS, STATE)},
-        }
-        atomic_write_json(staged / META, meta)
-        replace_dir(staged, folder)
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
+        with staged_dir(folder) as staged:
+            save_file(
+                {name: t.detach().cpu().contiguous() for name, t in weights.items()},
+                str(staged / WEIGHTS),
+            )
+            torch.save(state, staged / STATE)
+            meta = {
+                "step": state.get("step"),
+                "files": {name: sha256_of(staged / name) for name in (WEIGHTS, STATE)},
+            }
+            atomic_write_json(staged / META, meta)
+    except PoetstudioError:
         raise
+    except Exception as exc:  # noqa: BLE001 - torch and safetensors report a full disk their way
+        raise write_error(exc, folder) from None
+
+
+# How torch's zip writer, safetensors and the OS word a write that the disk refused.
+_FULL_DISK = ("file write failed", "no space left", "enospc", "disk quota")
+
+
+def write_error(exc: Exception, folder: Path) -> PoetstudioError:
+    """A one-line error for a checkpoint that could not be written, saying why and where.
+
+    torch.save reports a full disk as `RuntimeError: [enforce fail at inline_container.cc:...]
+    ... file write failed`, and safetensors with its own error type: both are named for what
+    they are. The staging folder is gone by now and the previous checkpoint is untouched.
+    """
+    where = folder.parent
+    text = str(exc).strip()
+    full = (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)) or any(
+        word in text.lower() for word in _FULL_DISK
+    )
+    if full:
+        return PoetstudioError(
+            f"no space left on device: could not write the checkpoint in {where}; free some "
+            "space, then continue with --resume (the previous checkpoint is intact)"
+        )
+    if isinstance(exc, OSError):
+        why = exc.strerror or text or type(exc).__name__
+        name = f" ({exc.filename})" if exc.filename else ""
+        return PoetstudioError(f"could not write the checkpoint in {where}: {why}{name}")
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return PoetstudioError(f"could not write the checkpoint in {where}: {first}")
 
 
 def find_checkpoint(folder: Path) -> Path | None:
@@ -55,7 +82,7 @@ def find_checkpoint(folder: Path) -> Path | None:
     """
     if (folder / META).is_file():
         return folder
-    aside = folder.with_name(f".{folder.name}.old")
+    aside = aside_path(folder)
     return aside if (aside / META).is_file() else None
 
 

@@ -6,6 +6,7 @@ has finished. SIGTERM or SIGINT stops the running job gracefully and ends the ch
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 from pathlib import Path
@@ -13,7 +14,23 @@ from pathlib import Path
 from trainer.emotions import MODEL_EMOTIONS
 from trainer.errors import PoetstudioError
 from trainer.home import DataHome
-from trainer.jobs import chain_args, job_info, prepare_job, spawn, stop_job
+from trainer.jobs import chain_args, job_info, preflight, prepare_job, spawn, stop_job
+from trainer.locks import busy_message, is_locked
+from trainer.trainconfig import parse_train_args
+
+
+def preflight_chain(home: DataHome, args: list[str]) -> None:
+    """Check everything that would stop a chain before it starts, so a detached chain does not
+    fail where only `jobs/chain-log.txt` sees it: every emotion's options, no emotion already
+    training, and the dataset, the base and the block size (neutral's, which the rest share)."""
+    configs = [
+        parse_train_args(chain_args(home, emotion, args)).config for emotion in MODEL_EMOTIONS
+    ]
+    for config in configs:
+        running = is_locked(home, config.emotion)
+        if running:
+            raise PoetstudioError(busy_message(config.emotion, running))
+    preflight(home, configs[0])
 
 
 def run(home: DataHome, args: list[str]) -> int:
@@ -23,7 +40,9 @@ def run(home: DataHome, args: list[str]) -> int:
     def request_stop(_signum: int, _frame: object) -> None:
         state["stopping"] = True
         if state["job"]:
-            stop_job(home, str(state["job"]))
+            # A job whose file was damaged meanwhile cannot be signalled; the chain still ends.
+            with contextlib.suppress(PoetstudioError):
+                stop_job(home, str(state["job"]))
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)

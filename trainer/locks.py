@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from pathlib import Path
 
 from trainer.errors import PoetstudioError
 from trainer.home import DataHome
+
+# How long a run waits for a probe's instant of shared lock to pass before it counts as refused.
+PROBE_GRACE_S = 0.5
 
 
 def lock_path(home: DataHome, emotion: str) -> Path:
@@ -28,22 +32,36 @@ class EmotionLock:
         self._fd: int | None = None
 
     def acquire(self, job_id: str) -> None:
-        """Take the lock for `job_id`, or raise naming the job that holds it."""
+        """Take the lock for `job_id`, or raise naming the job that holds it.
+
+        A probe (`is_locked`) holds a shared lock for an instant, so a refusal is retried for
+        PROBE_GRACE_S: only a real run, which holds the lock exclusively, refuses for longer.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise PoetstudioError(busy_message(self.emotion, holder(self.path))) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, job_id.encode())
+        deadline = time.monotonic() + PROBE_GRACE_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise PoetstudioError(
+                        busy_message(self.emotion, wait_for_holder(self.path))
+                    ) from None
+                time.sleep(0.02)
+        # Overwrite in place, then cut: a reader never sees an empty file, only an id.
+        data = job_id.encode()
+        os.pwrite(fd, data, 0)
+        os.ftruncate(fd, len(data))
         os.fsync(fd)
         self._fd = fd
 
     def release(self) -> None:
-        """Let go of the lock (closing the file releases it)."""
+        """Let go of the lock (closing the file releases it), leaving the file naming no one."""
         if self._fd is not None:
+            os.ftruncate(self._fd, 0)
             os.close(self._fd)
             self._fd = None
 
@@ -56,14 +74,32 @@ def holder(path: Path) -> str:
         return ""
 
 
+def wait_for_holder(path: Path, timeout_s: float = 1.0) -> str:
+    """The id of the run holding `path`, waiting briefly for a run that has just taken it to
+    write its id; 'unknown' if none appears."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = holder(path)
+        if found or time.monotonic() >= deadline:
+            return found or "unknown"
+        time.sleep(0.02)
+
+
 def is_locked(home: DataHome, emotion: str) -> str | None:
-    """The id of the job training `emotion` right now, or None when no run holds the lock."""
-    probe = EmotionLock(home, emotion)
+    """The id of the job training `emotion` right now, or None when no run holds the lock.
+
+    The probe takes a shared lock and writes nothing: probes never block one another, and the
+    file only ever names a real run.
+    """
+    path = lock_path(home, emotion)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
     try:
-        probe.acquire("probe")
-    except PoetstudioError:
-        return holder(probe.path) or "unknown"
-    probe.release()
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return wait_for_holder(path)
+    finally:
+        os.close(fd)
     return None
 
 

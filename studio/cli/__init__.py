@@ -9,10 +9,11 @@ from typing import Annotated
 import typer
 
 from studio.cli import corpus, evaluate, train, write
-from studio.cli.common import console, handle_errors
+from studio.cli.common import OneLineErrors, console, handle_errors
 from trainer.home import ENV_VAR, resolve_home
 
 app = typer.Typer(
+    cls=OneLineErrors,
     name="poetstudio",
     help="A terminal poetry studio: pick an emotion, seed a line, watch a poem stream in.",
     no_args_is_help=False,

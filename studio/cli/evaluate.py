@@ -81,7 +81,14 @@ def evaluate(
     )
     from rich.text import Text
 
-    from studio.evalrun import EvalPlan, EvalProgress, missing_extras, run_eval, write_reports
+    from studio.evalrun import (
+        EvalPlan,
+        EvalProgress,
+        missing_extras,
+        preflight,
+        run_eval,
+        write_reports,
+    )
     from studio.generate import DEFAULT_STRENGTH, Poet
     from trainer.emotions import MODEL_EMOTIONS, check_emotion
     from trainer.evaluate import DEFAULT_N, QUICK_N
@@ -95,6 +102,8 @@ def evaluate(
     plan = EvalPlan(
         n=count, dataset=dataset, emotions=chosen, include_base=base, strengths=strengths
     )
+    folder = out or data.evals
+    preflight(data, plan, folder)
     for note in missing_extras():
         console.print(note, markup=False)
     poet = Poet(data, device, bundled_dir=bundled_dir())
@@ -125,7 +134,7 @@ def evaluate(
     console.print(_sweep_table(report))
     _print_choice(report)
     command = "poetstudio " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "poetstudio eval"
-    paths = write_reports(report, out or data.evals, command)
+    paths = write_reports(report, folder, command)
     console.print(f"reports: {paths.json} and {paths.markdown}", markup=False)
     if paths.plot is not None:
         console.print(f"chart: {paths.plot}", markup=False)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -102,7 +101,6 @@ def train(
 ) -> None:
     """Fine-tune an emotion model, showing live progress (or in the background with --detach)."""
     from trainer.jobs import start_job
-    from trainer.trainconfig import parse_train_args
 
     options = {
         "--base": base, "--method": method, "--dataset": dataset, "--device": device,
@@ -124,8 +122,9 @@ def train(
     if all_emotions:
         if emotion:
             raise PoetstudioError("give either --emotion or --all, not both")
-        for name in MODEL_EMOTIONS:
-            parse_train_args(["--emotion", name, *args])
+        from trainer.jobchain import preflight_chain
+
+        preflight_chain(data, args)
         if detach:
             from trainer.jobs import start_chain
 
@@ -211,8 +210,10 @@ def jobs(ctx: typer.Context) -> None:
         )
         return
     table = Table(box=None, header_style="bold")
-    for column in ("job", "emotion", "state", "step", "loss", "val ppl", "tok/s", "ETA"):
-        table.add_column(column, no_wrap=True)
+    # The id is what every other command takes, so it is never cut: the other columns fold.
+    table.add_column("job", no_wrap=True, min_width=max(len(info.id) for info in infos))
+    for column in ("emotion", "state", "step", "loss", "val ppl", "tok/s", "ETA"):
+        table.add_column(column, overflow="fold")
     for info in infos:
         p = info.progress
         state = info.state + (" (resumable)" if info.resumable else "")
@@ -227,6 +228,17 @@ def jobs(ctx: typer.Context) -> None:
             Text(format_duration(p.eta_s) if info.alive else "-"),
         )
     console.print(table)
+    # Why a job is broken, or which event lines were skipped: one line each, below the table.
+    for info in infos:
+        if info.state == "broken":
+            console.print(f"broken: {info.progress.message}", markup=False, soft_wrap=True)
+        elif info.progress.skipped:
+            console.print(
+                f"note: job {info.id}: {info.progress.skipped} bad event line(s) skipped; "
+                f"the first: {info.progress.note}",
+                markup=False,
+                soft_wrap=True,
+            )
 
 
 @jobs_app.command("follow")
@@ -266,38 +278,46 @@ def jobs_stop(
 @handle_errors
 def models() -> None:
     """List the bundled and the user's models with their manifests' key figures."""
-    from models import BUNDLED_DIR
-    from trainer.manifest import read_manifest
+    from studio.cli.common import bundled_dir
+    from studio.registry import find_models, scan_entries, train_hint
 
     data = home()
-    table = Table(box=None, header_style="bold")
-    for column in ("emotion", "source", "method", "base", "val ppl", "steps", "created", "path"):
-        table.add_column(column)
-    found = False
-    for emotion in MODEL_EMOTIONS:
-        for source, root in (("user", data.models), ("bundled", Path(BUNDLED_DIR))):
-            manifest = read_manifest(root / emotion)
-            if manifest is None:
-                continue
-            found = True
-            shadowed = source == "bundled" and read_manifest(data.models / emotion) is not None
-            ppl = (manifest.get("metrics") or {}).get("best_val_ppl")
-            table.add_row(
-                Text(emotion),
-                Text(source + (" (hidden by user)" if shadowed else "")),
-                Text(str(manifest.get("method", "?"))),
-                Text(str((manifest.get("base") or {}).get("spec", "?"))),
-                Text("-" if ppl is None else f"{float(ppl):.2f}"),
-                Text(str(manifest.get("steps", "-"))),
-                Text(str(manifest.get("created", "-"))[:16]),
-                Text(str(root / emotion)),
-            )
-    if not found:
+    entries = find_models(data, bundled_dir())
+    if not entries:
         console.print(
             "no models yet; train one with `poetstudio train --emotion neutral`", markup=False
         )
         return
+    table = Table(box=None, header_style="bold")
+    for column in ("emotion", "source", "method", "base", "val ppl", "steps", "created", "path"):
+        table.add_column(column, no_wrap=column in ("emotion", "source", "method"))
+    for entry in entries:
+        source = entry.source + (" (hidden by user)" if entry.hidden else "")
+        if entry.info is None:
+            cells = [entry.emotion, source, "broken", "-", "-", "-", "-", str(entry.path)]
+        else:
+            manifest = entry.info.manifest
+            ppl = (manifest.get("metrics") or {}).get("best_val_ppl")
+            cells = [
+                entry.emotion,
+                source,
+                entry.info.method,
+                entry.info.base_spec,
+                "-" if ppl is None else f"{ppl:.2f}",
+                str(manifest.get("steps", "-")),
+                str(manifest.get("created", "-"))[:16],
+                str(entry.path),
+            ]
+        table.add_row(*(Text(cell) for cell in cells))
     console.print(table)
+    scan = scan_entries(entries)
+    for emotion, problem in scan.problems.items():
+        folder = scan.folders.get(emotion)
+        console.print(
+            f"broken: {problem}; retrain it with `{train_hint(emotion)}` or delete {folder}",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 @handle_errors

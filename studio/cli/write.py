@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.text import Text
 
 from studio.cli.common import bundled_dir, err_console, handle_errors, home
-from studio.generate import MAX_STRENGTH, SamplingParams
+from studio.generate import MAX_STRENGTH, SEED_LIMIT, SamplingParams
 from studio.settings import strength_label
+from trainer.errors import PoetstudioError
 
 if TYPE_CHECKING:
     from studio.generate import GenerationStats, Poet
@@ -116,8 +118,15 @@ def write(
         "min_lines": min_lines,
         "max_new_tokens": max_tokens,
         "strength": strength,
+        "seed": seed,
     }
     params = SamplingParams(**{k: v for k, v in overrides.items() if v is not None}).validate()
+    if seed is not None and seed + count > SEED_LIMIT:
+        # Poem i uses seed + i, so the last seed must be in range too.
+        raise PoetstudioError(
+            f"--seed {seed} with -n {count} would use seeds up to {seed + count - 1}; "
+            f"the last must be below {SEED_LIMIT}"
+        )
     if fmt is not None:
         fmt = format_for(Path("poems"), fmt)
     poet = Poet(
@@ -131,6 +140,7 @@ def write(
     # With --format and no --out, stdout gets whole entries in that format instead of bare poems.
     entries = out is None and fmt is not None
     _load(poet, name, tty)
+    empty = 0
     for index in range(count):
         if seed is not None:
             params.seed = seed + index
@@ -149,11 +159,25 @@ def write(
         sys.stdout.flush()
         if tty:
             err_console.print(_stats_line(stats), markup=False, soft_wrap=True, style="dim")
-        if out is not None:
+        if out is not None and not text.strip():
+            empty += 1  # never saved: an empty entry would read back as a phantom poem
+        elif out is not None:
             where = append_poem(out, entry, fmt)
             err_console.print(
                 f"saved to {where}", markup=False, soft_wrap=True, style="green" if tty else None
             )
+    if empty:
+        raise PoetstudioError(_empty_message(empty, count, out))
+
+
+def _empty_message(empty: int, count: int, out: Path | None) -> str:
+    """Why `empty` of `count` poems were not saved to `out`."""
+    what = "the poem" if count == 1 else f"{empty} of the {count} poems"
+    verb = "was" if count == 1 or empty == 1 else "were"
+    return (
+        f"{what} came out empty (the model wrote nothing), so {verb} not saved to {out}; "
+        "try another --seed or first line, or check the model"
+    )
 
 
 def _stdout_is_tty() -> bool:
@@ -166,10 +190,11 @@ def _load(poet: Poet, emotion: str, tty: bool) -> None:
     if not tty:
         poet.load(emotion)
         return
-    with err_console.status(f"loading the {emotion} model…") as status:
+    # Text, never a str: the spinner would read a folder named like `odd[/bold]` as markup.
+    with err_console.status(Text(f"loading the {emotion} model…")) as status:
 
         def progress(fraction: float, message: str) -> None:
-            status.update(f"{message} ({fraction:.0%})")
+            status.update(Text(f"{message} ({fraction:.0%})"))
 
         poet.load(emotion, on_progress=progress)
 
