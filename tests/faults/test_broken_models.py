@@ -124,3 +124,30 @@ def test_a_healthy_full_model_still_loads(home: DataHome, no_bundled: Path) -> N
     info = scan_models(home, no_bundled).models["joy"]
     loaded = ModelLoader(home, device="cpu").load(info)
     assert len(loaded.tokenizer) > 100
+
+
+def nan_weights(folder: Path) -> Path:
+    """Overwrite every weight of a full model folder with NaN, as a damaged save might."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    weights = folder / "model.safetensors"
+    tensors = {name: torch.full_like(t, float("nan")) for name, t in load_file(weights).items()}
+    save_file(tensors, str(weights), metadata={"format": "pt"})
+    return folder
+
+
+@pytest.mark.parametrize("temperature", ["0.8", "0"])
+def test_a_model_with_nan_weights_is_a_one_line_error_naming_it_damaged(
+    home: DataHome, no_bundled: Path, temperature: str
+) -> None:
+    nan_weights(write_full_model(home.models / "joy", "joy"))
+    poems = home.root / "poems.md"
+    result = CliRunner().invoke(
+        app,
+        ["write", "-e", "joy", "--temperature", temperature, "--seed", "1", "-o", str(poems)],
+    )
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("error: the model produced non-finite scores")
+    assert "damaged" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not poems.exists(), "nothing is saved from a damaged model"
