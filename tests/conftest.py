@@ -85,6 +85,20 @@ def build_tiny_lora(base_dir: Path, out_dir: Path, emotion: str, seed: int = 1) 
     return out_dir
 
 
+def build_tiny_full_model(folder: Path, emotion: str, seed: int = 3) -> Path:
+    """A full fine-tuned model folder: a tiny GPT-2 with its tokenizer, and a manifest."""
+    build_tiny_base(folder, seed=seed)
+    manifest = {"format": 1, "emotion": emotion, "method": "full", "base": {"spec": "tiny"}}
+    (folder / "poetstudio.json").write_text(json.dumps(manifest))
+    return folder
+
+
+def build_guided_adapters(base_dir: Path, models_dir: Path) -> None:
+    """Neutral, joy and sadness LoRA adapters on the tiny base: enough to guide and to blend."""
+    for emotion, seed in (("neutral", 3), ("joy", 1), ("sadness", 2)):
+        build_tiny_lora(base_dir, models_dir / emotion, emotion, seed=seed)
+
+
 @pytest.fixture(scope="session")
 def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny GPT-2 folder, built once per test session."""

@@ -8,16 +8,14 @@ import pytest
 
 from studio.batch import PoemRequest, write_poems
 from studio.generate import Poet, SamplingParams
-from tests.conftest import build_tiny_lora
+from tests.conftest import build_guided_adapters
 from trainer.home import DataHome
 
 
 @pytest.fixture
 def poet(tiny_base: Path, home: DataHome, tmp_path: Path) -> Poet:
     """A Poet with neutral, joy and sadness adapters on the tiny base."""
-    build_tiny_lora(tiny_base, home.models / "neutral", "neutral", seed=3)
-    build_tiny_lora(tiny_base, home.models / "joy", "joy", seed=1)
-    build_tiny_lora(tiny_base, home.models / "sadness", "sadness", seed=2)
+    build_guided_adapters(tiny_base, home.models)
     return Poet(home, device="cpu", bundled_dir=tmp_path / "no-bundled")
 
 

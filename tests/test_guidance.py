@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from studio.generate import (
     guided_scores,
     nucleus_mask,
 )
-from tests.conftest import build_tiny_base, build_tiny_lora
+from tests.conftest import build_guided_adapters, build_tiny_full_model
 from trainer.errors import PoetstudioError
 from trainer.home import DataHome
 
@@ -27,9 +26,7 @@ ENDLESS = {"min_lines": 10_000, "max_lines": 10_000, "max_stanzas": 10_000}
 @pytest.fixture
 def poet(tiny_base: Path, home: DataHome, tmp_path: Path) -> Poet:
     """A Poet with neutral, joy and sadness adapters on the tiny base."""
-    build_tiny_lora(tiny_base, home.models / "neutral", "neutral", seed=3)
-    build_tiny_lora(tiny_base, home.models / "joy", "joy", seed=1)
-    build_tiny_lora(tiny_base, home.models / "sadness", "sadness", seed=2)
+    build_guided_adapters(tiny_base, home.models)
     return Poet(home, device="cpu", bundled_dir=tmp_path / "no-bundled")
 
 
@@ -218,19 +215,11 @@ def test_a_blend_streams_and_reports_its_spec(poet: Poet) -> None:
     assert poet.loader.loaded_bases() == 1, "every adapter shares the one base"
 
 
-def write_full_model(folder: Path, emotion: str, seed: int) -> Path:
-    """A full fine-tuned model folder: a tiny GPT-2 of its own and a manifest."""
-    build_tiny_base(folder, seed=seed)
-    manifest = {"format": 1, "emotion": emotion, "method": "full", "base": {"spec": "tiny"}}
-    (folder / "poetstudio.json").write_text(json.dumps(manifest))
-    return folder
-
-
 def test_full_models_are_guided_by_their_full_neutral_counterpart(
     home: DataHome, tmp_path: Path
 ) -> None:
-    write_full_model(home.models / "neutral", "neutral", seed=5)
-    write_full_model(home.models / "fear", "fear", seed=6)
+    build_tiny_full_model(home.models / "neutral", "neutral", seed=5)
+    build_tiny_full_model(home.models / "fear", "fear", seed=6)
     poet = Poet(home, device="cpu", bundled_dir=tmp_path / "no-bundled")
     settings = {"seed": 8, **ENDLESS, "max_new_tokens": 15}
     guided = poem(poet, "fear", "O weep", strength=1.0, **settings)

@@ -32,6 +32,17 @@ def check_precision(precision: str) -> str:
     return precision
 
 
+def _cuda_half(precision: str) -> Any:
+    """The 16-bit dtype for a CUDA GPU under `precision` (auto or bf16): bf16 where it has it."""
+    import torch
+
+    if torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    if precision == "bf16":
+        raise PoetstudioError("this GPU has no bf16 support; use --precision fp16 or fp32")
+    return torch.float16
+
+
 def inference_dtype(device: str, precision: str = "auto") -> Any:
     """The dtype generation holds weights in on `device` under `precision`.
 
@@ -50,11 +61,7 @@ def inference_dtype(device: str, precision: str = "auto") -> Any:
             raise PoetstudioError("--precision fp16 needs a GPU; use bf16 or fp32")
         return torch.float16
     if kind == "cuda":
-        if torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        if precision == "bf16":
-            raise PoetstudioError("this GPU has no bf16 support; use --precision fp16 or fp32")
-        return torch.float16
+        return _cuda_half(precision)
     if kind == "mps":
         return torch.bfloat16 if precision == "bf16" else torch.float16
     if precision == "bf16" or cpu_has_native_bf16():
@@ -75,11 +82,7 @@ def training_dtype(device: str, precision: str = "auto") -> Any:
             raise PoetstudioError("--precision fp16 needs a CUDA GPU; use bf16 or fp32")
         return torch.float16
     if kind == "cuda":
-        if torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        if precision == "bf16":
-            raise PoetstudioError("this GPU has no bf16 support; use --precision fp16 or fp32")
-        return torch.float16
+        return _cuda_half(precision)
     if precision == "bf16" or cpu_has_native_bf16():
         return torch.bfloat16
     return None

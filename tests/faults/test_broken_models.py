@@ -12,7 +12,7 @@ import models
 from studio.cli import app
 from studio.loader import ModelLoader
 from studio.registry import read_model, scan_models
-from tests.conftest import build_tiny_base, build_tiny_lora
+from tests.conftest import build_tiny_base, build_tiny_full_model, build_tiny_lora
 from trainer.errors import PoetstudioError
 from trainer.home import DataHome
 
@@ -32,14 +32,6 @@ def strip_tokenizer(folder: Path) -> Path:
     return folder
 
 
-def write_full_model(folder: Path, emotion: str, seed: int = 3) -> Path:
-    """A full fine-tuned model folder: a tiny GPT-2 with its tokenizer, and a manifest."""
-    build_tiny_base(folder, seed=seed)
-    manifest = {"format": 1, "emotion": emotion, "method": "full", "base": {"spec": "tiny"}}
-    (folder / "poetstudio.json").write_text(json.dumps(manifest))
-    return folder
-
-
 @pytest.fixture
 def no_bundled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point the CLI at an empty bundled-models folder."""
@@ -52,7 +44,7 @@ def no_bundled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_a_full_model_without_tokenizer_files_is_reported_broken(
     home: DataHome, no_bundled: Path
 ) -> None:
-    strip_tokenizer(write_full_model(home.models / "joy", "joy"))
+    strip_tokenizer(build_tiny_full_model(home.models / "joy", "joy"))
     scan = scan_models(home, no_bundled)
     assert "joy" not in scan.models
     problem = scan.problems["joy"]
@@ -63,7 +55,7 @@ def test_a_full_model_without_tokenizer_files_is_reported_broken(
 def test_write_refuses_a_full_model_without_tokenizer_and_saves_nothing(
     home: DataHome, no_bundled: Path
 ) -> None:
-    strip_tokenizer(write_full_model(home.models / "joy", "joy"))
+    strip_tokenizer(build_tiny_full_model(home.models / "joy", "joy"))
     out = home.root / "out.md"
     result = CliRunner().invoke(app, ["write", "-e", "joy", "--max-tokens", "10", "-o", str(out)])
     assert result.exit_code == 1
@@ -76,7 +68,7 @@ def test_write_refuses_a_full_model_without_tokenizer_and_saves_nothing(
 def test_models_lists_a_full_model_without_tokenizer_as_broken(
     home: DataHome, no_bundled: Path
 ) -> None:
-    strip_tokenizer(write_full_model(home.models / "joy", "joy"))
+    strip_tokenizer(build_tiny_full_model(home.models / "joy", "joy"))
     result = CliRunner().invoke(app, ["models"])
     assert result.exit_code == 0, result.output
     assert "broken" in result.stdout and "missing tokenizer.json" in result.stdout
@@ -103,7 +95,7 @@ def test_the_loader_refuses_a_tokenizer_that_turns_verse_into_unknown_tokens(
     from tokenizers import models as tk_models
     from transformers import PreTrainedTokenizerFast
 
-    folder = write_full_model(home.models / "joy", "joy")
+    folder = build_tiny_full_model(home.models / "joy", "joy")
     rows = json.loads((folder / "config.json").read_text())["vocab_size"]
     # As many tokens as the model has rows, but none of them a word of English verse.
     vocab = {"<unk>": 0, **{f"zz{i}": i for i in range(1, rows)}}
@@ -120,7 +112,7 @@ def test_the_loader_refuses_a_tokenizer_that_turns_verse_into_unknown_tokens(
 
 
 def test_a_healthy_full_model_still_loads(home: DataHome, no_bundled: Path) -> None:
-    write_full_model(home.models / "joy", "joy")
+    build_tiny_full_model(home.models / "joy", "joy")
     info = scan_models(home, no_bundled).models["joy"]
     loaded = ModelLoader(home, device="cpu").load(info)
     assert len(loaded.tokenizer) > 100
@@ -141,7 +133,7 @@ def nan_weights(folder: Path) -> Path:
 def test_a_model_with_nan_weights_is_a_one_line_error_naming_it_damaged(
     home: DataHome, no_bundled: Path, temperature: str
 ) -> None:
-    nan_weights(write_full_model(home.models / "joy", "joy"))
+    nan_weights(build_tiny_full_model(home.models / "joy", "joy"))
     poems = home.root / "poems.md"
     result = CliRunner().invoke(
         app,
