@@ -97,10 +97,10 @@ def main() -> None:
         f"median {statistics.median(runs) * 1000:.0f} ms, "
         f"min {min(runs) * 1000:.0f} ms, max {max(runs) * 1000:.0f} ms (target 1000 ms)"
     )
-    app_import = import_s("studio.app")
+    app_import = import_s("studio.tui.app")
     torch_import = import_s("torch")
     print(
-        f"import studio.app: {app_import * 1000:.0f} ms; "
+        f"import studio.tui.app: {app_import * 1000:.0f} ms; "
         f"import torch: {torch_import * 1000:.0f} ms "
         f"(ratio {torch_import / app_import:.1f}x, paid after the first frame)"
     )

@@ -25,11 +25,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from trainer import mirror  # noqa: E402
-from trainer.corpus import SourceInfo, read_mirror, save_source  # noqa: E402
-from trainer.emotions import EMOTIONS, count_vector, label_counts  # noqa: E402
-from trainer.home import DataHome, resolve_home  # noqa: E402
-from trainer.poems import split_autocompose  # noqa: E402
+from trainer.common.emotions import EMOTIONS, count_vector, label_counts  # noqa: E402
+from trainer.common.home import DataHome, resolve_home  # noqa: E402
+from trainer.corpus import mirror  # noqa: E402
+from trainer.corpus.poems import split_autocompose  # noqa: E402
+from trainer.corpus.sources import SourceInfo, read_mirror, save_source  # noqa: E402
 
 
 def find_wheel(explicit: str | None) -> Path:
@@ -91,7 +91,7 @@ def nrclex_path(texts: list[str]) -> list[str]:
 
     from nrclex import NRCLex
 
-    from trainer.emotions import TOKEN_PATTERN
+    from trainer.common.emotions import TOKEN_PATTERN
 
     token = re.compile(TOKEN_PATTERN)
     labels = []

@@ -31,8 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from studio.generate import DEFAULT_STRENGTH, Poet, SamplingParams  # noqa: E402
-from trainer.home import DataHome, resolve_home  # noqa: E402
+from studio.core.generate import DEFAULT_STRENGTH, Poet, SamplingParams  # noqa: E402
+from trainer.common.home import DataHome, resolve_home  # noqa: E402
 
 SEED_LINE = "The lamps are out along the quay"
 EMOTIONS = ("joy", "sadness")
@@ -43,10 +43,10 @@ THREADS_USED: list[int | None] = []  # the decoding threads of each stream_poem 
 def base_folder(spec: str, home_dir: str | None, scratch: Path, random_init: bool) -> str:
     """The loadable folder of the base to benchmark."""
     if spec == "tiny":
-        from tests.conftest import build_tiny_base
+        from tests.helpers.models import build_tiny_base
 
         return str(build_tiny_base(scratch / "tiny-base"))
-    from trainer.bases import resolve_base
+    from trainer.common.bases import resolve_base
 
     devdata = ROOT / ".devdata"
     if home_dir:
@@ -125,7 +125,7 @@ def run_generate(module: object, tokenizer: object, params: SamplingParams) -> t
     import torch
     from transformers.generation.streamers import BaseStreamer
 
-    from trainer.textformat import prompt_ids
+    from trainer.common.textformat import prompt_ids
 
     marks: list[float] = []
 
@@ -165,7 +165,7 @@ def plain_peft_model(base: str, adapter: Path, device: str) -> object:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from trainer.precision import inference_dtype
+    from trainer.common.precision import inference_dtype
 
     model = AutoModelForCausalLM.from_pretrained(base, dtype=inference_dtype(device)).to(device)
     return PeftModel.from_pretrained(model, str(adapter)).eval()

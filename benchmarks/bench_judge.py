@@ -1,6 +1,7 @@
 """Compare two ways of loading the semantic judge's all-MiniLM-L6-v2 from the `judge` extra.
 
-- `ours`: transformers' AutoModel on the wheel's model folder, mean pooling, L2 (trainer.judge);
+- `ours`: transformers' AutoModel on the wheel's model folder, mean pooling, L2
+  (trainer.evaluation.judge);
 - `st`: sentence-transformers' SentenceTransformer on the same folder.
 
 Each timing is a fresh Python process (import + load + one embedding call), medians over rounds;
@@ -25,12 +26,12 @@ import json, sys, time
 sys.path.insert(0, {root!r})
 started = time.perf_counter()
 if {way!r} == "ours":
-    from trainer.judge import EmotionJudge, model_folder
+    from trainer.evaluation.judge import EmotionJudge, model_folder
     judge = EmotionJudge(model_folder())
     embed = judge.embed
 else:
     from sentence_transformers import SentenceTransformer
-    from trainer.judge import model_folder
+    from trainer.evaluation.judge import model_folder
     model = SentenceTransformer(str(model_folder()), device="cpu", local_files_only=True)
     embed = lambda texts: model.encode(list(texts), convert_to_tensor=True)
 vectors = embed(["A first sentence to embed."])
@@ -61,8 +62,8 @@ def main() -> None:
     import torch
 
     sys.path.insert(0, str(ROOT))
-    from tests.test_judge import HELD_OUT
-    from trainer.judge import DESCRIPTORS
+    from tests.trainer.test_judge import HELD_OUT
+    from trainer.evaluation.judge import DESCRIPTORS
 
     texts = [line for lines in (*DESCRIPTORS.values(), *HELD_OUT.values()) for line in lines]
     times: dict[str, list[float]] = {"ours": [], "st": []}

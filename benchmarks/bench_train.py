@@ -3,8 +3,8 @@
 All variants train the same LoRA adapters (r=16 on all linear layers, no dropout) on the same base,
 poems and machine:
 - packed: poetstudio's loop as `train` runs it: packed blocks of `--block` tokens with poems end to
-  end (trainer.finetune.Batches), in its default precision (bf16 autocast where the CPU or GPU
-  has native bf16, trainer/precision.py);
+  end (trainer.training.loop.Batches), in its default precision (bf16 autocast where the CPU or GPU
+  has native bf16, trainer/common/precision.py);
 - packed-fp32: the same packed feed in plain fp32, to show what packing alone gives;
 - padded: AutoCompose-style: every poem padded (or cut) to 100 tokens with an attention mask, pads
   counted in the loss, plain fp32.
@@ -70,13 +70,13 @@ def setup(args: argparse.Namespace) -> tuple:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from trainer.bases import resolve_base
-    from trainer.device import pick_device
-    from trainer.finetune import Batches
-    from trainer.home import resolve_home
-    from trainer.packing import label_texts, pack, tokenize_poems
-    from trainer.precision import training_dtype
-    from trainer.textformat import eos_id
+    from trainer.common.bases import resolve_base
+    from trainer.common.device import pick_device
+    from trainer.common.home import resolve_home
+    from trainer.common.precision import training_dtype
+    from trainer.common.textformat import eos_id
+    from trainer.training.loop import Batches
+    from trainer.training.packing import label_texts, pack, tokenize_poems
 
     torch.manual_seed(0)
     home = resolve_home(args.home)
@@ -105,7 +105,7 @@ def train_step(model: object, optimizer: object, device: str, batch: tuple, dtyp
     """One optimizer step; returns (seconds, raw tokens, content tokens)."""
     import torch
 
-    from trainer.packing import IGNORE
+    from trainer.training.packing import IGNORE
 
     ids, labels, mask = (t.to(device) if t is not None else None for t in batch)
     start = time.perf_counter()

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from trainer.home import DataHome
+from trainer.common.home import DataHome
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -36,10 +36,10 @@ def events(job: Path, kind: str) -> list[dict]:
 def main() -> None:
     import torch
 
-    from tests.conftest import build_tiny_base
-    from tests.train_fixtures import config_args, tiny_config, write_dataset
-    from trainer.finetune import train
-    from trainer.jobs import follow, start_job
+    from tests.helpers.models import build_tiny_base
+    from tests.helpers.training import config_args, tiny_config, write_dataset
+    from trainer.jobs.control import follow, start_job
+    from trainer.training.loop import train
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--smollm2-config", type=Path)
@@ -103,7 +103,7 @@ def main() -> None:
         from peft import PeftModel
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from trainer.textformat import prompt_ids
+        from trainer.common.textformat import prompt_ids
 
         tokenizer = AutoTokenizer.from_pretrained(base)
         dtype = torch.bfloat16 if cuda else torch.float32
@@ -135,8 +135,8 @@ def smollm2_throughput(home: DataHome, config_dir: Path, poems: Path, device: st
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from trainer.finetune import train
-    from trainer.trainconfig import TrainConfig
+    from trainer.training.config import TrainConfig
+    from trainer.training.loop import train
 
     folder = home.root / "smollm2-random"
     model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(config_dir))

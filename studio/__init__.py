@@ -1,1 +1,1 @@
-"""What people touch: the generation core, the Typer CLI and the Textual studio."""
+"""What people touch: the UI-free studio core, the Typer CLI and the Textual studio."""

@@ -1,4 +1,5 @@
-"""The poetstudio pipeline: corpus, emotion labels, datasets, fine-tuning and evaluation.
+"""The poetstudio pipeline: corpus, emotion labels, datasets, fine-tuning, jobs and evaluation.
 
-Nothing in this package imports a UI library.
+UI-free: nothing here imports studio, textual, typer or rich (checked by import-linter, see
+pyproject.toml). `common` is the floor every other package stands on.
 """

@@ -10,7 +10,7 @@ import typer
 
 from studio.cli import corpus, evaluate, train, write
 from studio.cli.common import OneLineErrors, console, handle_errors
-from trainer.home import ENV_VAR, resolve_home
+from trainer.common.home import ENV_VAR, resolve_home
 
 app = typer.Typer(
     cls=OneLineErrors,
@@ -43,7 +43,7 @@ def root(
         # Exported so that background training processes inherit the same home.
         os.environ[ENV_VAR] = str(home.expanduser().resolve())
     if ctx.invoked_subcommand is None:
-        from trainer.precision import check_precision
+        from trainer.common.precision import check_precision
 
         write.open_studio(device, check_precision(precision.strip().lower()))
 

@@ -12,8 +12,8 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from trainer.errors import PoetstudioError
-from trainer.home import DataHome, resolve_home
+from trainer.common.errors import PoetstudioError
+from trainer.common.home import DataHome, resolve_home
 
 try:  # typer 0.2x carries its own copy of click, whose exceptions are not click's
     from typer._click import exceptions as click_errors

@@ -54,11 +54,12 @@ def fetch(
     ] = None,
 ) -> None:
     """Get a corpus into the data home and make it the source of `corpus build`."""
-    from trainer import corpus, mirror
+    from trainer.corpus import mirror
+    from trainer.corpus import sources as corpus
 
     data = home().ensure()
     if source == "gutenberg":
-        from trainer.download import download, rich_progress
+        from trainer.corpus.download import download, rich_progress
 
         target = data.corpus / corpus.GUTENBERG_FILE
         with rich_progress(corpus.GUTENBERG_FILE, console=console) as progress:
@@ -102,8 +103,8 @@ def build(
     ] = None,
 ) -> None:
     """Split the fetched corpus into poems, label them with EmoLex and write a dataset."""
-    from trainer.corpus import current_source, load_source
-    from trainer.dataset import build_dataset, dataset_dir
+    from trainer.corpus.dataset import build_dataset, dataset_dir
+    from trainer.corpus.sources import current_source, load_source
 
     data = home().ensure()
     info = current_source(data)
@@ -175,7 +176,7 @@ def stats(
     seed: Annotated[int, typer.Option("--seed", help="Seed for --samples.")] = 0,
 ) -> None:
     """Show a dataset's poems per label: count, share, mean lines and words, and samples."""
-    from trainer.dataset import iter_poems, load_manifest
+    from trainer.corpus.dataset import iter_poems, load_manifest
 
     data = home()
     manifest = load_manifest(data, dataset, describe=True)
@@ -218,7 +219,7 @@ def emotion(
     ] = 1,
 ) -> None:
     """Show the 8-emotion EmoLex profile of a text, and its label."""
-    from trainer.emotions import count_emotions, label_counts
+    from trainer.common.emotions import count_emotions, label_counts
 
     counts = count_emotions(text)
     label = label_counts(counts, min_margin)

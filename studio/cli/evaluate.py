@@ -14,8 +14,8 @@ from studio.cli.common import bundled_dir, console, handle_errors, home
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from studio.evalrun import EvalReport
-    from trainer.evaluate import ModelEval
+    from studio.core.evalrun import EvalReport
+    from trainer.evaluation.metrics import ModelEval
 
 
 def register(app: typer.Typer) -> None:
@@ -30,7 +30,7 @@ def parse_strengths(given: list[float] | None, rest: list[str]) -> tuple[float, 
     None means none were given. Raises BadParameter for a bare argument without `--strength`
     or one that is not a number, and PoetstudioError for a strength out of range.
     """
-    from studio.generate import SamplingParams
+    from studio.core.generate import SamplingParams
 
     if rest and not given:
         raise typer.BadParameter(f"unexpected argument {rest[0]!r}", param_hint="--strength")
@@ -81,7 +81,7 @@ def evaluate(
     )
     from rich.text import Text
 
-    from studio.evalrun import (
+    from studio.core.evalrun import (
         EvalPlan,
         EvalProgress,
         missing_extras,
@@ -89,9 +89,9 @@ def evaluate(
         run_eval,
         write_reports,
     )
-    from studio.generate import DEFAULT_STRENGTH, Poet
-    from trainer.emotions import MODEL_EMOTIONS, check_emotion
-    from trainer.evaluate import DEFAULT_N, QUICK_N
+    from studio.core.generate import DEFAULT_STRENGTH, Poet
+    from trainer.common.emotions import MODEL_EMOTIONS, check_emotion
+    from trainer.evaluation.metrics import DEFAULT_N, QUICK_N
 
     data = home()
     count = n if n is not None else (QUICK_N if quick else DEFAULT_N)
@@ -150,7 +150,7 @@ def _num(value: float | None) -> str:
 
 def _run_line(r: ModelEval) -> str:
     """One plain line per finished (model, strength) run, so a long sweep shows its figures."""
-    from trainer.evaluate import strength_label
+    from trainer.evaluation.metrics import strength_label
 
     where = r.name if r.strength is None else f"{r.name} strength {strength_label(r)}"
     return (
@@ -166,7 +166,7 @@ def _results_tables(report: EvalReport, count: int) -> list[Table]:
     from rich.table import Table
     from rich.text import Text
 
-    from trainer.evaluate import strength_label
+    from trainer.evaluation.metrics import strength_label
 
     first = Table(title=f"poetstudio eval ({count} poems per model): fidelity and degeneration")
     second = Table(title="copying, length and perplexity")

@@ -10,8 +10,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from trainer.events import JobProgress, format_duration
-from trainer.home import DataHome
+from trainer.common.home import DataHome
+from trainer.jobs.events import JobProgress, format_duration
 
 
 def _number(value: float | None, digits: int = 3) -> str:
@@ -74,7 +74,7 @@ def watch(
     should_quit: Callable[[], bool] | None = None,
 ) -> JobProgress:
     """Follow a job until it ends, drawing the live display (or plain lines when not a terminal)."""
-    from trainer.jobs import follow
+    from trainer.jobs.control import follow
 
     if not console.is_terminal:
         return _watch_plain(home, job_id, console, should_quit)
@@ -93,7 +93,7 @@ def _watch_plain(
     home: DataHome, job_id: str, console: Console, should_quit: Callable[[], bool] | None
 ) -> JobProgress:
     """Print a summary line when an evaluation lands, every 10 s, and at the end."""
-    from trainer.jobs import follow
+    from trainer.jobs.control import follow
 
     seen = {"evals": None, "printed": 0.0, "step": -1}
 

@@ -9,10 +9,10 @@ from rich.table import Table
 from rich.text import Text
 
 from studio.cli.common import console, err_console, fail, handle_errors, home
-from trainer.emotions import MODEL_EMOTIONS
-from trainer.errors import PoetstudioError
-from trainer.events import JobProgress
-from trainer.home import DataHome
+from trainer.common.emotions import MODEL_EMOTIONS
+from trainer.common.errors import PoetstudioError
+from trainer.common.home import DataHome
+from trainer.jobs.events import JobProgress
 
 jobs_app = typer.Typer(
     help="Training jobs: list them, re-attach to one, or stop one.",
@@ -100,7 +100,7 @@ def train(
     ] = None,
 ) -> None:
     """Fine-tune an emotion model, showing live progress (or in the background with --detach)."""
-    from trainer.jobs import start_job
+    from trainer.jobs.control import start_job
 
     options = {
         "--base": base, "--method": method, "--dataset": dataset, "--device": device,
@@ -122,11 +122,11 @@ def train(
     if all_emotions:
         if emotion:
             raise PoetstudioError("give either --emotion or --all, not both")
-        from trainer.jobchain import preflight_chain
+        from trainer.jobs.chain import preflight_chain
 
         preflight_chain(data, args)
         if detach:
-            from trainer.jobs import start_chain
+            from trainer.jobs.control import start_chain
 
             pid = start_chain(data, args)
             console.print(
@@ -136,7 +136,7 @@ def train(
                 soft_wrap=True,
             )
             return
-        from trainer.jobs import chain_args
+        from trainer.jobs.control import chain_args
 
         for name in MODEL_EMOTIONS:
             if not _run_foreground(data, start_job(data, chain_args(data, name, args))):
@@ -161,7 +161,7 @@ def train(
 def _run_foreground(data: DataHome, job_id: str) -> bool:
     """Show a job's progress until it ends; Ctrl-C asks it to checkpoint and stop. True if done."""
     from studio.cli.progress import watch
-    from trainer.jobs import stop_job
+    from trainer.jobs.control import stop_job
 
     try:
         progress = watch(data, job_id, console)
@@ -200,8 +200,8 @@ def jobs(ctx: typer.Context) -> None:
     """List training jobs with status, progress and ETA."""
     if ctx.invoked_subcommand is not None:
         return
-    from trainer.events import format_duration
-    from trainer.jobs import list_jobs
+    from trainer.jobs.control import list_jobs
+    from trainer.jobs.events import format_duration
 
     infos = list_jobs(home())
     if not infos:
@@ -248,7 +248,7 @@ def jobs_follow(
 ) -> None:
     """Re-attach to a job and show its live progress (Ctrl-C detaches; the job keeps running)."""
     from studio.cli.progress import watch
-    from trainer.jobs import job_dir
+    from trainer.jobs.control import job_dir
 
     data = home()
     job_dir(data, job_id)
@@ -267,7 +267,7 @@ def jobs_stop(
     job_id: Annotated[str, typer.Argument(help="Job id from `poetstudio jobs`.")],
 ) -> None:
     """Stop a job gracefully: it saves a checkpoint first, so `train --resume` continues it."""
-    from trainer.jobs import stop_job
+    from trainer.jobs.control import stop_job
 
     if stop_job(home(), job_id, wait_s=120):
         console.print(f"stopped job {job_id}", markup=False, soft_wrap=True)
@@ -279,7 +279,7 @@ def jobs_stop(
 def models() -> None:
     """List the bundled and the user's models with their manifests' key figures."""
     from studio.cli.common import bundled_dir
-    from studio.registry import find_models, scan_entries, train_hint
+    from studio.core.registry import find_models, scan_entries, train_hint
 
     data = home()
     entries = find_models(data, bundled_dir())
@@ -323,7 +323,7 @@ def models() -> None:
 @handle_errors
 def setup() -> None:
     """Make sure the offline base model (smollm2-135m) is downloaded and converted."""
-    from trainer.bases import ensure_default_base
+    from trainer.common.bases import ensure_default_base
 
     folder = ensure_default_base(
         home().ensure(), lambda line: console.print(line, markup=False, soft_wrap=True)

@@ -10,12 +10,12 @@ import typer
 from rich.text import Text
 
 from studio.cli.common import bundled_dir, err_console, handle_errors, home
-from studio.generate import MAX_STRENGTH, SEED_LIMIT, SamplingParams
-from studio.settings import strength_label
-from trainer.errors import PoetstudioError
+from studio.core.generate import MAX_STRENGTH, SEED_LIMIT, SamplingParams
+from studio.core.settings import strength_label
+from trainer.common.errors import PoetstudioError
 
 if TYPE_CHECKING:
-    from studio.generate import GenerationStats, Poet
+    from studio.core.generate import GenerationStats, Poet
 
 # Sampling defaults live in SamplingParams (a light import: torch loads only when generating).
 _DEFAULTS = SamplingParams()
@@ -104,10 +104,10 @@ def write(
 ) -> None:
     """Write poems for an emotion or a blend, streamed to the terminal; --out appends them to a
     poems file."""
-    from studio.blend import parse_blend
-    from studio.generate import Poet
-    from studio.poemfile import append_poem, format_for, render
-    from trainer.precision import check_precision
+    from studio.core.blend import parse_blend
+    from studio.core.generate import Poet
+    from studio.core.poemfile import append_poem, format_for, render
+    from trainer.common.precision import check_precision
 
     name = parse_blend(emotion).spec
     overrides = {
@@ -218,7 +218,7 @@ def _one_poem(
 def _saved(
     text: str, emotion: str, first_line: str, params: SamplingParams, stats: GenerationStats
 ) -> Any:
-    from studio.poemfile import SavedPoem
+    from studio.core.poemfile import SavedPoem
 
     settings = params.to_dict()
     settings["seed"] = stats.seed
@@ -253,6 +253,6 @@ def _stats_line(stats: GenerationStats) -> str:
 
 def open_studio(device: str | None = None, precision: str = "auto") -> None:
     """Open the Textual studio (imported only now, so `poetstudio --help` stays fast)."""
-    from studio.app import PoetStudioApp
+    from studio.tui.app import PoetStudioApp
 
     PoetStudioApp(home=home(), device=device, precision=precision).run()

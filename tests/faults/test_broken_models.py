@@ -10,11 +10,11 @@ from typer.testing import CliRunner
 
 import models
 from studio.cli import app
-from studio.loader import ModelLoader
-from studio.registry import read_model, scan_models
-from tests.conftest import build_tiny_base, build_tiny_full_model, build_tiny_lora
-from trainer.errors import PoetstudioError
-from trainer.home import DataHome
+from studio.core.loader import ModelLoader
+from studio.core.registry import read_model, scan_models
+from tests.helpers.models import build_tiny_base, build_tiny_full_model, build_tiny_lora
+from trainer.common.errors import PoetstudioError
+from trainer.common.home import DataHome
 
 TOKENIZER_FILES = (
     "tokenizer.json",

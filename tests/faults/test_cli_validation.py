@@ -11,12 +11,12 @@ from typer.testing import CliRunner
 
 import models
 from studio.cli import app
-from studio.generate import SEED_LIMIT, SamplingParams
-from tests.conftest import build_tiny_lora
-from tests.train_fixtures import write_dataset
-from trainer.errors import PoetstudioError
-from trainer.home import DataHome
-from trainer.trainconfig import TrainConfig, check_block_size, model_context, parse_train_args
+from studio.core.generate import SEED_LIMIT, SamplingParams
+from tests.helpers.models import build_tiny_lora
+from tests.helpers.training import write_dataset
+from trainer.common.errors import PoetstudioError
+from trainer.common.home import DataHome
+from trainer.training.config import TrainConfig, check_block_size, model_context, parse_train_args
 
 runner = CliRunner()
 
@@ -112,12 +112,12 @@ def test_the_job_process_refuses_the_same_options_from_its_argument_list() -> No
 def test_all_detach_with_a_missing_dataset_fails_before_detaching(
     home: DataHome, tiny_base: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import trainer.jobs
+    import trainer.jobs.control
 
     def no_spawn(*_args: object) -> int:
         raise AssertionError("the chain was started")
 
-    monkeypatch.setattr(trainer.jobs, "start_chain", no_spawn)
+    monkeypatch.setattr(trainer.jobs.control, "start_chain", no_spawn)
     code, output = run("train", "--all", "--detach", "--dataset", "nope")
     assert_one_line_error(code, output, "dataset 'nope' is not built")
     assert not (home.jobs / "chain-log.txt").exists()
@@ -135,7 +135,7 @@ def test_all_detach_with_bad_options_fails_before_detaching(
 
 
 def test_all_detach_refuses_while_an_emotion_is_training(home: DataHome, tiny_base: Path) -> None:
-    from trainer.locks import EmotionLock
+    from trainer.jobs.locks import EmotionLock
 
     write_dataset(home)
     lock = EmotionLock(home, "fear")
@@ -175,7 +175,7 @@ def writer(
 def test_write_refuses_bad_sampling_values_before_loading(
     writer: None, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str
 ) -> None:
-    from studio.generate import Poet
+    from studio.core.generate import Poet
 
     def no_load(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("a model was loaded")

@@ -17,17 +17,17 @@ from typer.testing import CliRunner
 
 import models
 from studio.cli import app
-from studio.registry import resolve_model
-from tests.conftest import build_tiny_lora
-from tests.train_fixtures import tiny_config, write_dataset
-from trainer.checkpoint import META
-from trainer.emotions import LABELS
-from trainer.errors import PoetstudioError
-from trainer.events import EVENTS_FILE, read_progress
-from trainer.home import DataHome
-from trainer.jobs import JOB_FILE, list_jobs, prepare_job, start_job
-from trainer.records import RecordError
-from trainer.trainconfig import TrainConfig
+from studio.core.registry import resolve_model
+from tests.helpers.models import build_tiny_lora
+from tests.helpers.training import tiny_config, write_dataset
+from trainer.common.emotions import LABELS
+from trainer.common.errors import PoetstudioError
+from trainer.common.home import DataHome
+from trainer.common.records import RecordError
+from trainer.jobs.control import JOB_FILE, list_jobs, prepare_job, start_job
+from trainer.jobs.events import EVENTS_FILE, read_progress
+from trainer.training.checkpoint import META
+from trainer.training.config import TrainConfig
 
 runner = CliRunner()
 
@@ -107,8 +107,8 @@ async def test_the_studio_marks_a_damaged_model_broken_in_the_picker_and_the_tra
 ) -> None:
     from textual.widgets import DataTable, OptionList
 
-    from tests.test_app import make_app, settle
-    from trainer.emotions import MODEL_EMOTIONS
+    from tests.tui.test_app import make_app, settle
+    from trainer.common.emotions import MODEL_EMOTIONS
 
     build_tiny_lora(tiny_base, home.models / "neutral", "neutral", seed=2)
     damage_manifest(build_tiny_lora(tiny_base, home.models / "joy", "joy"), "[1]")
@@ -126,7 +126,7 @@ async def test_the_studio_marks_a_damaged_model_broken_in_the_picker_and_the_tra
 def test_a_damaged_neutral_manifest_stops_a_child_run_before_it_spawns(
     home: DataHome, tiny_base: Path
 ) -> None:
-    from trainer.finetune import plan_start
+    from trainer.training.loop import plan_start
 
     write_dataset(home)
     neutral = build_tiny_lora(tiny_base, home.models / "neutral", "neutral", seed=2)
@@ -223,10 +223,12 @@ def test_the_jobs_command_lists_every_job_and_says_why_the_broken_ones_are(
 def test_jobs_stop_works_on_a_healthy_job_and_refuses_a_bad_pid_without_signalling(
     jobs_home: DataHome, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import trainer.jobs
+    import trainer.jobs.control
 
     signalled: list[tuple[int, int]] = []
-    monkeypatch.setattr(trainer.jobs.os, "kill", lambda pid, sig: signalled.append((pid, sig)))
+    monkeypatch.setattr(
+        trainer.jobs.control.os, "kill", lambda pid, sig: signalled.append((pid, sig))
+    )
     result = runner.invoke(app, ["jobs", "stop", HEALTHY])
     assert result.exit_code == 0 and "is not running" in result.stdout
     for job_id in ("20250104-120000-fear-dddd", "20250105-120000-fear-eeee"):
@@ -256,7 +258,7 @@ def test_the_job_process_ends_a_damaged_job_with_a_one_line_error_event(
 ) -> None:
     import signal
 
-    from trainer import jobrun
+    from trainer.jobs import run as jobrun
 
     monkeypatch.setattr(signal, "signal", lambda *_args: None)  # keep pytest's own handlers
     folder = write_job(home, HEALTHY, "trust", [])
@@ -339,7 +341,7 @@ BAD_LINES = {
 def test_a_damaged_dataset_line_is_an_error_naming_the_file_and_its_line(
     bad: str, home: DataHome
 ) -> None:
-    from trainer.dataset import iter_poems
+    from trainer.corpus.dataset import iter_poems
 
     write_dataset(home)
     full_manifest(home)
@@ -354,7 +356,7 @@ def test_a_damaged_dataset_line_is_an_error_naming_the_file_and_its_line(
 def test_training_reports_a_damaged_dataset_line_with_its_file_and_line_number(
     home: DataHome, tiny_base: Path
 ) -> None:
-    from trainer.finetune import train
+    from trainer.training.loop import train
 
     write_dataset(home)
     # Line 99 is a trust poem of the training split (the fixture writes 80 neutral ones first).
@@ -368,7 +370,7 @@ def test_training_reports_a_damaged_dataset_line_with_its_file_and_line_number(
 
 
 def test_eval_training_texts_report_a_damaged_line_not_a_decode_error(home: DataHome) -> None:
-    from trainer.packing import label_texts
+    from trainer.training.packing import label_texts
 
     write_dataset(home)
     damage_line(home, 3, BAD_LINES["garbage"])
@@ -386,7 +388,7 @@ MANIFESTS = {
 
 @pytest.mark.parametrize("text", MANIFESTS.values(), ids=MANIFESTS.keys())
 def test_a_wrongly_shaped_dataset_manifest_is_an_error_naming_it(text: str, home: DataHome) -> None:
-    from trainer.dataset import load_manifest
+    from trainer.corpus.dataset import load_manifest
 
     write_dataset(home)
     path = home.datasets / "clean" / "manifest.json"
@@ -414,7 +416,7 @@ def test_corpus_stats_refuses_a_manifest_missing_what_it_shows(
 
 
 def test_a_healthy_dataset_still_reads_after_the_checks(home: DataHome) -> None:
-    from trainer.dataset import iter_poems
+    from trainer.corpus.dataset import iter_poems
 
     write_dataset(home)
     poems = list(iter_poems(home, "clean", split="train", labels=["trust"]))

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EOT, build_tiny_lora
-from tests.train_fixtures import tiny_config, write_dataset
-from trainer.errors import PoetstudioError
-from trainer.events import EVENTS_FILE
-from trainer.finetune import BEST_FILE, train
-from trainer.home import DataHome
-from trainer.packing import MIN_TOKENS_PER_POEM
+from tests.helpers.models import EOT, build_tiny_lora
+from tests.helpers.training import tiny_config, write_dataset
+from trainer.common.errors import PoetstudioError
+from trainer.common.home import DataHome
+from trainer.jobs.events import EVENTS_FILE
+from trainer.training.loop import BEST_FILE, train
+from trainer.training.packing import MIN_TOKENS_PER_POEM
 
 
 def new_job(home: DataHome, name: str) -> Path:
@@ -101,7 +101,7 @@ def test_a_run_whose_best_validation_loss_is_not_finite_publishes_nothing(
 ) -> None:
     previous = build_tiny_lora(tiny_base, data_home.models / "trust", "trust")
     before = contents(previous)
-    monkeypatch.setattr("trainer.finetune.evaluate", lambda *_args: loss)
+    monkeypatch.setattr("trainer.training.loop.evaluate", lambda *_args: loss)
     job = new_job(data_home, "diverged")
     # A best-weights file from an earlier attempt in this job folder must not be published either.
     (job / BEST_FILE).write_bytes(b"stale")

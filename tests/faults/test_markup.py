@@ -14,9 +14,9 @@ from studio.cli import app, common
 from studio.cli import corpus as corpus_cli
 from studio.cli import write as write_cli
 from studio.cli.progress import render
-from tests.conftest import build_tiny_lora
-from trainer.events import JobProgress
-from trainer.home import DataHome
+from tests.helpers.models import build_tiny_lora
+from trainer.common.home import DataHome
+from trainer.jobs.events import JobProgress
 
 HOSTILE = "odd[/bold] [red]x:smile:"
 runner = CliRunner()

@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import trainer.home
+import trainer.common.home
 from studio.cli import app
-from studio.generate import clean_output, clean_seed
-from tests.train_fixtures import write_dataset
-from trainer.checkpoint import load_checkpoint, save_checkpoint
-from trainer.errors import PoetstudioError
-from trainer.home import ENV_VAR, DataHome, resolve_home
-from trainer.locks import EmotionLock, holder, is_locked, lock_path
+from studio.core.generate import clean_output, clean_seed
+from tests.helpers.training import write_dataset
+from trainer.common.errors import PoetstudioError
+from trainer.common.home import ENV_VAR, DataHome, resolve_home
+from trainer.jobs.locks import EmotionLock, holder, is_locked, lock_path
+from trainer.training.checkpoint import load_checkpoint, save_checkpoint
 
 runner = CliRunner()
 TORCH_FULL_DISK = (
@@ -144,12 +144,12 @@ def test_two_runs_starting_together_refuse_one_naming_the_other(home: DataHome) 
 def test_eval_checks_its_dataset_before_loading_any_model(
     home: DataHome, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import studio.generate
+    import studio.core.generate
 
     def no_poet(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("a model was about to load")
 
-    monkeypatch.setattr(studio.generate.Poet, "__init__", no_poet)
+    monkeypatch.setattr(studio.core.generate.Poet, "__init__", no_poet)
     result = runner.invoke(app, ["eval", "--quick", "--dataset", "nope"])
     assert result.exit_code == 1
     assert result.output.startswith("error: dataset 'nope' is not built; run `poetstudio corpus")
@@ -159,12 +159,12 @@ def test_eval_checks_its_dataset_before_loading_any_model(
 def test_eval_checks_its_out_folder_before_loading_any_model(
     home: DataHome, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import studio.generate
+    import studio.core.generate
 
     def no_poet(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("a model was about to load")
 
-    monkeypatch.setattr(studio.generate.Poet, "__init__", no_poet)
+    monkeypatch.setattr(studio.core.generate.Poet, "__init__", no_poet)
     write_dataset(home)
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
@@ -176,7 +176,7 @@ def test_eval_checks_its_out_folder_before_loading_any_model(
 
 
 def test_a_report_folder_that_does_not_exist_yet_is_fine_and_not_created(tmp_path: Path) -> None:
-    from studio.evalrun import check_report_folder
+    from studio.core.evalrun import check_report_folder
 
     check_report_folder(tmp_path / "new" / "reports")
     assert not (tmp_path / "new").exists()
@@ -202,7 +202,7 @@ def test_bidi_overrides_and_controls_are_still_dropped() -> None:
 def test_the_jobs_table_at_80_columns_keeps_every_job_id_whole(
     home: DataHome, tiny_base: Path
 ) -> None:
-    from trainer.jobs import prepare_job
+    from trainer.jobs.control import prepare_job
 
     write_dataset(home)
     path = prepare_job(home, ["--emotion", "anticipation", "--base", str(tiny_base)])
@@ -215,7 +215,7 @@ def test_the_jobs_table_at_80_columns_keeps_every_job_id_whole(
 def test_every_test_runs_in_its_own_home(tmp_path: Path) -> None:
     assert os.environ[ENV_VAR] == str(tmp_path / "home")
     assert resolve_home().root == (tmp_path / "home").resolve()
-    assert trainer.home.default_root() == tmp_path / "platform-home"
+    assert trainer.common.home.default_root() == tmp_path / "platform-home"
     assert os.environ["XDG_DATA_HOME"] == str(tmp_path / "xdg-data")
 
 

@@ -1,8 +1,8 @@
 """Faults in the folder swap that publishes models, datasets, bases and checkpoints.
 
-One routine (trainer/atomic.py `staged_dir` / `replace_dir`) swaps every folder in: it catches
-every error of the save and removes its staging folder, follows a symlinked folder (the target
-is replaced, the link kept), and a model that a crash left only as `.<name>.old` is put back
+One routine (trainer/common/atomic.py `staged_dir` / `replace_dir`) swaps every folder in: it
+catches every error of the save and removes its staging folder, follows a symlinked folder (the
+target is replaced, the link kept), and a model that a crash left only as `.<name>.old` is put back
 when the data home is opened. A message says the previous model is intact only when it is.
 """
 
@@ -16,14 +16,14 @@ from pathlib import Path
 import pytest
 from safetensors import SafetensorError
 
-from tests.conftest import build_tiny_lora
-from tests.train_fixtures import tiny_config, write_dataset
-from trainer.atomic import recover_swaps, replace_dir, staged_dir
-from trainer.corpus import read_path, save_source
-from trainer.dataset import build_dataset
-from trainer.errors import PoetstudioError
-from trainer.finetune import train
-from trainer.home import DataHome
+from tests.helpers.models import build_tiny_lora
+from tests.helpers.training import tiny_config, write_dataset
+from trainer.common.atomic import recover_swaps, replace_dir, staged_dir
+from trainer.common.errors import PoetstudioError
+from trainer.common.home import DataHome
+from trainer.corpus.dataset import build_dataset
+from trainer.corpus.sources import read_path, save_source
+from trainer.training.loop import train
 
 
 def new_job(home: DataHome, name: str) -> Path:
@@ -54,7 +54,7 @@ def quick(tiny_base: Path) -> object:
 def test_a_safetensors_error_on_a_full_disk_keeps_the_previous_model_and_no_staging(
     data_home: DataHome, tiny_base: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from trainer import finetune
+    from trainer.training import loop as finetune
 
     previous = build_tiny_lora(tiny_base, data_home.models / "trust", "trust")
     before = contents(previous)
@@ -80,7 +80,7 @@ def test_without_a_previous_model_the_message_does_not_claim_one(
     def broken(*_args: object) -> None:
         raise RuntimeError("CUDA error: an illegal memory access was encountered")
 
-    monkeypatch.setattr("trainer.finetune.write_model", broken)
+    monkeypatch.setattr("trainer.training.loop.write_model", broken)
     with pytest.raises(PoetstudioError, match="no model was replaced") as caught:
         train(quick(tiny_base), data_home, new_job(data_home, "first"))
     assert "intact" not in str(caught.value)
@@ -148,7 +148,7 @@ def test_a_stale_old_symlink_left_by_an_earlier_swap_no_longer_breaks_training(
 def test_a_crash_between_the_two_renames_is_recovered_when_the_home_is_opened(
     home: DataHome, tiny_base: Path
 ) -> None:
-    from studio.registry import scan_models
+    from studio.core.registry import scan_models
 
     model = build_tiny_lora(tiny_base, home.models / "joy", "joy")
     before = contents(model)
@@ -191,7 +191,7 @@ def test_a_swap_recovers_an_orphan_before_replacing_instead_of_deleting_it(
         real(src, dst)
 
     # The new folder cannot move in: the previous one, recovered first, must be back, whole.
-    monkeypatch.setattr("trainer.atomic.os.replace", replace)
+    monkeypatch.setattr("trainer.common.atomic.os.replace", replace)
     with pytest.raises(OSError, match="No space"):
         replace_dir(staged, final)
     assert (final / "weights").read_text() == "the only copy"
@@ -210,7 +210,7 @@ def test_when_the_previous_model_cannot_be_put_back_the_message_says_where_it_is
             raise OSError(errno.EIO, "Input/output error")  # neither the new nor the old moves in
         real(src, dst)
 
-    monkeypatch.setattr("trainer.atomic.os.replace", replace)
+    monkeypatch.setattr("trainer.common.atomic.os.replace", replace)
     with pytest.raises(PoetstudioError) as caught:
         train(quick(tiny_base), data_home, new_job(data_home, "eio"))
     message = str(caught.value)
@@ -232,7 +232,7 @@ def test_failing_to_delete_the_old_folder_does_not_fail_a_finished_swap(
     def cannot(_path: Path) -> None:
         raise PermissionError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr("trainer.atomic.shutil.rmtree", cannot)
+    monkeypatch.setattr("trainer.common.atomic.shutil.rmtree", cannot)
     with staged_dir(final) as staged:
         (staged / "v").write_text("2")
     assert (final / "v").read_text() == "2"

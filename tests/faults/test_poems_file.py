@@ -17,10 +17,10 @@ from typer.testing import CliRunner
 import models
 from studio.cli import app as cli_app
 from studio.cli import write as write_cli
-from studio.poemfile import SavedPoem, append_poem, read_poems
-from tests.conftest import build_tiny_lora
-from trainer.errors import PoetstudioError
-from trainer.home import DataHome
+from studio.core.poemfile import SavedPoem, append_poem, read_poems
+from tests.helpers.models import build_tiny_lora
+from trainer.common.errors import PoetstudioError
+from trainer.common.home import DataHome
 
 FORMATS = ("poems.md", "poems.txt", "poems.jsonl")
 ZWJ_FAMILY = "\U0001f469\u200d\U0001f469\u200d\U0001f467"  # one emoji, joined by zero-width joiners
@@ -78,7 +78,7 @@ def test_a_disk_that_fills_midway_leaves_the_poems_file_byte_for_byte_as_it_was(
     path = tmp_path / name
     append_poem(path, poem())
     before = path.read_bytes()
-    monkeypatch.setattr("trainer.atomic.os.write", DiskFull(allowed))
+    monkeypatch.setattr("trainer.common.atomic.os.write", DiskFull(allowed))
     with pytest.raises(PoetstudioError, match="No space left on device.*not lost") as caught:
         append_poem(path, poem("A second poem\nthat never lands"))
     assert "\n" not in str(caught.value)
@@ -102,7 +102,7 @@ def test_a_failing_fsync_also_undoes_the_append(
             raise OSError(errno.EIO, "Input/output error")
         real(fd)
 
-    monkeypatch.setattr("trainer.atomic.os.fsync", failing)
+    monkeypatch.setattr("trainer.common.atomic.os.fsync", failing)
     with pytest.raises(PoetstudioError, match="Input/output error"):
         append_poem(path, poem())
     assert path.read_bytes() == before
@@ -112,7 +112,9 @@ def test_short_writes_still_land_the_whole_entry(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real = os.write
-    monkeypatch.setattr("trainer.atomic.os.write", lambda fd, data: real(fd, bytes(data[:7])))
+    monkeypatch.setattr(
+        "trainer.common.atomic.os.write", lambda fd, data: real(fd, bytes(data[:7]))
+    )
     path = append_poem(tmp_path / "poems.md", poem())
     (back,) = read_poems(path)
     assert back == poem(created=back.created) and back.text == poem().text
@@ -195,7 +197,7 @@ def test_an_entry_cut_short_by_a_crash_is_no_phantom_poem(tmp_path: Path) -> Non
 async def test_the_saved_tab_shows_each_entry_as_saved_and_no_forged_one(tmp_path: Path) -> None:
     from textual.app import App, ComposeResult
 
-    from studio.widgets.saved_poems import SavedPoemsView
+    from studio.tui.widgets.saved_poems import SavedPoemsView
 
     path = tmp_path / "poems.md"
     append_poem(path, poem(first_line=HOSTILE["newline and a heading"]))
@@ -249,8 +251,8 @@ def test_write_out_says_why_an_empty_poem_is_not_saved(
 async def test_the_studio_says_why_it_does_not_save_an_empty_poem(
     home: DataHome, tmp_path: Path
 ) -> None:
-    from studio.app import PoetStudioApp
-    from studio.widgets.history import SessionPoem
+    from studio.core.history import SessionPoem
+    from studio.tui.app import PoetStudioApp
 
     bundled = tmp_path / "no-bundled-models"
     bundled.mkdir()

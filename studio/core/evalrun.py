@@ -1,0 +1,399 @@
+"""`poetstudio eval` without the terminal: sample every model with the studio's own defaults, at
+each guidance strength of the sweep, and score the poems with trainer.evaluation.metrics's metrics.
+
+Each emotion model writes N poems from the fixed prompts and seeds at every strength asked for;
+neutral and the un-tuned base (the control) do not depend on strength, so they are sampled once.
+The semantic judge (the `judge` extra) labels every poem; the raw base scores every poem's
+written part for fluency. Validation perplexity comes from the same packed, seeded validation
+blocks that training measures on, once per model.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from studio.core.generate import DEFAULT_STRENGTH, Poet, SamplingParams
+from studio.core.loader import LoadedModel
+from studio.core.registry import ModelInfo, no_models_hint
+from trainer.common.emotions import EMOTIONS, MODEL_EMOTIONS, NEUTRAL
+from trainer.common.errors import PoetstudioError
+from trainer.common.home import DataHome
+from trainer.evaluation.metrics import (
+    EvalCase,
+    ModelEval,
+    StrengthChoice,
+    TrainingIndex,
+    eval_cases,
+    pick_strength,
+    render_markdown,
+    score_poems,
+    written_part,
+)
+
+BASE_NAME = "base (control)"
+FLUENCY = "raw base perplexity of each poem's written part; exp(mean of per-poem mean token loss)"
+
+
+@dataclass(frozen=True)
+class EvalProgress:
+    """Where an evaluation stands: `done` of `total` steps of its current (model, strength) run,
+    and the poems written so far of all the runs will write."""
+
+    what: str
+    done: int
+    total: int
+    run: int  # the current run, from 1 (0 while loading)
+    runs: int  # (model, strength) runs in all, the control included
+    poems_done: int
+    poems_total: int
+
+
+Progress = Callable[[EvalProgress], None]
+RunDone = Callable[[ModelEval], None]
+# One run's semantic-judge labels and raw-base losses, each None where it cannot be measured.
+_Extras = tuple[list[str] | None, list[float | None] | None]
+
+
+@dataclass
+class EvalPlan:
+    """What one evaluation run covers."""
+
+    n: int
+    dataset: str = "clean"
+    emotions: tuple[str, ...] = MODEL_EMOTIONS
+    include_base: bool = True
+    strengths: tuple[float, ...] = (DEFAULT_STRENGTH,)
+    valid_blocks: int = 64
+    block_size: int = 128
+    max_words: int = 100
+    seed: int = 1234  # the validation shuffle seed training uses, so perplexities agree
+
+
+@dataclass
+class EvalReport:
+    """The scored runs, the strength the rule picks, and the neutral model's split perplexities."""
+
+    results: list[ModelEval]
+    choice: StrengthChoice
+    neutral_ppl: dict[str, float] = field(default_factory=dict)
+    header: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what was left out, and how to get it
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON report."""
+        return {
+            "header": self.header,
+            "notes": self.notes,
+            "results": [result.to_json() for result in self.results],
+            "strength_choice": self.choice.to_json(),
+            "neutral_ppl_on_split": self.neutral_ppl,
+        }
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    """Where write_reports put the reports; `plot` is None when the chart was skipped."""
+
+    json: Path
+    markdown: Path
+    plot: Path | None
+
+
+def missing_extras() -> list[str]:
+    """One line for each optional part of the report that cannot run, saying how to get it."""
+    from studio.core.evalplot import PLOT_HINT, plot_available
+    from trainer.evaluation.judge import INSTALL_HINT, model_folder
+
+    notes = []
+    if model_folder() is None:
+        notes.append(f"no semantic judge: `{INSTALL_HINT}` adds it; reporting EmoLex alone")
+    if not plot_available():
+        notes.append(f"no strength chart: `{PLOT_HINT}` adds matplotlib")
+    return notes
+
+
+def preflight(home: DataHome, plan: EvalPlan, folder: Path) -> None:
+    """Check, before any model loads, what would otherwise fail after all the sampling: the
+    dataset that perplexity and copying read, and the folder the reports go to."""
+    from trainer.corpus.dataset import load_manifest
+
+    load_manifest(home, plan.dataset)
+    check_report_folder(folder)
+
+
+def check_report_folder(folder: Path) -> None:
+    """Refuse a report folder that cannot be created or written, without creating anything."""
+    existing = folder.expanduser().absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise PoetstudioError(
+            f"cannot write the reports to {folder}: {existing} is a file, not a folder; "
+            "give another --out"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PoetstudioError(
+            f"cannot write the reports to {folder}: {existing} is not writable; give another --out"
+        )
+
+
+def _base_info(poet: Poet, infos: list[ModelInfo]) -> ModelInfo:
+    """A model entry for the raw base that the LoRA models sit on."""
+    from trainer.common.bases import resolve_base
+
+    specs = {info.base_spec for info in infos if info.method == "lora"}
+    if len(specs) != 1:
+        raise PoetstudioError("the control needs the LoRA models to share one base; use --no-base")
+    spec = specs.pop()
+    folder = Path(resolve_base(spec, poet.home))
+    return ModelInfo("base", folder, "base", "full", spec, {})
+
+
+def _poem_nll(model: LoadedModel, case: EvalCase, text: str) -> float | None:
+    """The raw base's mean token loss on a poem's written part, given its first line."""
+    import torch
+
+    from studio.core.generate import clean_seed
+    from trainer.common.textformat import prompt_ids
+
+    body = written_part(text, case.first_line)
+    target = model.tokenizer.encode(body, add_special_tokens=False)
+    if not target:
+        return None
+    prompt = prompt_ids(model.tokenizer, clean_seed(case.first_line), model.tokens)
+    ids = (prompt + target)[: model.context]
+    if len(ids) <= len(prompt):
+        return None
+    device = model.exempt.device
+    with torch.inference_mode():
+        logits = model.module(input_ids=torch.tensor([ids], device=device)).logits[0, :-1]
+        losses = torch.nn.functional.cross_entropy(
+            logits.float(), torch.tensor(ids[1:], device=device), reduction="none"
+        )
+    return float(losses[len(prompt) - 1 :].mean())
+
+
+def _fluency(poet: Poet, base: ModelInfo, poems: list[tuple[EvalCase, str]]) -> list[float | None]:
+    """Each poem's mean token loss under the raw base."""
+    loaded = poet.loader.load(base)
+    with poet.loader.lock:
+        poet.loader.activate(loaded)
+        return [_poem_nll(loaded, case, text) for case, text in poems]
+
+
+def _valid_ppl(poet: Poet, info: ModelInfo, home: DataHome, plan: EvalPlan, label: str) -> float:
+    """Perplexity of `info`'s model on `label`'s validation blocks."""
+    from trainer.training.loop import evaluate
+    from trainer.training.packing import valid_blocks
+
+    loaded = poet.loader.load(info)
+    with poet.loader.lock:
+        poet.loader.activate(loaded)
+        data = valid_blocks(
+            home,
+            loaded.tokenizer,
+            dataset=plan.dataset,
+            label=label,
+            block_size=plan.block_size,
+            max_words=plan.max_words,
+            seed=plan.seed,
+            eval_blocks=plan.valid_blocks,
+            tokens=loaded.tokens,
+        )
+        loss = evaluate(loaded.module, data, 8, poet.device, None)
+        # evaluate() hands the model back in training mode; sampling needs it in eval mode.
+        loaded.module.eval()
+    return math.exp(min(loss, 50.0))
+
+
+def _training_texts(home: DataHome, dataset: str, labels: list[str], max_words: int) -> list[str]:
+    from trainer.training.packing import label_texts
+
+    return [
+        text for label in labels for text in label_texts(home, dataset, label, "train", max_words)
+    ]
+
+
+def _runs(chosen: list[ModelInfo], plan: EvalPlan) -> list[tuple[ModelInfo, float]]:
+    """Every (model, strength) run; neutral runs once at strength 0, as guidance skips it."""
+    strengths = sorted(set(plan.strengths))
+    runs: list[tuple[ModelInfo, float]] = []
+    for info in chosen:
+        for strength in [0.0] if info.emotion == NEUTRAL else strengths:
+            runs.append((info, strength))
+    return runs
+
+
+def _write_all(
+    poet: Poet,
+    runs: list[tuple[ModelInfo, float]],
+    base: ModelInfo | None,
+    plan: EvalPlan,
+    on_poem: Callable[[int, int], None],
+) -> tuple[dict[int, list[tuple[EvalCase, str]]], dict[int, float]]:
+    """Every run's poems, written in batches, by run number (the control's is the last).
+
+    Returns the poems of each run and the mean strength the core applied in it (0 where
+    guidance fell back). Poems with one first line share batches across models and strengths.
+    """
+    from studio.core.batch import PoemRequest, write_poems
+
+    cases = eval_cases(plan.n)
+    keys: list[int] = []
+    requests: list[PoemRequest] = []
+    for run, (info, strength) in enumerate(runs, start=1):
+        for case in cases:
+            params = SamplingParams(seed=case.seed, strength=strength)
+            requests.append(PoemRequest(info.emotion, case.first_line, params))
+            keys.append(run)
+    if base is not None:
+        for case in cases:
+            params = SamplingParams(seed=case.seed)
+            requests.append(PoemRequest(base.emotion, case.first_line, params, info=base))
+            keys.append(len(runs) + 1)
+    written = write_poems(poet, requests, on_poem=on_poem)
+    poems: dict[int, list[tuple[EvalCase, str]]] = {}
+    strengths: dict[int, list[float]] = {}
+    for index, (run, (text, stats)) in enumerate(zip(keys, written, strict=True)):
+        poems.setdefault(run, []).append((cases[index % len(cases)], text.strip()))
+        strengths.setdefault(run, []).append(stats.strength)
+    return poems, {run: sum(values) / len(values) for run, values in strengths.items()}
+
+
+def run_eval(
+    home: DataHome,
+    poet: Poet,
+    plan: EvalPlan,
+    progress: Progress | None = None,
+    on_run: RunDone | None = None,
+) -> EvalReport:
+    """Evaluate every model in `plan.emotions` that exists at each strength, then the control.
+
+    `progress` hears about every poem; `on_run` gets each emotion model's (model, strength)
+    result as soon as it is scored (the control follows at the end).
+    """
+    listener = progress or (lambda step: None)
+    models = poet.refresh()
+    chosen = [models[emotion] for emotion in plan.emotions if emotion in models]
+    if not chosen:
+        raise PoetstudioError(no_models_hint())
+    notes = missing_extras()
+    runs = _runs(chosen, plan)
+    total_runs = len(runs) + plan.include_base
+    written = 0  # poems, over all runs
+
+    def report(what: str, done: int, total: int, run: int) -> None:
+        listener(EvalProgress(what, done, total, run, total_runs, written, total_runs * plan.n))
+
+    try:
+        base: ModelInfo | None = _base_info(poet, chosen)
+    except PoetstudioError:
+        if plan.include_base:
+            raise
+        base = None
+        notes.append("no fluency figure: the models do not share one LoRA base")
+    from trainer.evaluation.judge import JUDGE_NAME, load_judge
+
+    report("loading the semantic judge", 0, 1, 0)
+    # On the CPU whatever the device: a few hundred short texts take seconds there.
+    judge = load_judge()
+
+    def poem_written(done: int, total: int) -> None:
+        nonlocal written
+        written = done
+        report(f"writing {total} poems, in batches", done, total, 0)
+
+    control = base if plan.include_base else None
+    poems, applied = _write_all(poet, runs, control, plan, poem_written)
+
+    def extras(what: str, run: int, written: list[tuple[EvalCase, str]]) -> _Extras:
+        """The judge's labels and the base's losses for one run's poems."""
+        report(f"{what}: judging and fluency", plan.n, plan.n, run)
+        judged = judge.classify([text for _, text in written]) if judge is not None else None
+        return judged, _fluency(poet, base, written) if base is not None else None
+
+    results: list[ModelEval] = []
+    indexes: dict[str, TrainingIndex] = {}
+    val_ppl: dict[str, float] = {}
+    for run, (info, strength) in enumerate(runs, start=1):
+        name = f"{info.emotion} ({info.source})"
+        what = name if info.emotion == NEUTRAL else f"{name}, strength {strength:g}"
+        if info.emotion not in indexes:
+            # A model has seen its own label's poems and, through its parent, the neutral ones.
+            labels = sorted({info.emotion, NEUTRAL})
+            texts = _training_texts(home, plan.dataset, labels, plan.max_words)
+            indexes[info.emotion] = TrainingIndex(texts)
+            report(f"{name}: validation perplexity", 0, 1, run)
+            val_ppl[info.emotion] = _valid_ppl(poet, info, home, plan, info.emotion)
+        # Neutral is sampled plainly whatever the sweep says, so its row carries no strength.
+        shown = None if info.emotion == NEUTRAL else strength
+        judged, nlls = extras(what, run, poems[run])
+        result = score_poems(
+            name, info.emotion, poems[run], indexes[info.emotion], judged, nlls, shown
+        )
+        result.strength_applied = applied[run] if shown is not None else None
+        result.val_ppl = val_ppl[info.emotion]
+        result.val_loss = math.log(result.val_ppl)
+        results.append(result)
+        if on_run is not None:
+            on_run(result)
+    neutral_ppl: dict[str, float] = {}
+    if NEUTRAL in models:
+        for emotion in EMOTIONS:
+            if emotion in models and emotion in plan.emotions:
+                report(f"neutral ppl on {emotion}", 0, 1, len(runs))
+                neutral_ppl[emotion] = _valid_ppl(poet, models[NEUTRAL], home, plan, emotion)
+    if plan.include_base and base is not None:
+        control_run = total_runs
+        judged, nlls = extras(BASE_NAME, control_run, poems[control_run])
+        for info in chosen:
+            control = score_poems(BASE_NAME, info.emotion, poems[control_run], None, judged, nlls)
+            control.val_ppl = _valid_ppl(poet, base, home, plan, info.emotion)
+            control.val_loss = math.log(control.val_ppl)
+            results.append(control)
+    header = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "poems per model": plan.n,
+        "strengths": sorted(set(plan.strengths)),
+        "dataset": plan.dataset,
+        "device": poet.device,
+        # Strength is the sweep's, above; the other settings are the studio's defaults.
+        "sampling": {k: v for k, v in SamplingParams().to_dict().items() if k != "strength"},
+        "judge": None if judge is None else JUDGE_NAME,
+        "fluency": FLUENCY if base is not None else None,
+        "validation": f"{plan.valid_blocks} blocks of {plan.block_size} tokens, seed {plan.seed}",
+    }
+    return EvalReport(results, pick_strength(results), neutral_ppl, header, notes)
+
+
+def write_reports(report: EvalReport, folder: Path, command: str) -> ReportPaths:
+    """Write the JSON and Markdown reports atomically, and the strength chart beside them."""
+    from studio.core.evalplot import plot_available, write_plot
+    from trainer.common.atomic import atomic_write_json, atomic_write_text
+
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    json_path = folder / f"eval-{stamp}.json"
+    md_path = folder / f"eval-{stamp}.md"
+    plot_path: Path | None = None
+    if report.choice.sweep and plot_available():
+        plot_path = write_plot(report.results, report.choice, folder / f"eval-{stamp}.png")
+    plot = plot_path.name if plot_path else None
+    atomic_write_json(json_path, {"command": command, **report.to_json(), "plot": plot})
+    markdown = render_markdown(
+        report.results, command, report.header, report.choice, report.notes, plot
+    )
+    if report.neutral_ppl:
+        markdown += "\n## Neutral model's perplexity on each emotion's validation split\n\n"
+        markdown += "| split | neutral ppl | emotion model ppl |\n|---|---|---|\n"
+        own = {r.target: r.val_ppl for r in report.results if r.name != BASE_NAME}
+        for emotion, ppl in report.neutral_ppl.items():
+            mine = own.get(emotion)
+            markdown += f"| {emotion} | {ppl:.1f} | {mine:.1f} |\n" if mine else ""
+    atomic_write_text(md_path, markdown)
+    return ReportPaths(json_path, md_path, plot_path)

@@ -1,0 +1,1 @@
+"""The Textual studio: the app, its stylesheet and its widgets."""

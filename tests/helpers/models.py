@@ -1,0 +1,90 @@
+"""Tiny models built offline in seconds: a GPT-2 base with its tokenizer, LoRA adapters and full
+models, each with the manifest poetstudio writes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+VERSES = """The lamps are out along the quay,
+and the grey sea sighs beneath the stars.
+O weep for the friend that is gone,
+his grave is cold beneath the rain.
+Joy comes laughing over the green hill,
+the morning sings and the bells ring sweet.
+I fear the dark wood and the howling wind,
+the night is full of terror and of dread.
+Trust in the faithful heart that keeps its vow,
+the true friend stands beside me to the end.
+"""
+EOT = "<|endoftext|>"
+
+
+def build_tiny_base(folder: Path, seed: int = 0) -> Path:
+    """Write a tiny random GPT-2 and a byte-level BPE tokenizer trained on a few verses."""
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator([VERSES] * 20, vocab_size=400, min_frequency=1, special_tokens=[EOT])
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, bos_token=EOT, eos_token=EOT, unk_token=EOT
+    )
+    tokenizer.save_pretrained(folder)
+    torch.manual_seed(seed)
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=256,
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    GPT2LMHeadModel(config).save_pretrained(folder)
+    return folder
+
+
+def build_tiny_lora(base_dir: Path, out_dir: Path, emotion: str, seed: int = 1) -> Path:
+    """Write a LoRA adapter for the tiny base, with non-zero weights, and its manifest."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(base_dir)
+    peft_model = get_peft_model(
+        model, LoraConfig(r=4, lora_alpha=8, target_modules=["c_attn"], fan_in_fan_out=True)
+    )
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.5)
+    peft_model.save_pretrained(out_dir)
+    manifest = {
+        "format": 1,
+        "emotion": emotion,
+        "method": "lora",
+        "base": {"spec": str(base_dir), "id": str(base_dir), "revision": None},
+        "parent": None,
+        "metrics": {"best_val_loss": 5.0, "best_val_ppl": 148.4},
+        "steps": 10,
+    }
+    (out_dir / "poetstudio.json").write_text(json.dumps(manifest, indent=2))
+    return out_dir
+
+
+def build_tiny_full_model(folder: Path, emotion: str, seed: int = 3) -> Path:
+    """A full fine-tuned model folder: a tiny GPT-2 with its tokenizer, and a manifest."""
+    build_tiny_base(folder, seed=seed)
+    manifest = {"format": 1, "emotion": emotion, "method": "full", "base": {"spec": "tiny"}}
+    (folder / "poetstudio.json").write_text(json.dumps(manifest))
+    return folder
+
+
+def build_guided_adapters(base_dir: Path, models_dir: Path) -> None:
+    """Neutral, joy and sadness LoRA adapters on the tiny base: enough to guide and to blend."""
+    for emotion, seed in (("neutral", 3), ("joy", 1), ("sadness", 2)):
+        build_tiny_lora(base_dir, models_dir / emotion, emotion, seed=seed)

@@ -1,0 +1,1 @@
+"""The corpus pipeline: fetch the verse lines, cut them into poems, label and store datasets."""

@@ -1,0 +1,1 @@
+"""Detached training jobs: their folders, processes, event files and per-emotion locks."""

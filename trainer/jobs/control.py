@@ -1,0 +1,341 @@
+"""Training jobs: one folder and one detached process each, listed, followed and stopped by id.
+
+A job folder `<home>/jobs/<job_id>/` holds `job.json` (id, emotion, arguments, config, pid),
+`events.jsonl` (trainer/jobs/events.py), `log.txt` (the process's output) and `checkpoint/`.
+Every job.json is read through one checked reader; a job whose file is damaged is listed as
+`broken` with the reason, and never stops the other jobs from being listed, followed or resumed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trainer.common.atomic import atomic_write_json
+from trainer.common.emotions import MODEL_EMOTIONS, NEUTRAL
+from trainer.common.errors import PoetstudioError
+from trainer.common.home import DataHome
+from trainer.common.records import (
+    BOOLEAN,
+    NUMBER,
+    PID,
+    STRING,
+    dataclass_schema,
+    list_of,
+    obj,
+    one_of,
+    optional,
+    read_object,
+    required,
+)
+from trainer.jobs.events import EVENTS_FILE, JobProgress, read_progress
+from trainer.jobs.locks import busy_message, is_locked
+from trainer.training.checkpoint import find_checkpoint
+from trainer.training.config import TrainConfig, check_block_size, parse_train_args
+
+JOB_FILE = "job.json"
+LOG_FILE = "log.txt"
+CHECKPOINT_DIR = "checkpoint"
+_JOB_ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[a-z]+-[0-9a-f]{4}$")
+JOB_SCHEMA = {
+    "id": optional(STRING),
+    "emotion": required(one_of(*MODEL_EMOTIONS)),
+    "args": optional(list_of(STRING)),
+    "config": optional(obj(**dataclass_schema(TrainConfig))),  # the job process needs it
+    "resume": optional(BOOLEAN),
+    "created": optional(NUMBER),
+    "resumed": optional(NUMBER),
+    "device": optional(STRING, nullable=True),
+    "pid": optional(PID, nullable=True),
+}
+BROKEN = "broken"
+
+
+@dataclass
+class JobInfo:
+    """What a list of jobs shows for one job."""
+
+    id: str
+    path: Path
+    emotion: str
+    progress: JobProgress
+    alive: bool
+
+    @property
+    def state(self) -> str:
+        """running, done, stopped or error from the events; 'interrupted' if the process died.
+
+        'broken' when the job's own file is damaged (the reason is in `progress.message`).
+        """
+        if self.progress.status in ("pending", "running") and not self.alive:
+            return "interrupted"
+        return self.progress.status
+
+    @property
+    def resumable(self) -> bool:
+        """Whether `train --resume` can continue this job from its checkpoint."""
+        if self.alive or self.state in ("done", BROKEN):
+            return False
+        return find_checkpoint(self.path / CHECKPOINT_DIR) is not None
+
+
+def check_job_id(job_id: str) -> str:
+    """Return `job_id` if it has the shape poetstudio gives ids, else raise (no paths)."""
+    if not _JOB_ID.match(job_id):
+        raise PoetstudioError(f"no such job {job_id!r}; `poetstudio jobs` lists the job ids")
+    return job_id
+
+
+def job_dir(home: DataHome, job_id: str) -> Path:
+    """The folder of an existing job."""
+    path = home.jobs / check_job_id(job_id)
+    if not (path / JOB_FILE).is_file():
+        raise PoetstudioError(f"no such job {job_id!r}; `poetstudio jobs` lists the job ids")
+    return path
+
+
+def read_job(path: Path) -> dict[str, Any]:
+    """The checked job.json of a job folder; a one-line RecordError when it is damaged."""
+    return read_object(
+        path / JOB_FILE,
+        JOB_SCHEMA,
+        "job file",
+        fix=f"this job cannot be resumed; delete {path} or start a new job",
+    )
+
+
+def new_job_id(emotion: str) -> str:
+    """A sortable, unique id: date, time, emotion and a random suffix."""
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{emotion}-{secrets.token_hex(2)}"
+
+
+def is_alive(pid: int | None, path: Path) -> bool:
+    """Whether `pid` is running and is the job process of folder `path` (pids get reused)."""
+    if not pid:
+        return False
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return str(path) in process.cmdline()
+    except (psutil.Error, OSError):
+        return False
+
+
+def job_info(path: Path) -> JobInfo:
+    """Read one job folder; a damaged job file makes a `broken` job that says why."""
+    try:
+        data = read_job(path)
+    except PoetstudioError as exc:
+        parts = path.name.split("-")
+        emotion = parts[2] if len(parts) == 4 else ""
+        return JobInfo(
+            path.name, path, emotion, JobProgress(status=BROKEN, message=str(exc)), False
+        )
+    return JobInfo(
+        id=path.name,
+        path=path,
+        emotion=str(data.get("emotion", "")),
+        progress=read_progress(path / EVENTS_FILE),
+        alive=is_alive(data.get("pid"), path),
+    )
+
+
+def list_jobs(home: DataHome) -> list[JobInfo]:
+    """All jobs in the data home, newest first."""
+    if not home.jobs.is_dir():
+        return []
+    infos = []
+    for path in sorted(home.jobs.iterdir(), reverse=True):
+        if _JOB_ID.match(path.name) and (path / JOB_FILE).is_file():
+            infos.append(job_info(path))
+    return infos
+
+
+def latest_resumable(home: DataHome, emotion: str) -> JobInfo:
+    """The newest unfinished job of `emotion` with a checkpoint, or a one-line error."""
+    for info in list_jobs(home):
+        if info.emotion == emotion and info.resumable:
+            return info
+    raise PoetstudioError(
+        f"no unfinished {emotion} job with a checkpoint to resume; "
+        f"start one with `poetstudio train --emotion {emotion}`"
+    )
+
+
+def preflight(home: DataHome, config: TrainConfig) -> None:
+    """Catch, before a process starts, what fails fast: a missing dataset or an unloadable base."""
+    from trainer.common.bases import PRESETS, resolve_base
+    from trainer.corpus.dataset import load_manifest
+    from trainer.training.manifest import read_manifest
+
+    load_manifest(home, config.dataset)
+    if config.emotion != NEUTRAL and not config.from_base:
+        read_manifest(home.models / NEUTRAL)  # a damaged neutral model, which this one starts from
+    if config.base and config.base not in PRESETS:
+        resolve_base(config.base, home)
+    check_block_size(config, home)
+
+
+def prepare_job(home: DataHome, args: list[str]) -> Path:
+    """Validate `train` arguments, check the lock, and create (or reopen) the job folder."""
+    request = parse_train_args(args)
+    emotion = request.config.emotion
+    home.ensure()
+    running = is_locked(home, emotion)
+    if running:
+        raise PoetstudioError(busy_message(emotion, running))
+    if request.resume:
+        path = latest_resumable(home, emotion).path
+        data = read_job(path)
+        data.update(resume=True, resumed=time.time(), device=request.config.device)
+        atomic_write_json(path / JOB_FILE, data)
+        return path
+    preflight(home, request.config)
+    job_id = new_job_id(emotion)
+    path = home.jobs / job_id
+    path.mkdir(parents=True)
+    atomic_write_json(
+        path / JOB_FILE,
+        {
+            "id": job_id,
+            "emotion": emotion,
+            "args": list(args),
+            "config": request.config.to_dict(),
+            "resume": False,
+            "created": time.time(),
+            "pid": None,
+        },
+    )
+    return path
+
+
+def spawn(path: Path) -> subprocess.Popen[bytes]:
+    """Start the training process of job folder `path` in its own session, output to log.txt."""
+    root = Path(__file__).resolve().parents[2]
+    with open(path / LOG_FILE, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "trainer.jobs.run", str(path)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C in the shell reaches it only through stop_job
+            cwd=root,
+            env=_child_env(root),
+        )
+    data = read_job(path)
+    data["pid"] = process.pid
+    atomic_write_json(path / JOB_FILE, data)
+    return process
+
+
+def _child_env(root: Path) -> dict[str, str]:
+    """The environment of a training process: ours, with this checkout importable."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
+    return env
+
+
+def start_job(home: DataHome, args: list[str]) -> str:
+    """Start a detached training process for `train` arguments `args`; return its job id.
+
+    `args` are those of `poetstudio train`, e.g. ["--emotion", "trust", "--max-steps", "200"];
+    with "--resume" the newest unfinished job of that emotion continues in its own folder.
+    """
+    path = prepare_job(home, args)
+    spawn(path)
+    return path.name
+
+
+def chain_args(home: DataHome, emotion: str, args: list[str]) -> list[str]:
+    """The `train` arguments of one emotion in a `--all` run.
+
+    With `--resume`, an emotion that has an unfinished job continues it; the others start afresh.
+    """
+    own = ["--emotion", emotion, *args]
+    if "--resume" in args and not any(
+        info.emotion == emotion and info.resumable for info in list_jobs(home)
+    ):
+        own.remove("--resume")
+    return own
+
+
+def start_chain(home: DataHome, args: list[str]) -> int:
+    """Start a detached process that trains neutral, then the 8 emotions; return its pid."""
+    for emotion in MODEL_EMOTIONS:
+        parse_train_args(chain_args(home, emotion, args))
+    home.ensure()
+    root = Path(__file__).resolve().parents[2]
+    log = home.jobs / "chain-log.txt"
+    with open(log, "ab") as handle:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "trainer.jobs.chain", str(home.root), *args],
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=root,
+            env=_child_env(root),
+        )
+    return process.pid
+
+
+def stop_job(home: DataHome, job_id: str, wait_s: float = 0.0) -> bool:
+    """Ask a running job to checkpoint and stop (SIGTERM); True if it was running.
+
+    With `wait_s`, wait up to that long for the job to write its final event.
+    """
+    path = job_dir(home, job_id)
+    pid = read_job(path).get("pid")
+    if not is_alive(pid, path):
+        return False
+    os.kill(int(pid), signal.SIGTERM)
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline and is_alive(pid, path):
+        time.sleep(0.1)
+    return True
+
+
+def follow(
+    home: DataHome,
+    job_id: str,
+    on_update: Callable[[JobProgress], None],
+    poll_s: float = 0.25,
+    should_quit: Callable[[], bool] | None = None,
+) -> JobProgress:
+    """Call `on_update` with the job's progress as events arrive, until it ends; return the last.
+
+    The job counts as ended when its process is gone (a resumed job's events file holds the final
+    event of its earlier run, so that alone does not end it).
+    """
+    from trainer.jobs.events import EventReader
+
+    path = job_dir(home, job_id)
+    reader = EventReader(path / EVENTS_FILE)
+    progress = JobProgress()
+    while True:
+        alive = is_alive(read_job(path).get("pid"), path)
+        for record in reader.read_new():
+            progress.apply(record)
+        progress.note_skipped(reader)
+        if not alive:
+            if progress.status in ("pending", "running"):
+                progress.status = "interrupted"
+                progress.message = f"the training process ended without a final event; see {path}"
+            on_update(progress)
+            return progress
+        on_update(progress)
+        if should_quit is not None and should_quit():
+            return progress
+        time.sleep(poll_s)

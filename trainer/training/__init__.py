@@ -1,0 +1,1 @@
+"""Fine-tuning: run settings, packed batches, the loop, validation loss, checkpoints, publishing."""
