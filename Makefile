@@ -4,14 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup studio test lint format bench
+.PHONY: setup studio test test-fast test-gpu gates lint format bench
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# Without CUDA, take the CPU torch wheel first so the range in pyproject is already met.
 	if ! command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/pip install -q torch==2.13.0; fi
-	$(BIN)/pip install -q -e '.[dev,judge,plot]'
+	$(BIN)/pip install -q -e '.[dev,judge,plot,web]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -20,13 +20,24 @@ studio: setup
 	$(BIN)/poetstudio setup
 	$(BIN)/poetstudio
 
-test: setup
-	$(BIN)/ruff check .
+# Every gate, then every test. `.ci/run` calls this.
+test: gates
 	$(BIN)/pytest -q
 
-lint: setup
+# The quick inner loop: the gates and the tests that start no processes, tmux or browser.
+test-fast: gates
+	$(BIN)/pytest -q -m "not subprocess"
+
+# Lint, formatting, the import contracts (ARCHITECTURE.md) and the type check.
+gates: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+# The CUDA checks of training (tests/gpu); they skip themselves where there is no GPU.
+test-gpu: setup
+	$(BIN)/pytest -q -m gpu tests/gpu
 
 format: setup
 	$(BIN)/ruff format .

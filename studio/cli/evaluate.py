@@ -136,8 +136,9 @@ def evaluate(
     command = "poetstudio " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "poetstudio eval"
     paths = write_reports(report, folder, command)
     console.print(f"reports: {paths.json} and {paths.markdown}", markup=False)
-    if paths.plot is not None:
-        console.print(f"chart: {paths.plot}", markup=False)
+    for chart in (paths.plot, paths.fidelity_plot):
+        if chart is not None:
+            console.print(f"chart: {chart}", markup=False)
 
 
 def _pct(value: float | None) -> str:

@@ -1,17 +1,32 @@
-"""The live training display: a Rich rendering of a job's progress, redrawn as its events arrive."""
+"""The CLI's progress displays: a Rich rendering of a job's progress, redrawn as its events arrive,
+and the download bar that `corpus fetch` draws while the corpus file comes in.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from studio.core.losscurve import chart_title, draw_loss_curve
 from trainer.common.home import DataHome
-from trainer.jobs.events import JobProgress, format_duration
+from trainer.jobs.events import JobProgress, format_duration, format_mfu
+
+if TYPE_CHECKING:
+    from trainer.corpus.download import ProgressCallback
+
+
+# The loss chart under `jobs follow`'s figures: left out where it would be too cramped to read.
+CHART_MIN_WIDTH = 60
+CHART_MAX_WIDTH = 120
+CHART_HEIGHT = 14
+CHART_MIN_HEIGHT = 8
 
 
 def _number(value: float | None, digits: int = 3) -> str:
@@ -19,7 +34,7 @@ def _number(value: float | None, digits: int = 3) -> str:
 
 
 def summary_line(progress: JobProgress) -> str:
-    """One plain line: status, step/total, epoch, losses, val ppl, tokens/s and ETA."""
+    """One plain line: status, step/total, epoch, losses, val ppl, tokens/s, MFU and ETA."""
     parts = [
         f"{progress.status}",
         f"step {progress.step}/{progress.total_steps or '?'}",
@@ -28,13 +43,14 @@ def summary_line(progress: JobProgress) -> str:
         f"smooth {_number(progress.smooth_loss)}",
         f"val ppl {_number(progress.val_ppl, 2)}",
         f"{_number(progress.tokens_per_s, 0)} tok/s",
+        f"mfu {format_mfu(progress.mfu)}",
         f"eta {format_duration(progress.eta_s)}",
     ]
     return "  ".join(parts)
 
 
 def render(progress: JobProgress, job_id: str) -> RenderableType:
-    """The full display: a header, a progress bar and a table of figures."""
+    """The full display: a header, a progress bar, a table of figures and the loss chart."""
     title = Text.assemble(
         ("training ", "bold"),
         (progress.emotion or "?", "bold magenta"),
@@ -59,12 +75,39 @@ def render(progress: JobProgress, job_id: str) -> RenderableType:
         Text(f"val loss {_number(progress.val_loss)}"),
         Text(f"val ppl {_number(progress.val_ppl, 2)}"),
         Text(f"best ppl {_number(progress.best_val_ppl, 2)}"),
-        Text(f"{_number(progress.tokens_per_s, 0)} tok/s  ETA {format_duration(progress.eta_s)}"),
+        Text(
+            f"{_number(progress.tokens_per_s, 0)} tok/s  MFU {format_mfu(progress.mfu)}  "
+            f"ETA {format_duration(progress.eta_s)}"
+        ),
     )
     status = Text(f"status: {progress.status}")
     if progress.message:
         status.append(f"  {progress.message}")
-    return Group(title, bar, figures, status)
+    return Group(title, bar, figures, status, LossCurve(progress, job_id))
+
+
+class LossCurve:
+    """The job's loss curve and validation perplexity points, drawn by plotext as wide as the
+    console allows; nothing before the first step or where it would not be readable."""
+
+    def __init__(self, progress: JobProgress, job_id: str) -> None:
+        self.progress = progress
+        self.job_id = job_id
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = min(options.max_width, CHART_MAX_WIDTH)
+        # The figures above the chart take about 8 rows of the terminal.
+        height = min(CHART_HEIGHT, console.height - 8)
+        if width < CHART_MIN_WIDTH or height < CHART_MIN_HEIGHT or not self.progress.curve:
+            return
+        import plotext
+
+        plotext.clf()
+        plotext.plotsize(width, height)
+        plotext.theme("clear")  # the terminal's own colours, but for the two series
+        title = chart_title(self.progress.emotion, self.job_id)
+        draw_loss_curve(plotext, self.progress, title, width)
+        yield Text.from_ansi(plotext.build())
 
 
 def watch(
@@ -74,7 +117,7 @@ def watch(
     should_quit: Callable[[], bool] | None = None,
 ) -> JobProgress:
     """Follow a job until it ends, drawing the live display (or plain lines when not a terminal)."""
-    from trainer.jobs.control import follow
+    from trainer.jobs.watch import follow
 
     if not console.is_terminal:
         return _watch_plain(home, job_id, console, should_quit)
@@ -93,17 +136,48 @@ def _watch_plain(
     home: DataHome, job_id: str, console: Console, should_quit: Callable[[], bool] | None
 ) -> JobProgress:
     """Print a summary line when an evaluation lands, every 10 s, and at the end."""
-    from trainer.jobs.control import follow
+    from trainer.jobs.watch import follow
 
-    seen = {"evals": None, "printed": 0.0, "step": -1}
+    last_ppl: float | None = None
+    printed = 0.0
+    last_step = -1
 
     def update(progress: JobProgress) -> None:
+        nonlocal last_ppl, printed, last_step
         now = time.monotonic()
-        changed = progress.val_ppl != seen["evals"] or now - seen["printed"] >= 10
-        if changed and progress.step != seen["step"]:
+        changed = progress.val_ppl != last_ppl or now - printed >= 10
+        if changed and progress.step != last_step:
             console.print(summary_line(progress), markup=False, highlight=False)
-            seen.update(evals=progress.val_ppl, printed=now, step=progress.step)
+            last_ppl, printed, last_step = progress.val_ppl, now, progress.step
 
     progress = follow(home, job_id, update, should_quit=should_quit)
     console.print(summary_line(progress), markup=False, highlight=False)
     return progress
+
+
+@contextlib.contextmanager
+def download_bar(description: str, console: Console | None = None) -> Iterator[ProgressCallback]:
+    """A transient bar (bytes, rate, time left) to pass to `download(progress=...)`."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(description, total=None)
+
+        def update(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update

@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import inspect
+import time
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
 from studio.cli.common import console, err_console, fail, handle_errors, home
-from trainer.common.emotions import MODEL_EMOTIONS
 from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
-from trainer.jobs.events import JobProgress
+from trainer.jobs.chain import JOB_MEMORY_GIB, MAX_PARALLEL, POLL_S, ChainJob, ChainView
+from trainer.jobs.control import JobInfo
+from trainer.jobs.events import (
+    EVENTS_FILE,
+    EventReader,
+    JobProgress,
+    format_duration,
+    format_mfu,
+)
+from trainer.training.config import ResumeConflict, options_to_args, train_options
+
+F = TypeVar("F", bound=Callable[..., Any])
+_OPTIONS = {opt.name: opt for opt in train_options()}
 
 jobs_app = typer.Typer(
     help="Training jobs: list them, re-attach to one, or stop one.",
@@ -29,122 +43,98 @@ def register(app: typer.Typer) -> None:
     app.add_typer(jobs_app, name="jobs")
 
 
+def _with_train_options(command: F) -> F:
+    """Give `command` a keyword option for each TrainConfig field it does not declare itself.
+
+    The options, their defaults and their help come from TrainConfig's field metadata (see
+    `trainer.training.config.option`), the one list the job process parses too; the command
+    receives the given ones as `**options` (None or False: not given).
+    """
+    signature = inspect.signature(command, eval_str=True)
+    params = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    for opt in train_options():
+        if opt.name in signature.parameters:
+            continue
+        if opt.kind is bool:
+            annotation: Any = Annotated[bool, typer.Option(opt.flag, help=opt.help)]
+            default: Any = False
+        else:
+            annotation = Annotated[opt.kind | None, typer.Option(opt.flag, help=opt.help)]
+            default = None
+        params.append(
+            inspect.Parameter(
+                opt.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+            )
+        )
+    command.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+    return command
+
+
+def _given_args(options: dict[str, Any]) -> list[str]:
+    """The `train` argument list of the options given on the command line."""
+    kinds = {opt.name: opt for opt in train_options()}
+    values = {}
+    for name, value in options.items():
+        if value is None or value is False:
+            continue
+        # A switch given on the command line flips its field's default.
+        values[name] = (not kinds[name].default) if kinds[name].kind is bool else value
+    return options_to_args(values)
+
+
+_SAFE_ON_RESUME = ", ".join(opt.flag for opt in train_options() if opt.resume_safe)
+
+
+@_with_train_options
 @handle_errors
 def train(
-    emotion: Annotated[
-        str | None, typer.Option(help="Emotion to train: " + ", ".join(MODEL_EMOTIONS))
-    ] = None,
+    emotion: Annotated[str | None, typer.Option(help=_OPTIONS["emotion"].help)] = None,
     all_emotions: Annotated[
         bool, typer.Option("--all", help="Train neutral, then the 8 emotions.")
     ] = False,
-    base: Annotated[
-        str | None,
-        typer.Option(help="Base model: smollm2-135m (offline), gpt2, a Hub id or a folder."),
-    ] = None,
-    method: Annotated[
-        str | None, typer.Option(help="lora (default: small adapters) or full.")
-    ] = None,
-    dataset: Annotated[str | None, typer.Option(help="Dataset name (default: clean).")] = None,
-    from_base: Annotated[
-        bool,
-        typer.Option("--from-base", help="Start from the raw base even if a neutral model exists."),
-    ] = False,
-    device: Annotated[
-        str | None, typer.Option(help="cuda, mps or cpu (default: the best present).")
-    ] = None,
-    precision: Annotated[
-        str | None,
-        typer.Option(help="auto (default: bf16 where the hardware has it), fp32, bf16 or fp16."),
+    parallel: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="With --all: train N emotions at once once neutral is done, as separate "
+            "processes (spread over the GPUs when there are several). Default: one per "
+            f"{JOB_MEMORY_GIB:g} GiB of GPU memory, at most {MAX_PARALLEL} (12 jobs fit in an "
+            "H200's 139 GiB, 16 did not); 1 without CUDA.",
+        ),
     ] = None,
     resume: Annotated[
         bool,
-        typer.Option(help="Continue this emotion's newest unfinished job from its checkpoint."),
+        typer.Option(
+            help="Continue this emotion's newest unfinished job from its checkpoint, with the "
+            f"job's own settings: other options must match them; {_SAFE_ON_RESUME} may change "
+            "(--device for this run only)."
+        ),
     ] = False,
     detach: Annotated[
         bool, typer.Option(help="Run in the background and print the job id.")
     ] = False,
-    max_steps: Annotated[
-        int | None, typer.Option(help="Optimizer steps (replaces --epochs).")
-    ] = None,
-    epochs: Annotated[float | None, typer.Option(help="Passes over the data (default 4).")] = None,
-    lr: Annotated[
-        float | None, typer.Option(help="Peak learning rate (default 3e-4 lora, 5e-5 full).")
-    ] = None,
-    batch_size: Annotated[
-        int | None, typer.Option(help="Blocks per micro-batch (default 8).")
-    ] = None,
-    block_size: Annotated[int | None, typer.Option(help="Tokens per block (default 128).")] = None,
-    grad_accum: Annotated[
-        int | None, typer.Option(help="Micro-batches per optimizer step (default 1).")
-    ] = None,
-    warmup: Annotated[
-        float | None, typer.Option(help="Share of steps spent warming up (default 0.05).")
-    ] = None,
-    weight_decay: Annotated[
-        float | None, typer.Option(help="AdamW weight decay (default 0).")
-    ] = None,
-    lora_rank: Annotated[int | None, typer.Option(help="LoRA rank (default 16).")] = None,
-    eval_every: Annotated[
-        int | None, typer.Option(help="Evaluate every N steps (default 50).")
-    ] = None,
-    checkpoint_every: Annotated[
-        int | None, typer.Option(help="Checkpoint every N steps (default 50).")
-    ] = None,
-    patience: Annotated[
-        int | None,
-        typer.Option(help="Evaluations without improvement before stopping (default 3; 0 never)."),
-    ] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed (default 1234).")] = None,
-    max_words: Annotated[
-        int | None, typer.Option(help="Longest poem used, in words (default 100).")
-    ] = None,
+    **options: Any,
 ) -> None:
     """Fine-tune an emotion model, showing live progress (or in the background with --detach)."""
     from trainer.jobs.control import start_job
 
-    options = {
-        "--base": base, "--method": method, "--dataset": dataset, "--device": device,
-        "--precision": precision,
-        "--max-steps": max_steps, "--epochs": epochs, "--lr": lr, "--batch-size": batch_size,
-        "--block-size": block_size, "--grad-accum": grad_accum, "--warmup": warmup,
-        "--weight-decay": weight_decay, "--lora-rank": lora_rank, "--eval-every": eval_every,
-        "--checkpoint-every": checkpoint_every, "--patience": patience, "--seed": seed,
-        "--max-words": max_words,
-    }  # fmt: skip
-    args = [
-        item for flag, value in options.items() if value is not None for item in (flag, str(value))
-    ]
-    if from_base:
-        args.append("--from-base")
+    args = _given_args(options)
     if resume:
         args.append("--resume")
     data = home()
-    if all_emotions:
-        if emotion:
-            raise PoetstudioError("give either --emotion or --all, not both")
-        from trainer.jobs.chain import preflight_chain
-
-        preflight_chain(data, args)
-        if detach:
-            from trainer.jobs.control import start_chain
-
-            pid = start_chain(data, args)
-            console.print(
-                f"training all nine models in the background (pid {pid}); "
-                "`poetstudio jobs` shows each job as it starts",
-                markup=False,
-                soft_wrap=True,
-            )
+    if parallel is not None and not all_emotions:
+        raise PoetstudioError("--parallel runs several emotions at once; use it with --all")
+    try:
+        if all_emotions:
+            if emotion:
+                raise PoetstudioError("give either --emotion or --all, not both")
+            _train_all(data, args, parallel, detach)
             return
-        from trainer.jobs.control import chain_args
-
-        for name in MODEL_EMOTIONS:
-            if not _run_foreground(data, start_job(data, chain_args(data, name, args))):
-                raise typer.Exit(1)
-        return
-    if not emotion:
-        raise PoetstudioError("name the emotion to train, e.g. --emotion trust (or use --all)")
-    job_id = start_job(data, ["--emotion", emotion, *args])
+        if not emotion:
+            raise PoetstudioError("name the emotion to train, e.g. --emotion trust (or use --all)")
+        job_id = start_job(data, ["--emotion", emotion, *args])
+    except ResumeConflict as exc:
+        raise fail(str(exc), code=2) from None
     if detach:
         console.print(job_id, markup=False, soft_wrap=True)
         err_console.print(
@@ -156,6 +146,106 @@ def train(
         return
     if not _run_foreground(data, job_id):
         raise typer.Exit(1)
+
+
+def _train_all(data: DataHome, args: list[str], parallel: int | None, detach: bool) -> None:
+    """`train --all`: the chain of trainer/jobs/chain.py, here or in a background process."""
+    from trainer.jobs.chain import preflight_chain, run
+
+    preflight_chain(data, args)
+    if detach:
+        from trainer.jobs.control import start_chain
+
+        pid = start_chain(data, args, parallel)
+        console.print(
+            f"training all nine models in the background (pid {pid}); "
+            "`poetstudio jobs` shows each job as it starts",
+            markup=False,
+            soft_wrap=True,
+        )
+        return
+    if run(data, args, parallel, view=_ForegroundChain(data)) != 0:
+        raise typer.Exit(1)
+
+
+class _ForegroundChain(ChainView):
+    """The chain drawn in the terminal: one job's live display, or a table of the running ones."""
+
+    def __init__(self, data: DataHome) -> None:
+        self.data = data
+        self.parallel = 1
+        self.readers: dict[str, tuple[EventReader, JobProgress]] = {}
+
+    def plan(self, parallel: int, reason: str) -> None:
+        self.parallel = parallel
+        if parallel > 1:
+            err_console.print(
+                f"training neutral, then up to {parallel} emotions at once ({reason})",
+                markup=False,
+                soft_wrap=True,
+            )
+
+    def started(self, job: ChainJob) -> None:
+        if self.parallel > 1:
+            where = f" on GPU {job.gpu}" if job.gpu is not None else ""
+            err_console.print(
+                f"{job.emotion}: started job {job.id}{where}", markup=False, soft_wrap=True
+            )
+
+    def wait(self, running: Sequence[ChainJob]) -> None:
+        if len(running) == 1:
+            from studio.cli.progress import watch
+
+            watch(self.data, running[0].id, console)
+            # The display ends when the job's process looks gone, a moment before it is.
+            running[0].process.wait()
+            return
+        if not console.is_terminal:
+            while not _any_ended(running):
+                time.sleep(POLL_S)
+            return
+        from rich.live import Live
+
+        with Live(self._table(running), console=console, transient=True) as live:
+            while not _any_ended(running):
+                time.sleep(POLL_S)
+                live.update(self._table(running))
+
+    def stopping(self, running: Sequence[ChainJob]) -> None:
+        err_console.print("stopping: saving a checkpoint…", markup=False, soft_wrap=True)
+
+    def ended(self, job: ChainJob, info: JobInfo) -> None:
+        _report(info.progress, job.id)
+
+    def refused(self, emotion: str, message: str) -> None:
+        err_console.print(f"error: {emotion}: {message}", markup=False, soft_wrap=True)
+
+    def _table(self, running: Sequence[ChainJob]) -> Table:
+        """The running jobs, one row each, from their events read so far."""
+        table = Table(box=None, header_style="bold")
+        for column in ("emotion", "job", "step", "loss", "val ppl", "tok/s", "MFU", "ETA"):
+            table.add_column(column, no_wrap=column == "job")
+        for job in running:
+            reader, progress = self.readers.setdefault(
+                job.id, (EventReader(job.path / EVENTS_FILE), JobProgress())
+            )
+            for record in reader.read_new():
+                progress.apply(record)
+            table.add_row(
+                Text(job.emotion),
+                Text(job.id),
+                Text(f"{progress.step}/{progress.total_steps or '?'}"),
+                Text("-" if progress.smooth_loss is None else f"{progress.smooth_loss:.3f}"),
+                Text("-" if progress.val_ppl is None else f"{progress.val_ppl:.2f}"),
+                Text("-" if progress.tokens_per_s is None else f"{progress.tokens_per_s:.0f}"),
+                Text(format_mfu(progress.mfu)),
+                Text(format_duration(progress.eta_s)),
+            )
+        return table
+
+
+def _any_ended(running: Sequence[ChainJob]) -> bool:
+    return any(job.process.poll() is not None for job in running)
 
 
 def _run_foreground(data: DataHome, job_id: str) -> bool:
@@ -191,7 +281,8 @@ def _report(progress: JobProgress, job_id: str) -> bool:
             soft_wrap=True,
         )
         return False
-    raise fail(progress.message or f"job {job_id} ended with status {status}")
+    fail(progress.message or f"job {job_id} ended with status {status}")
+    return False
 
 
 @jobs_app.callback()
@@ -201,7 +292,6 @@ def jobs(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from trainer.jobs.control import list_jobs
-    from trainer.jobs.events import format_duration
 
     infos = list_jobs(home())
     if not infos:
@@ -212,7 +302,7 @@ def jobs(ctx: typer.Context) -> None:
     table = Table(box=None, header_style="bold")
     # The id is what every other command takes, so it is never cut: the other columns fold.
     table.add_column("job", no_wrap=True, min_width=max(len(info.id) for info in infos))
-    for column in ("emotion", "state", "step", "loss", "val ppl", "tok/s", "ETA"):
+    for column in ("emotion", "state", "step", "loss", "val ppl", "tok/s", "MFU", "ETA"):
         table.add_column(column, overflow="fold")
     for info in infos:
         p = info.progress
@@ -225,6 +315,7 @@ def jobs(ctx: typer.Context) -> None:
             Text("-" if p.smooth_loss is None else f"{p.smooth_loss:.3f}"),
             Text("-" if p.val_ppl is None else f"{p.val_ppl:.2f}"),
             Text("-" if p.tokens_per_s is None else f"{p.tokens_per_s:.0f}"),
+            Text(format_mfu(p.mfu)),
             Text(format_duration(p.eta_s) if info.alive else "-"),
         )
     console.print(table)
@@ -257,8 +348,9 @@ def jobs_follow(
     except KeyboardInterrupt:
         err_console.print(f"detached; job {job_id} keeps running", markup=False, soft_wrap=True)
         return
-    if progress.status in ("done", "stopped", "interrupted", "error"):
-        _report(progress, job_id)
+    ended = progress.status in ("done", "stopped", "interrupted", "error")
+    if ended and not _report(progress, job_id) and progress.status != "stopped":
+        raise typer.Exit(1)
 
 
 @jobs_app.command("stop")
@@ -288,29 +380,34 @@ def models() -> None:
             "no models yet; train one with `poetstudio train --emotion neutral`", markup=False
         )
         return
+    # The studio's own resolution decides which folder of each emotion is used: a user folder,
+    # even a broken one, hides the bundled model.
+    scan = scan_entries(entries)
     table = Table(box=None, header_style="bold")
     for column in ("emotion", "source", "method", "base", "val ppl", "steps", "created", "path"):
         table.add_column(column, no_wrap=column in ("emotion", "source", "method"))
     for entry in entries:
-        source = entry.source + (" (hidden by user)" if entry.hidden else "")
-        if entry.info is None:
+        info = entry.info
+        used = info is not None and scan.models.get(entry.emotion) is info
+        hidden = not used and entry.path != scan.folders.get(entry.emotion)
+        source = entry.source + (" (hidden by user)" if hidden else "")
+        if info is None:
             cells = [entry.emotion, source, "broken", "-", "-", "-", "-", str(entry.path)]
         else:
-            manifest = entry.info.manifest
-            ppl = (manifest.get("metrics") or {}).get("best_val_ppl")
+            manifest = info.manifest
+            ppl = manifest.best_val_ppl
             cells = [
                 entry.emotion,
                 source,
-                entry.info.method,
-                entry.info.base_spec,
+                info.method,
+                info.base_spec,
                 "-" if ppl is None else f"{ppl:.2f}",
-                str(manifest.get("steps", "-")),
-                str(manifest.get("created", "-"))[:16],
+                "-" if manifest.steps is None else str(manifest.steps),
+                (manifest.created or "-")[:16],
                 str(entry.path),
             ]
         table.add_row(*(Text(cell) for cell in cells))
     console.print(table)
-    scan = scan_entries(entries)
     for emotion, problem in scan.problems.items():
         folder = scan.folders.get(emotion)
         console.print(

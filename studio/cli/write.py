@@ -11,16 +11,13 @@ from rich.text import Text
 
 from studio.cli.common import bundled_dir, err_console, handle_errors, home
 from studio.core.generate import MAX_STRENGTH, SEED_LIMIT, SamplingParams
-from studio.core.settings import strength_label
 from trainer.common.errors import PoetstudioError
 
 if TYPE_CHECKING:
-    from studio.core.generate import GenerationStats, Poet
+    from studio.core.generate import Poet
 
 # Sampling defaults live in SamplingParams (a light import: torch loads only when generating).
 _DEFAULTS = SamplingParams()
-# The separator printed between poems on stdout, the same rule the plain-text poems file uses.
-POEM_RULE = "* * *"
 PRECISION_HELP = "auto (the device's best dtype), fp32, bf16, or fp16 on a GPU"
 
 
@@ -106,11 +103,12 @@ def write(
     poems file."""
     from studio.core.blend import parse_blend
     from studio.core.generate import Poet
-    from studio.core.poemfile import append_poem, format_for, render
+    from studio.core.poemfile import POEM_RULE, append_poem, format_for, render, saved_poem
+    from studio.core.poemstats import stats_line
     from trainer.common.precision import check_precision
 
     name = parse_blend(emotion).spec
-    overrides = {
+    overrides: dict[str, Any] = {
         "temperature": temperature,
         "top_p": top_p,
         "top_k": top_k,
@@ -145,20 +143,29 @@ def write(
         if seed is not None:
             params.seed = seed + index
         if index and not entries:
+            # The rule that ends a plain-text poems file's entries separates poems here too.
             sys.stdout.write(f"\n{POEM_RULE}\n\n")
         text = _one_poem(poet, name, first_line, params, stream=tty and not entries)
         stats = poet.last_stats
         assert stats is not None
         for notice in stats.notices:
             err_console.print(f"note: {notice}", markup=False, soft_wrap=True, style="yellow")
-        entry = _saved(text, name, first_line, params, stats)
-        if entries:
+        entry = saved_poem(
+            text,
+            name,
+            first_line=first_line.strip(),
+            model=stats.model or "",
+            sampling=params.to_dict(),
+            seed=stats.seed,
+            strength=stats.strength,
+        )
+        if entries and fmt is not None:
             sys.stdout.write(render(entry, fmt))
         elif not tty:
             sys.stdout.write(text + "\n")
         sys.stdout.flush()
         if tty:
-            err_console.print(_stats_line(stats), markup=False, soft_wrap=True, style="dim")
+            err_console.print(stats_line(stats), markup=False, soft_wrap=True, style="dim")
         if out is not None and not text.strip():
             empty += 1  # never saved: an empty entry would read back as a phantom poem
         elif out is not None:
@@ -213,42 +220,6 @@ def _one_poem(
     if stream:
         sys.stdout.write("\n" if text else "")
     return text
-
-
-def _saved(
-    text: str, emotion: str, first_line: str, params: SamplingParams, stats: GenerationStats
-) -> Any:
-    from studio.core.poemfile import SavedPoem
-
-    settings = params.to_dict()
-    settings["seed"] = stats.seed
-    if stats.strength != params.strength:
-        # Guidance fell back (no neutral model, or a neutral poem): record what really ran.
-        settings["strength_applied"] = stats.strength
-    return SavedPoem(
-        text=text,
-        emotion=emotion,
-        first_line=first_line.strip(),
-        model=stats.model or "",
-        settings=settings,
-    )
-
-
-def _stats_line(stats: GenerationStats) -> str:
-    ttft = (
-        f"{stats.ttft_s * 1000:.0f} ms to first token" if stats.ttft_s is not None else "no tokens"
-    )
-    rate = f"{stats.tokens_per_s:.1f} tokens/s" if stats.tokens_per_s else ""
-    parts = [
-        stats.emotion or "",
-        f"{stats.tokens} tokens",
-        ttft,
-        rate,
-        f"stop: {stats.stop_reason}",
-        strength_label(stats.strength),
-    ]
-    parts.append(f"seed {stats.seed}")
-    return " · ".join(p for p in parts if p)
 
 
 def open_studio(device: str | None = None, precision: str = "auto") -> None:

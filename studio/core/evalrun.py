@@ -24,6 +24,7 @@ from studio.core.registry import ModelInfo, no_models_hint
 from trainer.common.emotions import EMOTIONS, MODEL_EMOTIONS, NEUTRAL
 from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
+from trainer.common.perplexity import perplexity
 from trainer.evaluation.metrics import (
     EvalCase,
     ModelEval,
@@ -98,11 +99,12 @@ class EvalReport:
 
 @dataclass(frozen=True)
 class ReportPaths:
-    """Where write_reports put the reports; `plot` is None when the chart was skipped."""
+    """Where write_reports put the reports; a chart is None when it was skipped."""
 
     json: Path
     markdown: Path
     plot: Path | None
+    fidelity_plot: Path | None = None
 
 
 def missing_extras() -> list[str]:
@@ -146,13 +148,14 @@ def check_report_folder(folder: Path) -> None:
 def _base_info(poet: Poet, infos: list[ModelInfo]) -> ModelInfo:
     """A model entry for the raw base that the LoRA models sit on."""
     from trainer.common.bases import resolve_base
+    from trainer.training.manifest import ModelManifest
 
     specs = {info.base_spec for info in infos if info.method == "lora"}
     if len(specs) != 1:
         raise PoetstudioError("the control needs the LoRA models to share one base; use --no-base")
     spec = specs.pop()
     folder = Path(resolve_base(spec, poet.home))
-    return ModelInfo("base", folder, "base", "full", spec, {})
+    return ModelInfo("base", folder, "base", "full", spec, ModelManifest(method="full"))
 
 
 def _poem_nll(model: LoadedModel, case: EvalCase, text: str) -> float | None:
@@ -189,27 +192,23 @@ def _fluency(poet: Poet, base: ModelInfo, poems: list[tuple[EvalCase, str]]) -> 
 
 def _valid_ppl(poet: Poet, info: ModelInfo, home: DataHome, plan: EvalPlan, label: str) -> float:
     """Perplexity of `info`'s model on `label`'s validation blocks."""
-    from trainer.training.loop import evaluate
-    from trainer.training.packing import valid_blocks
+    from trainer.training.packing import DataSpec, valid_blocks
+    from trainer.training.valloss import validation_loss
 
+    spec = DataSpec(
+        dataset=plan.dataset,
+        label=label,
+        block_size=plan.block_size,
+        max_words=plan.max_words,
+        seed=plan.seed,
+        eval_blocks=plan.valid_blocks,
+    )
     loaded = poet.loader.load(info)
     with poet.loader.lock:
         poet.loader.activate(loaded)
-        data = valid_blocks(
-            home,
-            loaded.tokenizer,
-            dataset=plan.dataset,
-            label=label,
-            block_size=plan.block_size,
-            max_words=plan.max_words,
-            seed=plan.seed,
-            eval_blocks=plan.valid_blocks,
-            tokens=loaded.tokens,
-        )
-        loss = evaluate(loaded.module, data, 8, poet.device, None)
-        # evaluate() hands the model back in training mode; sampling needs it in eval mode.
-        loaded.module.eval()
-    return math.exp(min(loss, 50.0))
+        data = valid_blocks(home, loaded.tokenizer, spec, loaded.tokens)
+        loss = validation_loss(loaded.module, data, 8, poet.device, None)
+    return perplexity(loss)
 
 
 def _training_texts(home: DataHome, dataset: str, labels: list[str], max_words: int) -> list[str]:
@@ -353,10 +352,10 @@ def run_eval(
         control_run = total_runs
         judged, nlls = extras(BASE_NAME, control_run, poems[control_run])
         for info in chosen:
-            control = score_poems(BASE_NAME, info.emotion, poems[control_run], None, judged, nlls)
-            control.val_ppl = _valid_ppl(poet, base, home, plan, info.emotion)
-            control.val_loss = math.log(control.val_ppl)
-            results.append(control)
+            scored = score_poems(BASE_NAME, info.emotion, poems[control_run], None, judged, nlls)
+            scored.val_ppl = _valid_ppl(poet, base, home, plan, info.emotion)
+            scored.val_loss = math.log(scored.val_ppl)
+            results.append(scored)
     header = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "poems per model": plan.n,
@@ -374,7 +373,7 @@ def run_eval(
 
 def write_reports(report: EvalReport, folder: Path, command: str) -> ReportPaths:
     """Write the JSON and Markdown reports atomically, and the strength chart beside them."""
-    from studio.core.evalplot import plot_available, write_plot
+    from studio.core.evalplot import plot_available, write_fidelity_plot, write_plot
     from trainer.common.atomic import atomic_write_json, atomic_write_text
 
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -384,6 +383,12 @@ def write_reports(report: EvalReport, folder: Path, command: str) -> ReportPaths
     if report.choice.sweep and plot_available():
         plot_path = write_plot(report.results, report.choice, folder / f"eval-{stamp}.png")
     plot = plot_path.name if plot_path else None
+    fidelity_path: Path | None = None
+    if plot_available():
+        fidelity_path = write_fidelity_plot(
+            report.results, report.choice.strength, BASE_NAME, folder / f"eval-{stamp}-fidelity.png"
+        )
+    fidelity = fidelity_path.name if fidelity_path else None
     atomic_write_json(json_path, {"command": command, **report.to_json(), "plot": plot})
     markdown = render_markdown(
         report.results, command, report.header, report.choice, report.notes, plot
@@ -395,5 +400,8 @@ def write_reports(report: EvalReport, folder: Path, command: str) -> ReportPaths
         for emotion, ppl in report.neutral_ppl.items():
             mine = own.get(emotion)
             markdown += f"| {emotion} | {ppl:.1f} | {mine:.1f} |\n" if mine else ""
+    if fidelity:
+        markdown += "\n## Fidelity per emotion against the base control\n\n"
+        markdown += f"![Fidelity per emotion against the base control]({fidelity})\n"
     atomic_write_text(md_path, markdown)
-    return ReportPaths(json_path, md_path, plot_path)
+    return ReportPaths(json_path, md_path, plot_path, fidelity_path)

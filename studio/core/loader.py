@@ -17,7 +17,7 @@ from typing import Any
 
 from studio.core import fastlora
 from studio.core.registry import MANIFEST, ModelInfo
-from trainer.common.errors import PoetstudioError
+from trainer.common.errors import PoetstudioError, first_line
 from trainer.common.home import DataHome
 from trainer.common.textformat import PoemTokens
 
@@ -111,11 +111,6 @@ def _cache_argument(model: Any) -> str:
     return "cache" if "cache" in parameters else "past_key_values"
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _check_tokenizer(tokenizer: Any, rows: int, what: str) -> None:
     """Refuse a tokenizer that cannot carry this model's verse, before it writes empty poems.
 
@@ -138,7 +133,7 @@ def _check_tokenizer(tokenizer: Any, rows: int, what: str) -> None:
         ids = tokenizer.encode(_PROBE_LINE, add_special_tokens=False)
     except Exception as exc:  # a damaged tokenizer fails in its own ways; report any
         raise PoetstudioError(
-            f"cannot load {what}: its tokenizer fails on a verse line ({_first_line(exc)}); {fix}"
+            f"cannot load {what}: its tokenizer fails on a verse line ({first_line(exc)}); {fix}"
         ) from None
     unknown = tokenizer.unk_token_id
     if not ids or all(token == unknown for token in ids) or max(ids) >= rows:
@@ -151,12 +146,12 @@ def _check_tokenizer(tokenizer: Any, rows: int, what: str) -> None:
 
 def _poem_tokens(info: ModelInfo, base: _Base) -> PoemTokens:
     """The poem ids `info`'s manifest records (else the tokenizer's), checked against the vocab."""
-    tokens = PoemTokens.recorded(info.manifest, base.tokenizer)
+    tokens = PoemTokens.recorded(info.manifest.raw, base.tokenizer)
     vocab = base.exempt.shape[0]
     if max(tokens.bos, tokens.eos) >= vocab:
         raise PoetstudioError(
             f"{info.emotion} model in {info.path}: its manifest's poem_tokens {tokens.as_dict()} "
-            f"lie outside the {vocab}-token vocabulary; retrain it or restore its poetstudio.json"
+            f"lie outside the {vocab}-token vocabulary; retrain it or restore its {MANIFEST}"
         )
     return tokens
 
@@ -172,7 +167,7 @@ def _check_adapter_file(info: ModelInfo) -> None:
                 raise ValueError("it holds no tensors")
     except Exception as exc:  # safetensors raises its own error type for a damaged header
         raise PoetstudioError(
-            f"cannot load the {info.emotion} adapter: {weights} is damaged ({_first_line(exc)})"
+            f"cannot load the {info.emotion} adapter: {weights} is damaged ({first_line(exc)})"
         ) from None
 
 
@@ -247,15 +242,15 @@ class ModelLoader:
         layer the per-row forward does not handle); the caller then runs them one by one.
         """
         base = models[0].base
-        names = [loaded.adapter for loaded in models]
-        if base is None or base.peft is None or any(name is None for name in names):
+        names = [loaded.adapter for loaded in models if loaded.adapter is not None]
+        if base is None or base.peft is None or len(names) < len(models):
             return False
         if any(loaded.base is not base for loaded in models):
             return False
         key = tuple(names)
         if base.active == key:
             return True
-        if not fastlora.install_rows(base.layers, [name for name in names if name]):
+        if not fastlora.install_rows(base.layers, names):
             return False
         base.active = key
         return True
@@ -288,11 +283,12 @@ class ModelLoader:
                 use_safetensors=True,
             )
         except Exception as exc:  # a broken or foreign folder fails in many ways; report any
-            raise PoetstudioError(f"cannot load {what} from {source}: {_first_line(exc)}") from None
+            raise PoetstudioError(f"cannot load {what} from {source}: {first_line(exc)}") from None
         vocab = model.get_output_embeddings().weight.shape[0]
         _check_tokenizer(tokenizer, vocab, f"{what} from {source}")
         report(0.7, f"moving {what} to {self.device}")
-        model.to(self.device)
+        # transformers' decorated `to` hides its signature from type checkers.
+        model.to(self.device)  # type: ignore[arg-type]
         model.eval()
         if self.device == "cpu":
             _column_major_weights(model)
@@ -356,7 +352,7 @@ class ModelLoader:
         except Exception as exc:  # any failure inside peft means this adapter is unusable
             self._discard_failed_adapter(base, name)
             raise PoetstudioError(
-                f"cannot load the {info.emotion} adapter from {info.path}: {_first_line(exc)}"
+                f"cannot load the {info.emotion} adapter from {info.path}: {first_line(exc)}"
             ) from None
         base.peft.to(self.device)
         base.peft.eval()

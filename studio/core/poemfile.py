@@ -28,7 +28,8 @@ from trainer.common.atomic import append_durably
 from trainer.common.errors import PoetstudioError
 
 FORMATS = ("md", "txt", "jsonl")
-_TXT_RULE = "* * *"
+# The rule that ends each entry of a plain-text poems file; `write` prints it between poems too.
+POEM_RULE = "* * *"
 _DETAIL_KEYS = frozenset({"emotion", "first line", "model", "settings", "date"})
 
 
@@ -51,6 +52,36 @@ class SavedPoem:
             self.title = title_for(self.text)
         if not self.created:
             self.created = datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def saved_poem(
+    text: str,
+    emotion: str,
+    *,
+    first_line: str,
+    model: str,
+    sampling: dict[str, Any],
+    seed: int | None,
+    strength: float | None,
+    title: str = "",
+) -> SavedPoem:
+    """The entry for a poem just written: its sampling settings with the seed that sampled it.
+
+    `strength` is the guidance strength the core applied (None when unknown); where it differs
+    from the one asked for, the settings record it as `strength_applied`.
+    """
+    settings = {**sampling, "seed": seed}
+    if strength is not None and strength != settings.get("strength"):
+        # Guidance fell back (no neutral model, or a neutral poem): record what really ran.
+        settings["strength_applied"] = strength
+    return SavedPoem(
+        text=text,
+        emotion=emotion,
+        first_line=first_line,
+        model=model,
+        settings=settings,
+        title=title,
+    )
 
 
 def format_for(path: Path, explicit: str | None = None) -> str:
@@ -165,7 +196,7 @@ def _md_line(line: str) -> str:
 
 def _txt_line(line: str) -> str:
     line = _escape(line)
-    return "\\" + line if line == _TXT_RULE else line
+    return "\\" + line if line == POEM_RULE else line
 
 
 def _details(poem: SavedPoem) -> list[tuple[str, str]]:
@@ -193,7 +224,7 @@ def render(poem: SavedPoem, fmt: str) -> str:
         return "\n".join([*head, "", *body, "", ""]) + "\n"
     title = _txt_line(poem.title)
     head = [title, "=" * max(3, len(title)), ""]
-    tail = ["", *(f"{key}: {value}" for key, value in _details(poem)), "", _TXT_RULE, ""]
+    tail = ["", *(f"{key}: {value}" for key, value in _details(poem)), "", POEM_RULE, ""]
     return "\n".join([*head, *map(_txt_line, poem.text.split("\n")), *tail]) + "\n"
 
 
@@ -204,7 +235,7 @@ def preview(poem: SavedPoem) -> str:
     pass for the file's structure; the caller shows other control characters visibly.
     """
     head = [f"## {_shown(poem.title)}", ""]
-    values = (poem.emotion, poem.first_line or _NONE, poem.model)
+    values: tuple[str, ...] = (poem.emotion, poem.first_line or _NONE, poem.model)
     values += (_settings_line(poem.settings), poem.created)
     keys = ("emotion", "first line", "model", "settings", "date")
     head += [f"- {key}: {_shown(value)}" for key, value in zip(keys, values, strict=True)]
@@ -287,13 +318,13 @@ def _from_jsonl(text: str) -> list[SavedPoem]:
         if isinstance(data, dict) and isinstance(data.get("text"), str) and data["text"].strip():
             # A field of the wrong type (a hand-edited line) is dropped, not trusted.
             known = {k: v for k, v in data.items() if k in kinds and isinstance(v, kinds[k])}
-            poems.append(SavedPoem(**{"emotion": "", **known}))
+            poems.append(SavedPoem(**{"emotion": "", **known}))  # type: ignore[arg-type]
     return poems
 
 
 def _from_txt(text: str) -> list[SavedPoem]:
     poems = []
-    for block in "\n".join(_lines(text)).split("\n" + _TXT_RULE + "\n"):
+    for block in "\n".join(_lines(text)).split("\n" + POEM_RULE + "\n"):
         rows = block.strip("\n").split("\n")
         if len(rows) < 3 or not set(rows[1]) <= {"="}:
             continue

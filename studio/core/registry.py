@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from models import BUNDLED_DIR
 from trainer.common.emotions import MODEL_EMOTIONS, NEUTRAL, check_emotion
 from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
-from trainer.training.manifest import MANIFEST, read_manifest
+from trainer.training.manifest import MANIFEST, ModelManifest, load_manifest
 
 # The files each method needs beside its manifest, so a half-copied folder is caught before
 # loading: each entry is a set of alternatives, one of which must be there. A full model carries
@@ -42,7 +41,7 @@ class ModelInfo:
     source: str  # "user" or "bundled"
     method: str  # "lora" or "full"
     base_spec: str
-    manifest: dict[str, Any] = field(compare=False, repr=False)
+    manifest: ModelManifest = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -89,11 +88,10 @@ def _missing_file(folder: Path, method: str) -> str | None:
 
 def read_model(folder: Path, source: str, emotion: str) -> ModelInfo:
     """Read one model folder's manifest; raise PoetstudioError naming it if it is unusable."""
-    manifest = read_manifest(folder, fix="")  # resolve_model says how to fix it
+    manifest = load_manifest(folder, fix="")  # resolve_model says how to fix it
     if manifest is None:
         raise PoetstudioError(f"{source} model {emotion!r} has no {MANIFEST} in {folder}")
-    method = manifest["method"]
-    base_spec = (manifest.get("base") or {}).get("spec")
+    method, base_spec = manifest.method, manifest.base_spec
     if method == "lora" and not base_spec:
         raise PoetstudioError(f"manifest {folder / MANIFEST} names no base model (base.spec)")
     missing = _missing_file(folder, method)

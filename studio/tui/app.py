@@ -1,9 +1,10 @@
 """The Textual studio: pick an emotion (or a blend of two), type a first line, watch the poem
 stream in, save it.
 
-Threads: the model load, generation, saving and training-job polling run in thread workers; they
-talk to widgets only through posted messages or `call_from_thread`. Torch and transformers are
-imported by those workers after the first frame is on screen, never before.
+Threads: the model load, generation and saving run in thread workers (the training panel runs
+its own, to watch jobs); they talk to widgets only through posted messages or `call_from_thread`.
+Torch and transformers are imported by those workers after the first frame is on screen, never
+before.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from textual.widgets import Footer, Header, Input, TabbedContent, TabPane
 
 from models import BUNDLED_DIR
 from studio.core.blend import blend_choices, parse_blend
-from studio.core.generate import SamplingParams
+from studio.core.generate import STOP_CANCELLED, Poet, SamplingParams
 from studio.core.history import History, SessionPoem
-from studio.core.registry import ModelScan, no_models_hint, scan_models, train_hint, untrained
+from studio.core.poemstats import speed_label, ttft_label
+from studio.core.registry import ModelScan, no_models_hint, train_hint, untrained
 from studio.core.settings import (
     DEFAULT_BLEND_MIX,
     StudioSettings,
@@ -40,7 +42,6 @@ from studio.core.settings import (
 from studio.tui.widgets.blend_picker import BlendPicker
 from studio.tui.widgets.emotion_meter import EmotionMeter
 from studio.tui.widgets.emotion_picker import EmotionPicker
-from studio.tui.widgets.job_card import JobCard
 from studio.tui.widgets.poem_panel import PoemPanel
 from studio.tui.widgets.sampling_controls import SamplingControls
 from studio.tui.widgets.saved_poems import SavedPoemsView
@@ -98,7 +99,6 @@ class PoetStudioApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "poetstudio"
     SUB_TITLE = "emotion-tuned verse"
-    JOB_POLL_S = 1.0
 
     BINDINGS = [
         Binding("escape", "stop", "Stop"),
@@ -127,20 +127,19 @@ class PoetStudioApp(App[None]):
         `precision` (auto, fp32 or bf16) is the dtype the models load in."""
         super().__init__()
         self.home = home or resolve_home()
-        self.device_override = device
-        self.precision = precision
         self.bundled_dir = Path(bundled_dir)
         self.settings: StudioSettings = load_settings(self.home.settings_file)
         self.history = History()
-        self.scan = ModelScan(models={}, problems={})
         self._seeds: Callable[[], int] = (
             itertools.count(seed).__next__ if seed is not None else self._random_seed
         )
-        self._poet: Any = None
+        # Made now (it imports nothing heavy); its scan of the model folders is the app's too.
+        self.poet = Poet(
+            self.home, device=device, bundled_dir=self.bundled_dir, precision=precision
+        )
         self._poet_lock = threading.Lock()
         self._run: _Run | None = None
         self._run_ids = itertools.count(1)
-        self._job_states: dict[str, str] = {}
         self._settings_error_shown = False
 
     @staticmethod
@@ -170,7 +169,7 @@ class PoetStudioApp(App[None]):
                     yield PoemPanel(id="poem")
                 yield EmotionMeter(id="meter")
             with TabPane("Models & training", id="train"):
-                yield TrainingPanel(id="training")
+                yield TrainingPanel(self.home, id="training")
             with TabPane("Saved poems", id="saved"):
                 yield SavedPoemsView(id="saved-view")
         yield StatusBar(id="status")
@@ -191,9 +190,8 @@ class PoetStudioApp(App[None]):
     def on_mount(self) -> None:
         self.query_one(EmotionMeter).show({}, self.blend_spec)
         self.query_one(StatusBar).set(guidance=self._guidance_label())
-        self._apply_scan(scan_models(self.home, self.bundled_dir))
+        self._refresh_models()
         self.query_one("#seed", Input).focus()
-        self.set_interval(self.JOB_POLL_S, self.poll_jobs)
 
     def on_ready(self) -> None:
         # The first frame is on screen: now pay for torch and the model.
@@ -211,9 +209,13 @@ class PoetStudioApp(App[None]):
         """Whether a poem is streaming now."""
         return self._run is not None
 
+    @property
+    def scan(self) -> ModelScan:
+        """The last scan of the model folders: the generation core's."""
+        return self.poet.scan
+
     def _apply_scan(self, scan: ModelScan) -> None:
         """Show a fresh scan of the model folders in the picker and the training panel."""
-        self.scan = scan
         hints = untrained(scan)
         for emotion, problem in scan.problems.items():
             if emotion in hints:
@@ -224,19 +226,6 @@ class PoetStudioApp(App[None]):
         if not scan.models:
             self.query_one(PoemPanel).show_notice(no_models_hint())
             self.query_one(StatusBar).set(state="no models")
-
-    def _poet_instance(self) -> Any:
-        """The generation core, created on first use (in a worker thread: it imports torch)."""
-        if self._poet is None:
-            from studio.core.generate import Poet
-
-            self._poet = Poet(
-                self.home,
-                device=self.device_override,
-                bundled_dir=self.bundled_dir,
-                precision=self.precision,
-            )
-        return self._poet
 
     def _params(self, seed: int) -> SamplingParams:
         values = self.query_one(SamplingControls).values
@@ -294,7 +283,7 @@ class PoetStudioApp(App[None]):
         self._run.cancel.set()
         poem = self._run.poem
         poem.finished = True
-        poem.stop_reason = "cancelled"
+        poem.stop_reason = STOP_CANCELLED
         poem.title = title_for(poem.text)
         self._run = None
 
@@ -312,7 +301,7 @@ class PoetStudioApp(App[None]):
                 if run.cancel.is_set():
                     self.post_message(PoemDone(run.id, None, ""))
                     return
-                poet = self._poet_instance()
+                poet = self.poet
                 info = poet.load(poem.emotion, self._progress_reporter(poem.emotion))
                 self.post_message(
                     StatusUpdate(model=_model_label(poem.emotion, info), device=poet.device)
@@ -344,7 +333,7 @@ class PoetStudioApp(App[None]):
             return
         try:
             with self._poet_lock:
-                poet = self._poet_instance()
+                poet = self.poet
                 info = poet.load(emotion, self._progress_reporter(emotion))
                 device = poet.device
         except PoetstudioError as exc:
@@ -394,10 +383,10 @@ class PoetStudioApp(App[None]):
                 self.notify(poem.notice, severity="warning", markup=False)
             status.set(
                 guidance=strength_label(stats.strength),
-                ttft=_ttft_label(stats),
-                speed=_speed_label(stats),
+                ttft=ttft_label(stats),
+                speed=speed_label(stats),
             )
-        stopped = poem.stop_reason == "cancelled" or run.cancel.is_set()
+        stopped = poem.stop_reason == STOP_CANCELLED or run.cancel.is_set()
         status.set(state="stopped" if stopped else "ready")
         if self.history.current is poem:
             self._show_current()
@@ -529,11 +518,8 @@ class PoetStudioApp(App[None]):
 
         try:
             append_poem(path, _saved_poem(poem))
-        except (OSError, PoetstudioError) as exc:
-            reason = str(exc)
-            if isinstance(exc, OSError):
-                reason = f"could not save the poem to {path}: {exc.strerror or exc}"
-            self.call_from_thread(self._save_failed, poem, reason)
+        except PoetstudioError as exc:  # append_poem turns every OSError into one
+            self.call_from_thread(self._save_failed, poem, str(exc))
             return
         self.call_from_thread(self._saved, poem, path)
 
@@ -559,77 +545,21 @@ class PoetStudioApp(App[None]):
 
     # ----- training ---------------------------------------------------------------------------
 
-    def poll_jobs(self) -> None:
-        """Read every job's events again (on a worker thread) and update the training panel."""
-        self._poll_jobs()
+    @on(TrainingPanel.ModelsChanged)
+    def _models_changed(self, event: TrainingPanel.ModelsChanged) -> None:
+        self._refresh_models()
+        for emotion in event.emotions:
+            self.notify(f"The {emotion} model is trained and ready to write.", markup=False)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="jobs")
-    def _poll_jobs(self) -> None:
-        from trainer.jobs.control import list_jobs
-
-        try:
-            jobs = list_jobs(self.home)
-        except (OSError, PoetstudioError):
-            return
-        finished = [
-            j for j in jobs if j.state == "done" and self._job_states.get(j.id, "done") != "done"
-        ]
-        self._job_states = {j.id: j.state for j in jobs}
-        scan = scan_models(self.home, self.bundled_dir) if finished else None
-        self.call_from_thread(self._jobs_polled, jobs, scan, [j.emotion for j in finished])
-
-    def _jobs_polled(self, jobs: list[Any], scan: ModelScan | None, finished: list[str]) -> None:
-        self.query_one(TrainingPanel).set_jobs(jobs)
-        if scan is not None:
-            self._refresh_models(scan)
-            for emotion in finished:
-                self.notify(f"The {emotion} model is trained and ready to write.", markup=False)
-
-    def _refresh_models(self, scan: ModelScan) -> None:
-        self._apply_scan(scan)
-        if self._poet is not None:
-            self._poet.refresh()
+    def _refresh_models(self) -> None:
+        """Scan the model folders again; the generation core writes with the same scan."""
+        self.poet.refresh()
+        self._apply_scan(self.scan)
 
     def action_refresh_models(self) -> None:
         """Scan the model folders again (new or changed models appear in the picker)."""
-        self._refresh_models(scan_models(self.home, self.bundled_dir))
+        self._refresh_models()
         self.notify(f"{len(self.scan.models)} of {len(MODEL_EMOTIONS)} emotions have a model.")
-
-    @on(TrainingPanel.TrainRequested)
-    def _train_requested(self, event: TrainingPanel.TrainRequested) -> None:
-        self._start_training(event.emotion)
-
-    @work(thread=True, exit_on_error=False, group="train")
-    def _start_training(self, emotion: str) -> None:
-        from trainer.jobs.control import start_job
-
-        try:
-            job_id = start_job(self.home, ["--emotion", emotion])
-        except (OSError, PoetstudioError) as exc:
-            self.call_from_thread(
-                self.notify, str(exc), title="Cannot train", severity="error", markup=False
-            )
-            return
-        self.call_from_thread(
-            self.notify, f"Training {emotion} in the background: job {job_id}", markup=False
-        )
-        self.call_from_thread(self.poll_jobs)
-
-    @on(JobCard.StopRequested)
-    def _stop_requested(self, event: JobCard.StopRequested) -> None:
-        self._stop_job(event.job_id)
-
-    @work(thread=True, exit_on_error=False, group="train")
-    def _stop_job(self, job_id: str) -> None:
-        from trainer.jobs.control import stop_job
-
-        try:
-            stopping = stop_job(self.home, job_id)
-        except (OSError, PoetstudioError) as exc:
-            self.call_from_thread(self.notify, str(exc), severity="error", markup=False)
-            return
-        message = f"Stopping job {job_id} (it saves a checkpoint)" if stopping else "Not running"
-        self.call_from_thread(self.notify, message, markup=False)
 
     # ----- command palette --------------------------------------------------------------------
 
@@ -677,7 +607,7 @@ class PoetStudioApp(App[None]):
             yield SystemCommand(
                 f"Train {emotion}",
                 f"Start `{train_hint(emotion)}` as a background job",
-                _bind(self._start_training, emotion),
+                _bind(self.query_one(TrainingPanel).train, emotion),
             )
 
 
@@ -693,28 +623,17 @@ def _model_label(spec: str, info: Any) -> str:
     return f"{spec} · {info.source} {info.method}"
 
 
-def _ttft_label(stats: Any) -> str:
-    return f"TTFT {stats.ttft_s * 1000:.0f} ms" if stats.ttft_s is not None else ""
-
-
-def _speed_label(stats: Any) -> str:
-    rate = f"{stats.tokens_per_s:.1f} tok/s · " if stats.tokens_per_s else ""
-    return f"{rate}{stats.tokens} tokens"
-
-
 def _saved_poem(poem: SessionPoem) -> Any:
     """The poems-file entry for a session poem."""
-    from studio.core.poemfile import SavedPoem
+    from studio.core.poemfile import saved_poem
 
-    settings = {**poem.sampling, "seed": poem.seed}
-    if poem.applied_strength is not None and poem.applied_strength != settings.get("strength"):
-        # Guidance fell back (no neutral model, or a neutral poem): record what really ran.
-        settings["strength_applied"] = poem.applied_strength
-    return SavedPoem(
-        title=poem.title,
-        emotion=poem.emotion,
+    return saved_poem(
+        poem.text,
+        poem.emotion,
         first_line=poem.seed_line,
-        text=poem.text,
         model=poem.model,
-        settings=settings,
+        sampling=poem.sampling,
+        seed=poem.seed,
+        strength=poem.applied_strength,
+        title=poem.title,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -97,3 +98,96 @@ def test_setup_converts_the_offline_base(
     )
     code, output = run("setup")
     assert code == 0 and "converting" not in output
+
+
+def test_train_help_lists_every_config_option_with_its_default() -> None:
+    from trainer.training.config import train_options
+
+    code, output = run("train", "--help")
+    assert code == 0
+    for opt in train_options():
+        assert opt.flag in output
+    for flag in ("--clip", "--lora-alpha", "--lora-dropout", "--eval-blocks", "--parallel"):
+        assert flag in output
+
+
+def test_the_newly_exposed_options_reach_the_job_config(
+    home: DataHome, tiny_base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import trainer.jobs.control
+
+    monkeypatch.setattr(trainer.jobs.control, "spawn", lambda path, gpu=None: None)
+    write_dataset(home)
+    code, output = run(
+        "train", "--emotion", "trust", "--base", str(tiny_base), "--detach", "--from-base",
+        "--clip", "0.5", "--lora-alpha", "8", "--lora-dropout", "0.1", "--eval-blocks", "4",
+    )  # fmt: skip
+    assert code == 0, output
+    job = json.loads((home.jobs / output.splitlines()[0] / "job.json").read_text())
+    config = job["config"]
+    assert (config["clip"], config["lora_alpha"], config["lora_dropout"]) == (0.5, 8, 0.1)
+    assert config["eval_blocks"] == 4 and config["from_base"] is True
+    assert config["block_size"] == 128  # an option not given keeps TrainConfig's default
+
+
+def _resumable_job(home: DataHome, **config: object) -> Path:
+    """A stopped trust job with a checkpoint, started with `config`."""
+    from trainer.training.checkpoint import META
+    from trainer.training.config import TrainConfig
+
+    folder = home.jobs / "20250101-120000-trust-abcd"
+    (folder / "checkpoint").mkdir(parents=True)
+    (folder / "checkpoint" / META).write_text("{}")
+    job = {"id": folder.name, "emotion": "trust", "args": [], "resume": False, "pid": None}
+    job["config"] = TrainConfig(emotion="trust", **config).to_dict()  # type: ignore[arg-type]
+    (folder / "job.json").write_text(json.dumps(job))
+    return folder
+
+
+def test_resume_with_an_option_that_differs_from_the_job_s_is_a_usage_error(
+    home: DataHome,
+) -> None:
+    _resumable_job(home, max_steps=200)
+    code, output = run("train", "--emotion", "trust", "--resume", "--max-steps", "300")
+    assert code == 2
+    assert output.startswith("error: --resume continues the job with its own settings")
+    assert "--max-steps 300 differs from its 200" in output and output.count("\n") == 1
+
+
+def test_resume_applies_a_new_device_and_accepts_the_job_s_own_options(
+    home: DataHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import trainer.jobs.control
+
+    monkeypatch.setattr(trainer.jobs.control, "spawn", lambda path, gpu=None: None)
+    folder = _resumable_job(home, max_steps=200)
+    code, output = run(
+        "train", "--emotion", "trust", "--resume", "--max-steps", "200", "--device", "cpu",
+        "--detach",
+    )  # fmt: skip
+    assert code == 0, output
+    job = json.loads((folder / "job.json").read_text())
+    assert job["resume"] is True and job["device"] == "cpu"
+
+
+def test_parallel_needs_all(home: DataHome) -> None:
+    code, output = run("train", "--emotion", "trust", "--parallel", "2")
+    assert code == 1 and "use it with --all" in output
+
+
+@pytest.mark.subprocess
+def test_all_in_the_foreground_trains_emotions_in_parallel(
+    home: DataHome, tiny_base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import trainer.jobs.chain
+
+    # Three models, not nine, keep it short: the chain reads the emotions when it runs.
+    monkeypatch.setattr(trainer.jobs.chain, "MODEL_EMOTIONS", ("neutral", "trust", "joy"))
+    write_dataset(home, counts={"neutral": 64, "trust": 64, "joy": 64})
+    args = ["--base", str(tiny_base), "--max-steps", "2", "--batch-size", "4", "--device", "cpu"]
+    args += ["--block-size", "32", "--eval-every", "2", "--eval-blocks", "2"]
+    code, output = run("train", "--all", "--parallel", "2", *args)
+    assert code == 0, output
+    assert "training neutral, then up to 2 emotions at once (--parallel)" in output
+    for emotion in ("neutral", "trust", "joy"):
+        assert f"{emotion} model saved to {home.models / emotion}" in output

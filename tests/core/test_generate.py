@@ -88,7 +88,7 @@ def test_first_chunk_is_the_seed_line_and_it_is_not_echoed(poet: Poet) -> None:
     stats = poet.last_stats
     assert stats is not None
     tokenizer = poet.loader.load(poet.model_info("joy")).tokenizer
-    assert stats.prompt_tokens == len(prompt_ids(tokenizer, seed))
+    assert stats.prompt_tokens == len(prompt_ids(tokenizer, seed, PoemTokens.of(tokenizer)))
     # The rest is generated text only: the model continues after the seed's newline.
     assert 0 < stats.tokens <= 20
     assert stats.ttft_s is not None and stats.ttft_s > 0

@@ -7,8 +7,9 @@ from studio.core.generate import STOP_MAX_TOKENS, Poet, SamplingParams
 from tests.helpers.models import build_tiny_lora
 from tests.helpers.training import config_args, tiny_config, write_dataset
 from trainer.common.home import DataHome
-from trainer.jobs.control import follow, job_dir, start_job
+from trainer.jobs.control import job_dir, start_job
 from trainer.jobs.events import read_progress
+from trainer.jobs.watch import follow
 
 
 def test_generating_while_a_job_trains(home: DataHome, tiny_base: Path, tmp_path: Path) -> None:

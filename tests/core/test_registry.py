@@ -125,3 +125,38 @@ def test_training_leftovers_are_ignored_and_finished_models_appear_on_rescan(
     assert list_models(home, bundled) == {}
     staged.rename(home.models / "trust")
     assert list(list_models(home, bundled)) == ["trust"]
+
+
+def test_the_typed_manifest_reads_the_fields_and_keeps_unknown_keys(
+    tiny_base: Path, home: DataHome, bundled: Path
+) -> None:
+    folder = build_tiny_lora(tiny_base, home.models / "joy", "joy")
+    record = json.loads((folder / "poetstudio.json").read_text())
+    record["from_a_newer_version"] = {"anything": 1}
+    (folder / "poetstudio.json").write_text(json.dumps(record))
+    manifest = resolve_model("joy", home, bundled).manifest
+    assert (manifest.method, manifest.base_spec) == ("lora", str(tiny_base))
+    assert manifest.best_val_ppl == 148.4
+    assert manifest["from_a_newer_version"] == {"anything": 1}
+
+
+def test_models_command_and_studio_agree_on_a_user_folder_without_weights(
+    tiny_base: Path, home: DataHome, bundled: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from studio.cli import app
+
+    monkeypatch.setattr("models.BUNDLED_DIR", bundled)
+    build_tiny_lora(tiny_base, bundled / "joy", "joy")
+    build_tiny_lora(tiny_base, home.models / "joy", "joy")
+    (home.models / "joy" / "adapter_model.safetensors").unlink()  # a manifest, no weights
+    with pytest.raises(PoetstudioError, match="user model 'joy' is missing") as caught:
+        resolve_model("joy", home, bundled)
+    assert "hides the bundled joy model" in str(caught.value)
+    output = CliRunner().invoke(app, ["models"]).output
+    rows = [line.split() for line in output.splitlines() if line.strip().startswith("joy ")]
+    # The studio's choice, the user's folder, is the broken row; the bundled one is not used.
+    assert rows[0][1:3] == ["user", "broken"]
+    assert rows[1][1:5] == ["bundled", "(hidden", "by", "user)"]
+    assert "broken: user model 'joy' is missing adapter_model.safetensors" in output

@@ -34,6 +34,9 @@ def test_no_words_means_untitled() -> None:
     assert title_for("\n\n...\n123\n") == UNTITLED
 
 
-def test_titles_are_deterministic() -> None:
+def test_a_poem_always_gets_the_title_the_rule_gives() -> None:
+    # The second line scores 5 (grey, sighs, beneath counted twice, stars) against the first's 3,
+    # and is cut at 7 words.
     poem = "The lamps are out along the quay,\nand the grey sea sighs beneath the stars."
-    assert title_for(poem) == title_for(poem)
+    assert title_for(poem) == "And the grey sea sighs beneath the…"
+    assert title_for(poem + "\n") == title_for("\n" + poem) == "And the grey sea sighs beneath the…"

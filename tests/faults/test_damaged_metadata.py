@@ -126,7 +126,7 @@ async def test_the_studio_marks_a_damaged_model_broken_in_the_picker_and_the_tra
 def test_a_damaged_neutral_manifest_stops_a_child_run_before_it_spawns(
     home: DataHome, tiny_base: Path
 ) -> None:
-    from trainer.training.loop import plan_start
+    from trainer.training.start import plan_start
 
     write_dataset(home)
     neutral = build_tiny_lora(tiny_base, home.models / "neutral", "neutral", seed=2)

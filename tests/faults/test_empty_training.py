@@ -17,8 +17,9 @@ from tests.helpers.training import tiny_config, write_dataset
 from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
 from trainer.jobs.events import EVENTS_FILE
-from trainer.training.loop import BEST_FILE, train
+from trainer.training.loop import train
 from trainer.training.packing import MIN_TOKENS_PER_POEM
+from trainer.training.publish import BEST_FILE
 
 
 def new_job(home: DataHome, name: str) -> Path:
@@ -101,7 +102,7 @@ def test_a_run_whose_best_validation_loss_is_not_finite_publishes_nothing(
 ) -> None:
     previous = build_tiny_lora(tiny_base, data_home.models / "trust", "trust")
     before = contents(previous)
-    monkeypatch.setattr("trainer.training.loop.evaluate", lambda *_args: loss)
+    monkeypatch.setattr("trainer.training.loop.validation_loss", lambda *_args: loss)
     job = new_job(data_home, "diverged")
     # A best-weights file from an earlier attempt in this job folder must not be published either.
     (job / BEST_FILE).write_bytes(b"stale")

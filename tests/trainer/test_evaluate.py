@@ -28,8 +28,12 @@ def test_eval_prompts_carry_no_emotion() -> None:
 
 
 def test_eval_cases_are_fixed() -> None:
-    assert eval_cases(12) == eval_cases(12)
     cases = eval_cases(12)
+    # Reports are compared across runs: the seeds and first lines must never drift.
+    assert [case.seed for case in cases] == list(range(1234, 1246))
+    assert [case.index for case in cases] == list(range(12))
+    assert cases[1].first_line == cases[11].first_line == "The evening comes across the field"
+    assert eval_cases(5) == cases[:5]
     assert cases[0].first_line == "" and cases[10].first_line == ""
     assert len({case.seed for case in cases}) == 12
 

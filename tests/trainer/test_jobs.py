@@ -1,10 +1,13 @@
-"""Background training jobs as real processes: detach and follow, signals, the lock, kill -9."""
+"""Background training jobs as real processes (detach and follow, signals, the lock, kill -9), and
+the watcher that keeps a list of them current by reading only what changed."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,9 +18,10 @@ from tests.helpers.models import build_tiny_lora
 from tests.helpers.training import config_args, tiny_config, write_dataset
 from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
-from trainer.jobs.control import follow, job_dir, list_jobs, read_job, start_job, stop_job
+from trainer.jobs.control import job_dir, list_jobs, read_job, start_job, stop_job
 from trainer.jobs.events import EVENTS_FILE, JobProgress
 from trainer.jobs.locks import is_locked
+from trainer.jobs.watch import JobWatch, JobWatcher, follow
 from trainer.training.checkpoint import load_checkpoint
 
 
@@ -107,3 +111,155 @@ def test_kill_9_leaves_the_checkpoint_and_the_previous_model(
     # The kernel frees a killed process's memory before its files, so the lock can outlive the
     # moment the process stops looking alive by a little; it must not outlive the exit.
     wait_for(lambda: is_locked(data_home, "trust") is None, timeout_s=30.0)
+
+
+def job_folder(home: DataHome, job_id: str, pid: int | None = None) -> Path:
+    """A job folder as `train` leaves it, with no process (or `pid`) and no events yet."""
+    path = home.jobs / job_id
+    path.mkdir(parents=True)
+    emotion = job_id.split("-")[2]
+    job = {"id": job_id, "emotion": emotion, "args": ["--emotion", emotion], "pid": pid}
+    (path / "job.json").write_text(json.dumps(job))
+    return path
+
+
+def event_line(kind: str, **data: object) -> str:
+    return json.dumps({"event": kind, "time": 1.0, **data}) + "\n"
+
+
+def steps(*losses: float, start: int = 1) -> str:
+    return "".join(
+        event_line("step", step=start + i, loss=x, smooth_loss=x) for i, x in enumerate(losses)
+    )
+
+
+FEAR = "20250101-120000-fear-ab12"
+
+
+def test_the_watcher_reads_only_the_events_written_since_its_last_poll(home: DataHome) -> None:
+    events = job_folder(home, FEAR) / EVENTS_FILE
+    events.write_text(event_line("start", emotion="fear", total_steps=9) + steps(5.0, 4.0))
+    watch = JobWatch(home.jobs / FEAR)
+    assert watch.poll().progress.step == 2
+    # Damage the lines already read, in place: a reader that went back to byte 0 would see it.
+    with open(events, "r+b") as handle:
+        handle.write(b"#" * 20)
+    with open(events, "a") as handle:
+        handle.write(steps(3.0, start=3))
+    progress = watch.poll().progress
+    assert progress.step == 3 and progress.skipped == 0
+    assert progress.curve == [(1, 5.0), (2, 4.0), (3, 3.0)]
+
+
+def test_a_half_written_last_line_waits_for_the_next_poll(home: DataHome) -> None:
+    events = job_folder(home, FEAR) / EVENTS_FILE
+    line = steps(5.0)
+    events.write_text(event_line("start", total_steps=9) + line[:10])
+    watch = JobWatch(home.jobs / FEAR)
+    assert watch.poll().progress.step == 0
+    with open(events, "a") as handle:
+        handle.write(line[10:])
+    progress = watch.poll().progress
+    assert progress.step == 1 and progress.skipped == 0
+
+
+def test_a_truncated_or_replaced_events_file_is_read_again_from_its_start(home: DataHome) -> None:
+    events = job_folder(home, FEAR) / EVENTS_FILE
+    events.write_text(event_line("start", total_steps=9) + steps(5.0, 4.0, 3.5))
+    watch = JobWatch(home.jobs / FEAR)
+    assert watch.poll().progress.step == 3
+    events.write_text(event_line("start", total_steps=4) + steps(6.0))  # truncated, then rewritten
+    progress = watch.poll().progress
+    assert (progress.step, progress.total_steps, progress.curve) == (1, 4, [(1, 6.0)])
+    fresh = events.with_name("events.new")
+    fresh.write_text(event_line("start", total_steps=5) + steps(7.0, 6.5, 6.0, 5.5, 5.0))
+    fresh.replace(events)  # a new file, longer than the one read
+    progress = watch.poll().progress
+    assert (progress.step, progress.total_steps, len(progress.curve)) == (5, 5, 5)
+
+
+def test_a_finished_job_is_not_read_again_until_its_files_change(
+    home: DataHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import trainer.jobs.watch
+
+    events = job_folder(home, FEAR) / EVENTS_FILE
+    events.write_text(event_line("start", total_steps=2) + steps(5.0, 4.0) + event_line("done"))
+    watcher = JobWatcher(home)
+    [done] = watcher.poll()
+    assert done.state == "done" and not done.alive
+    looks: list[str] = []
+    real_is_alive, real_read = trainer.jobs.watch.is_alive, trainer.jobs.watch.EventReader.read_new
+    monkeypatch.setattr(trainer.jobs.watch, "is_alive", lambda *a: looks.append("pid") or False)
+    monkeypatch.setattr(
+        trainer.jobs.watch.EventReader,
+        "read_new",
+        lambda reader: looks.append("events") or real_read(reader),
+    )
+    for _ in range(3):
+        assert watcher.poll() == [done]
+    assert looks == []
+    # A resume writes job.json and appends to the events: the job is read again.
+    with open(events, "a") as handle:
+        handle.write(event_line("start", step=2, total_steps=4) + steps(3.5, start=3))
+    [resumed] = watcher.poll()
+    assert looks == ["pid", "events"]
+    assert resumed.progress.step == 3 and resumed.state == "interrupted"
+    assert real_is_alive(None, resumed.path) is False
+
+
+def test_the_watcher_follows_a_process_until_it_is_gone(home: DataHome) -> None:
+    path = home.jobs / FEAR
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(path)])
+    try:
+        job_folder(home, FEAR, pid=sleeper.pid)
+        (path / EVENTS_FILE).write_text(event_line("start", total_steps=9) + steps(5.0))
+        watcher = JobWatcher(home)
+        [running] = watcher.poll()
+        assert running.alive and running.state == "running"
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    [gone] = watcher.poll()
+    assert not gone.alive and gone.state == "interrupted"
+    assert running.state == "running"  # an earlier listing is a snapshot: later polls leave it
+
+
+def test_the_watcher_lists_jobs_newest_first_with_broken_ones_and_drops_deleted_ones(
+    home: DataHome,
+) -> None:
+    older = job_folder(home, "20240101-120000-joy-0001")
+    job_folder(home, FEAR)
+    broken = home.jobs / "20250202-120000-trust-0002"
+    broken.mkdir()
+    (broken / "job.json").write_text("{not json")
+    watcher = JobWatcher(home)
+    jobs = watcher.poll()
+    assert [j.id for j in jobs] == [broken.name, FEAR, older.name]
+    assert jobs[0].state == "broken" and jobs[0].emotion == "trust" and jobs[0].progress.message
+    (broken / "job.json").write_text(json.dumps({"id": broken.name, "emotion": "trust"}))
+    repaired = watcher.poll()[0]  # the repaired file is read again: a job that never ran
+    assert repaired.state == "interrupted" and not repaired.progress.message
+    for item in older.iterdir():
+        item.unlink()
+    older.rmdir()
+    assert [j.id for j in watcher.poll()] == [broken.name, FEAR]
+
+
+def test_the_curve_keeps_each_step_and_evaluation_and_a_resume_replaces_the_later_steps(
+    home: DataHome,
+) -> None:
+    events = job_folder(home, FEAR) / EVENTS_FILE
+    events.write_text(
+        event_line("start", total_steps=6)
+        + steps(5.0, 4.5, 4.0, 3.8)
+        + event_line("eval", step=2, val_loss=4.2, val_ppl=66.7)
+        + event_line("eval", step=4, val_loss=4.0, val_ppl=54.6)
+        + event_line("stopped", step=4)
+        # Resumed from the checkpoint of step 2: steps 3 and 4 are trained again.
+        + event_line("start", step=2, total_steps=6)
+        + steps(3.9, start=3)
+    )
+    progress = JobWatch(home.jobs / FEAR).poll().progress
+    assert progress.curve == [(1, 5.0), (2, 4.5), (3, 3.9)]
+    assert progress.evals == [(2, 66.7)]

@@ -147,7 +147,7 @@ def test_a_full_disk_during_save_keeps_the_previous_model(
         (folder / "adapter_model.safetensors").write_bytes(b"partial")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("trainer.training.loop.write_model", no_space)
+    monkeypatch.setattr("trainer.training.publish.write_model", no_space)
     with pytest.raises(PoetstudioError, match="previous model is intact"):
         train(tiny_config(tiny_base, max_steps=2), data_home, new_job(data_home, "full"))
     assert {p.name: p.read_bytes() for p in previous.iterdir()} == before
@@ -241,3 +241,120 @@ def test_a_checkpoint_swap_cut_short_by_kill_9_still_resumes(tmp_path: Path) -> 
     folder.rename(tmp_path / ".checkpoint.old")
     weights, state = load_checkpoint(folder)
     assert state["step"] == 4
+
+
+def test_step_losses_read_every_few_steps_give_the_same_step_events(
+    data_home: DataHome, tiny_base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tiny_config(tiny_base, max_steps=7, eval_every=3, grad_accum=2)
+    every_step = new_job(data_home, "every-step")
+    train(config, data_home, every_step)
+    # As on a GPU: losses stay on the device and are read four steps at a time (or at an eval).
+    monkeypatch.setattr("trainer.training.loop.read_every", lambda _device: 4)
+    batched = new_job(data_home, "batched")
+    train(config, data_home, batched)
+    fields = ("step", "epoch", "loss", "smooth_loss", "lr", "tokens")
+    expected = [tuple(e[key] for key in fields) for e in events_of(every_step, "step")]
+    assert [tuple(e[key] for key in fields) for e in events_of(batched, "step")] == expected
+    assert len(expected) == 7
+    kinds = [e["event"] for e in map(json.loads, (batched / EVENTS_FILE).read_text().splitlines())]
+    # Each eval comes after the steps it follows, and the run ends with its final state.
+    assert kinds.index("eval") == kinds.index("step") + 3 and kinds[-1] == "done"
+
+
+def test_steps_held_back_by_the_throttle_are_written_when_a_run_fails(
+    data_home: DataHome, tiny_base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("trainer.jobs.events.STEP_WRITE_INTERVAL", 3600.0)
+
+    def broken(*_args: object) -> float:
+        raise RuntimeError("the GPU fell off the bus")
+
+    monkeypatch.setattr("trainer.training.loop.validation_loss", broken)
+    job = new_job(data_home, "fails")
+    with pytest.raises(RuntimeError, match="fell off"):
+        train(tiny_config(tiny_base, max_steps=6, eval_every=3), data_home, job)
+    assert [e["step"] for e in events_of(job, "step")] == [1, 2, 3]
+
+
+def test_step_events_report_throughput_and_no_mfu_on_the_cpu(
+    data_home: DataHome, tiny_base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("POETSTUDIO_PEAK_TFLOPS", raising=False)
+    job = new_job(data_home, "mfu")
+    train(tiny_config(tiny_base, max_steps=2, eval_every=2), data_home, job)
+    start = events_of(job, "start")[0]
+    assert start["flops_per_token"] > 0 and start["peak_flops"] is None
+    steps = events_of(job, "step")
+    assert all(e["tokens_per_s"] > 0 and e["mfu"] is None for e in steps)
+    # With a peak given for the device, the share follows from tokens/s and FLOPs per token.
+    monkeypatch.setenv("POETSTUDIO_PEAK_TFLOPS", "1")
+    job = new_job(data_home, "mfu-peak")
+    train(tiny_config(tiny_base, max_steps=2, eval_every=2), data_home, job)
+    per_token = events_of(job, "start")[0]["flops_per_token"]
+    for step in events_of(job, "step"):
+        assert step["mfu"] == pytest.approx(step["tokens_per_s"] * per_token / 1e12)
+
+
+def test_the_manifest_records_attention_compile_and_the_batch_chosen(
+    data_home: DataHome, tiny_base: Path
+) -> None:
+    job = new_job(data_home, "auto-batch")
+    train(tiny_config(tiny_base, max_steps=2, eval_every=2, batch_size=None), data_home, job)
+    hyper = json.loads((data_home.models / "trust" / "poetstudio.json").read_text())[
+        "hyperparameters"
+    ]
+    assert hyper["attention"] == "sdpa" and hyper["compile"] == "off"
+    assert hyper["batch_size"] == 8  # the CPU's default when none is given
+    assert events_of(job, "start")[0]["batch_size"] == 8
+
+
+def test_an_automatic_batch_is_a_power_of_two_that_fits_and_is_capped() -> None:
+    from trainer.training.batchsize import MAX_AUTO_BATCH, fitting_batch
+
+    gib = 2**30
+    assert fitting_batch(140 * gib, per_token=1_200_000, block_size=128) == MAX_AUTO_BATCH
+    assert fitting_batch(8 * gib, per_token=1_200_000, block_size=512) == 4
+    assert fitting_batch(10**6, per_token=1_200_000, block_size=512) == 1
+
+
+def test_compile_is_on_by_default_for_cuda_only() -> None:
+    from trainer.training.loop import use_compile
+
+    assert use_compile("auto", "cuda") and use_compile("auto", "cuda:1")
+    assert not use_compile("auto", "cpu") and not use_compile("auto", "mps")
+    assert use_compile("on", "cpu") and not use_compile("off", "cuda")
+
+
+def test_compiled_and_plain_models_read_each_others_weights(tmp_path: Path) -> None:
+    import torch
+
+    from trainer.training.checkpoint import (
+        copy_weights,
+        load_checkpoint,
+        save_checkpoint,
+        trainable_weights,
+    )
+
+    class Compiled(torch.nn.Module):
+        """Stands in for torch.compile's wrapper, which keeps the model as `_orig_mod`."""
+
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self._orig_mod = inner
+
+    plain = torch.nn.Sequential(torch.nn.Linear(3, 2))
+    wrapped = Compiled(torch.nn.Sequential(torch.nn.Linear(3, 2)))
+    assert "_orig_mod.0.weight" in dict(wrapped.named_parameters())
+    assert (
+        set(trainable_weights(wrapped)) == set(trainable_weights(plain)) == {"0.weight", "0.bias"}
+    )
+    # A checkpoint written with the wrapper's names loads into the plain model, and back.
+    prefixed = {f"_orig_mod.{name}": p for name, p in plain.named_parameters()}
+    save_checkpoint(tmp_path / "ck", prefixed, {"step": 1})
+    weights, _state = load_checkpoint(tmp_path / "ck")
+    assert set(weights) == {"0.weight", "0.bias"}
+    copy_weights(wrapped, weights)
+    assert torch.equal(wrapped._orig_mod[0].weight, plain[0].weight)
+    copy_weights(plain, {name: torch.zeros_like(p) for name, p in prefixed.items()})
+    assert not plain[0].weight.any()

@@ -73,13 +73,18 @@ def rendered(app, selector: str) -> str:
     return str(app.query_one(selector).render())
 
 
+def poll_jobs(app) -> None:
+    """Make the training panel look at the jobs now rather than at its next tick."""
+    app.query_one("#training").poll_jobs()
+
+
 def messages(app) -> list[str]:
     return [n.message for n in app._notifications]
 
 
 def slow_stream(app, delay: float = 0.05) -> None:
     """Make the app's core pause between chunks, so a test can act mid-stream."""
-    poet = app._poet_instance()
+    poet = app.poet
     original = poet.stream_poem
 
     def stream(*args, **kwargs) -> Iterator[str]:
@@ -374,7 +379,7 @@ async def test_training_panel_follows_a_job_and_its_model_appears_in_the_picker(
             emit(events, "start", emotion="fear", method="lora", device="cpu", total_steps=20)
             for step, loss in ((1, 5.0), (2, 4.6), (3, 4.4), (4, 4.1)):
                 emit(events, "step", step=step, epoch=0.1, loss=loss, smooth_loss=loss)
-            app.poll_jobs()
+            poll_jobs(app)
             await settle(app, pilot)
             await pilot.press("f2")
             await settle(app, pilot)
@@ -393,7 +398,7 @@ async def test_training_panel_follows_a_job_and_its_model_appears_in_the_picker(
 
             shutil.copytree(studio_home.models / "joy", studio_home.models / "fear")
             emit(events, "done", step=20, model_dir=str(studio_home.models / "fear"))
-            app.poll_jobs()
+            poll_jobs(app)
             await settle(app, pilot)
             assert app.query_one("#picker").is_trained("fear")
             assert any("fear model is trained" in m for m in messages(app))
@@ -646,4 +651,4 @@ async def test_the_precision_reaches_the_generation_core(studio_home, tmp_path):
         await pilot.press(*"grey sea", "enter")
         await settle(app, pilot)
         assert app.history.current.finished
-        assert app._poet.loader.precision == "fp32"
+        assert app.poet.loader.precision == "fp32"

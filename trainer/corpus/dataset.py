@@ -39,6 +39,7 @@ from trainer.common.records import (
     read_object,
     required,
 )
+from trainer.common.versions import package_versions
 from trainer.corpus.poems import SPLIT_RULES, SPLITS, Chunk, split_poems
 from trainer.corpus.sources import Corpus, current_source, load_source
 
@@ -109,11 +110,16 @@ class PoemRecord:
         return label_counts(self.counts, min_margin)
 
 
+def check_dataset_name(name: str) -> str:
+    """Return `name` if it can name a folder in the data home's datasets, else raise."""
+    if not name or any(sep in name for sep in ("/", "\\", "..")) or name.startswith("."):
+        raise PoetstudioError(f"refusing path-like dataset name {name!r}; use a name like 'clean'")
+    return name
+
+
 def dataset_dir(home: DataHome, name: str) -> Path:
     """Folder of the dataset `name` (which need not exist yet)."""
-    if not name or any(sep in name for sep in ("/", "\\")) or name.startswith("."):
-        raise PoetstudioError(f"invalid dataset name {name!r}")
-    return home.datasets / name
+    return home.datasets / check_dataset_name(name)
 
 
 def build_command(name: str) -> str:
@@ -196,18 +202,6 @@ def split_of(digest: str, valid_fraction: float = VALID_FRACTION) -> str:
     """ "valid" for a stable `valid_fraction` of hashes, else "train"."""
     bucket = int(digest[-8:], 16) % _BUCKETS
     return "valid" if bucket < valid_fraction * _BUCKETS else "train"
-
-
-def _versions() -> dict[str, str]:
-    from importlib import metadata
-
-    found = {"python": platform.python_version()}
-    for package in ("poetstudio", "nrclex"):
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            found[package] = "unknown"
-    return found
 
 
 class _LabelTally:
@@ -332,7 +326,10 @@ def build_dataset(
             "poems": len(chunks),
             "counts": {label: per_label[label]["poems"] for label in LABELS},
             "labels": per_label,
-            "versions": _versions(),
+            "versions": {
+                "python": platform.python_version(),
+                **package_versions("poetstudio", "nrclex", missing="unknown"),
+            },
             "build_seconds": round(time.perf_counter() - started, 2),
         }
         (staged / MANIFEST_FILE).write_text(

@@ -8,7 +8,6 @@ at `dest` is always whole.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import http.client
 import os
@@ -16,10 +15,11 @@ import time
 import urllib.error
 import urllib.request
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from trainer.common.atomic import fsync_dir
 from trainer.common.errors import PoetstudioError
 
 CHUNK = 1 << 16
@@ -148,36 +148,5 @@ def download(
             raise
     size = part.stat().st_size
     os.replace(part, dest)
-    with contextlib.suppress(OSError):
-        fd = os.open(dest.parent, os.O_RDONLY)
-        os.fsync(fd)
-        os.close(fd)
+    fsync_dir(dest.parent)
     return Downloaded(dest, size, lines, attempt)
-
-
-@contextlib.contextmanager
-def rich_progress(description: str, console: object = None) -> Iterator[ProgressCallback]:
-    """A rich progress bar (bytes, rate, ETA) to pass as `download(progress=...)`."""
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task(description, total=None)
-
-        def update(done: int, total: int | None) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield update

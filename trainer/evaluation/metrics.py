@@ -9,7 +9,6 @@ labels, as per-poem losses), so this module stays free of any UI and of the stud
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -17,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from trainer.common.emotions import EMOTIONS, MIXED, NEUTRAL, count_emotions, label_counts
+from trainer.common.perplexity import perplexity
 
 # The bos alone, then first lines chosen to carry no EmoLex emotion word of their own, so that
 # whatever emotion a poem shows comes from the model. A test checks that each is labelled neutral.
@@ -138,7 +138,7 @@ def fluency_ppl(nlls: Iterable[float | None]) -> float | None:
     """exp of the mean over poems of each poem's mean token loss: the geometric mean of the
     per-poem perplexities, so that every poem weighs the same whatever its length."""
     known = [nll for nll in nlls if nll is not None]
-    return math.exp(min(sum(known) / len(known), 50.0)) if known else None
+    return perplexity(sum(known) / len(known)) if known else None
 
 
 @dataclass
@@ -457,8 +457,8 @@ def _sweep_markdown(choice: StrengthChoice, results: list[ModelEval]) -> list[st
         ]
         for emotion in emotions:
             row = []
-            for s in strengths:
-                r = cells.get((emotion, s))
+            for strength in strengths:
+                r = cells.get((emotion, strength))
                 row.append(
                     "—"
                     if r is None

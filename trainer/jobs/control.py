@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,12 +38,11 @@ from trainer.common.records import (
 )
 from trainer.jobs.events import EVENTS_FILE, JobProgress, read_progress
 from trainer.jobs.locks import busy_message, is_locked
-from trainer.training.checkpoint import find_checkpoint
-from trainer.training.config import TrainConfig, check_block_size, parse_train_args
+from trainer.training.checkpoint import CHECKPOINT_DIR, find_checkpoint
+from trainer.training.config import TrainConfig, TrainRequest, check_block_size, parse_train_args
 
 JOB_FILE = "job.json"
 LOG_FILE = "log.txt"
-CHECKPOINT_DIR = "checkpoint"
 _JOB_ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[a-z]+-[0-9a-f]{4}$")
 JOB_SCHEMA = {
     "id": optional(STRING),
@@ -133,16 +131,19 @@ def is_alive(pid: int | None, path: Path) -> bool:
         return False
 
 
+def broken_job(path: Path, reason: str) -> JobInfo:
+    """The listing of a job whose job file is damaged: its emotion from its id, and `reason`."""
+    parts = path.name.split("-")
+    emotion = parts[2] if len(parts) == 4 else ""
+    return JobInfo(path.name, path, emotion, JobProgress(status=BROKEN, message=reason), False)
+
+
 def job_info(path: Path) -> JobInfo:
     """Read one job folder; a damaged job file makes a `broken` job that says why."""
     try:
         data = read_job(path)
     except PoetstudioError as exc:
-        parts = path.name.split("-")
-        emotion = parts[2] if len(parts) == 4 else ""
-        return JobInfo(
-            path.name, path, emotion, JobProgress(status=BROKEN, message=str(exc)), False
-        )
+        return broken_job(path, str(exc))
     return JobInfo(
         id=path.name,
         path=path,
@@ -152,15 +153,20 @@ def job_info(path: Path) -> JobInfo:
     )
 
 
-def list_jobs(home: DataHome) -> list[JobInfo]:
-    """All jobs in the data home, newest first."""
+def job_folders(home: DataHome) -> list[Path]:
+    """The folders of all jobs in the data home, newest first."""
     if not home.jobs.is_dir():
         return []
-    infos = []
-    for path in sorted(home.jobs.iterdir(), reverse=True):
-        if _JOB_ID.match(path.name) and (path / JOB_FILE).is_file():
-            infos.append(job_info(path))
-    return infos
+    return [
+        path
+        for path in sorted(home.jobs.iterdir(), reverse=True)
+        if _JOB_ID.match(path.name) and (path / JOB_FILE).is_file()
+    ]
+
+
+def list_jobs(home: DataHome) -> list[JobInfo]:
+    """All jobs in the data home, newest first (read once; `JobWatcher` keeps a list current)."""
+    return [job_info(path) for path in job_folders(home)]
 
 
 def latest_resumable(home: DataHome, emotion: str) -> JobInfo:
@@ -188,6 +194,18 @@ def preflight(home: DataHome, config: TrainConfig) -> None:
     check_block_size(config, home)
 
 
+def resume_target(home: DataHome, request: TrainRequest) -> Path:
+    """The job folder `request` (with --resume) continues, once its options are checked.
+
+    A ResumeConflict says which option differs from the job's own settings.
+    """
+    path = latest_resumable(home, request.config.emotion).path
+    data = read_job(path)
+    if "config" in data:
+        request.check_resume(TrainConfig.from_dict(data["config"]))
+    return path
+
+
 def prepare_job(home: DataHome, args: list[str]) -> Path:
     """Validate `train` arguments, check the lock, and create (or reopen) the job folder."""
     request = parse_train_args(args)
@@ -197,9 +215,13 @@ def prepare_job(home: DataHome, args: list[str]) -> Path:
     if running:
         raise PoetstudioError(busy_message(emotion, running))
     if request.resume:
-        path = latest_resumable(home, emotion).path
+        path = resume_target(home, request)
         data = read_job(path)
         data.update(resume=True, resumed=time.time(), device=request.config.device)
+        # The resume-safe options given (--nproc: another number of ranks, --compile, ...)
+        # hold from this run on; --device holds for this run only, as `device` above.
+        if "config" in data:
+            data["config"].update(request.resume_overrides())
         atomic_write_json(path / JOB_FILE, data)
         return path
     preflight(home, request.config)
@@ -221,18 +243,24 @@ def prepare_job(home: DataHome, args: list[str]) -> Path:
     return path
 
 
-def spawn(path: Path) -> subprocess.Popen[bytes]:
-    """Start the training process of job folder `path` in its own session, output to log.txt."""
+def spawn(path: Path, gpu: str | None = None) -> subprocess.Popen[bytes]:
+    """Start the training process of job folder `path` in its own session, output to log.txt.
+
+    `gpu` names the one CUDA device it may see (CUDA_VISIBLE_DEVICES); None leaves ours.
+    """
+    from trainer.jobs.launch import job_command, job_nproc
+
     root = Path(__file__).resolve().parents[2]
+    command = job_command(path, job_nproc(read_job(path)))  # torchrun's launcher when nproc > 1
     with open(path / LOG_FILE, "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "trainer.jobs.run", str(path)],
+            command,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C in the shell reaches it only through stop_job
             cwd=root,
-            env=_child_env(root),
+            env=_child_env(root, gpu),
         )
     data = read_job(path)
     data["pid"] = process.pid
@@ -240,9 +268,11 @@ def spawn(path: Path) -> subprocess.Popen[bytes]:
     return process
 
 
-def _child_env(root: Path) -> dict[str, str]:
+def _child_env(root: Path, gpu: str | None = None) -> dict[str, str]:
     """The environment of a training process: ours, with this checkout importable."""
     env = dict(os.environ)
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = gpu
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
     return env
 
@@ -271,16 +301,20 @@ def chain_args(home: DataHome, emotion: str, args: list[str]) -> list[str]:
     return own
 
 
-def start_chain(home: DataHome, args: list[str]) -> int:
-    """Start a detached process that trains neutral, then the 8 emotions; return its pid."""
+def start_chain(home: DataHome, args: list[str], parallel: int | None = None) -> int:
+    """Start a detached process that trains neutral, then the 8 emotions; return its pid.
+
+    `parallel` emotions train at once after neutral (None: the chain chooses, see chain.py).
+    """
     for emotion in MODEL_EMOTIONS:
         parse_train_args(chain_args(home, emotion, args))
     home.ensure()
     root = Path(__file__).resolve().parents[2]
     log = home.jobs / "chain-log.txt"
+    extra = ["--parallel", str(parallel)] if parallel is not None else []
     with open(log, "ab") as handle:
         process = subprocess.Popen(
-            [sys.executable, "-m", "trainer.jobs.chain", str(home.root), *args],
+            [sys.executable, "-m", "trainer.jobs.chain", str(home.root), *extra, *args],
             stdin=subprocess.DEVNULL,
             stdout=handle,
             stderr=subprocess.STDOUT,
@@ -298,44 +332,10 @@ def stop_job(home: DataHome, job_id: str, wait_s: float = 0.0) -> bool:
     """
     path = job_dir(home, job_id)
     pid = read_job(path).get("pid")
-    if not is_alive(pid, path):
+    if pid is None or not is_alive(pid, path):
         return False
     os.kill(int(pid), signal.SIGTERM)
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline and is_alive(pid, path):
         time.sleep(0.1)
     return True
-
-
-def follow(
-    home: DataHome,
-    job_id: str,
-    on_update: Callable[[JobProgress], None],
-    poll_s: float = 0.25,
-    should_quit: Callable[[], bool] | None = None,
-) -> JobProgress:
-    """Call `on_update` with the job's progress as events arrive, until it ends; return the last.
-
-    The job counts as ended when its process is gone (a resumed job's events file holds the final
-    event of its earlier run, so that alone does not end it).
-    """
-    from trainer.jobs.events import EventReader
-
-    path = job_dir(home, job_id)
-    reader = EventReader(path / EVENTS_FILE)
-    progress = JobProgress()
-    while True:
-        alive = is_alive(read_job(path).get("pid"), path)
-        for record in reader.read_new():
-            progress.apply(record)
-        progress.note_skipped(reader)
-        if not alive:
-            if progress.status in ("pending", "running"):
-                progress.status = "interrupted"
-                progress.message = f"the training process ended without a final event; see {path}"
-            on_update(progress)
-            return progress
-        on_update(progress)
-        if should_quit is not None and should_quit():
-            return progress
-        time.sleep(poll_s)

@@ -2,7 +2,8 @@
 
 Each line is one object with at least `event` (a kind below) and `time` (Unix seconds).
 - start: emotion, method, device, base, total_steps, epochs, pid
-- step: step, epoch, loss, smooth_loss, lr, tokens_per_s
+- step: step, epoch, loss, smooth_loss, lr, tokens_per_s, mfu (a share of the device's peak, or
+  null where the peak is unknown)
 - eval: step, val_loss, val_ppl, best (bool)
 - checkpoint: step, path
 - done: step, model_dir, best_val_loss, best_val_ppl, wall_time_s
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainer.common.atomic import append_durably
 from trainer.common.records import (
     BOOLEAN,
     COUNT,
@@ -38,6 +40,7 @@ from trainer.common.records import (
 
 EVENTS_FILE = "events.jsonl"
 KINDS = ("start", "step", "eval", "checkpoint", "done", "stopped", "error")
+# The kinds that end a job: a job's last event is one of these.
 FINAL_KINDS = ("done", "stopped", "error")
 # The fields JobProgress reads, by kind; every event has its kind and time.
 _COMMON: Schema = {"event": required(one_of(*KINDS)), "time": required(NUMBER)}
@@ -53,9 +56,15 @@ EVENT_SCHEMAS: dict[str, Schema] = {
         **_COMMON,
         "step": optional(COUNT),
         "epoch": optional(NUMBER),
-        **{key: _MEASURE for key in ("loss", "smooth_loss", "lr", "tokens_per_s")},
+        **{key: _MEASURE for key in ("loss", "smooth_loss", "lr", "tokens_per_s", "mfu")},
     },
-    "eval": {**_COMMON, "val_loss": _MEASURE, "val_ppl": _MEASURE, "best": optional(BOOLEAN)},
+    "eval": {
+        **_COMMON,
+        "step": optional(COUNT),
+        "val_loss": _MEASURE,
+        "val_ppl": _MEASURE,
+        "best": optional(BOOLEAN),
+    },
     "checkpoint": _COMMON,
     "done": {**_COMMON, "step": optional(COUNT), "model_dir": optional(STRING)},
     "stopped": {**_COMMON, "reason": optional(STRING)},
@@ -65,17 +74,57 @@ EVENT_SCHEMAS: dict[str, Schema] = {
 MAX_NOTES = 20
 
 
-def emit(path: Path, event: str, /, **data: Any) -> dict[str, Any]:
-    """Append one event line to `path` and flush it to disk, so readers see it at once."""
+# Step events are written at most this often (seconds); the other kinds are written at once.
+STEP_WRITE_INTERVAL = 0.25
+
+
+def _record(event: str, data: dict[str, Any]) -> dict[str, Any]:
     if event not in KINDS:
         raise ValueError(f"unknown event kind {event!r}")
-    record = {"event": event, "time": time.time(), **data}
-    line = json.dumps(record, ensure_ascii=False) + "\n"
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(line)
-        handle.flush()
-        os.fsync(handle.fileno())
+    return {"event": event, "time": time.time(), **data}
+
+
+def _lines(records: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+
+
+def emit(path: Path, event: str, /, **data: Any) -> dict[str, Any]:
+    """Append one event line to `path` and flush it to disk, so readers see it at once."""
+    record = _record(event, data)
+    append_durably(path, _lines([record]))
     return record
+
+
+class EventLog:
+    """A job's events file as its training process writes it, with step events throttled.
+
+    A fast loop makes hundreds of steps a second, and a durable append per step would cost more
+    than the step. Step events are held back and written together at most every `interval`
+    seconds; any other kind is written at once, after the steps before it, so the file always
+    holds the latest eval, checkpoint and final state, and no step is lost. Call `flush` when the
+    run ends, however it ends.
+    """
+
+    def __init__(self, path: Path, interval: float = STEP_WRITE_INTERVAL) -> None:
+        self.path = path
+        self.interval = interval
+        self._held: list[dict[str, Any]] = []
+        self._written = time.monotonic()
+
+    def emit(self, event: str, /, **data: Any) -> dict[str, Any]:
+        """Record one event; return the record as it is (or will be) written."""
+        record = _record(event, data)
+        self._held.append(record)
+        if event != "step" or time.monotonic() - self._written >= self.interval:
+            self.flush()
+        return record
+
+    def flush(self) -> None:
+        """Write every held event now."""
+        if self._held:
+            append_durably(self.path, _lines(self._held))
+            self._held = []
+        self._written = time.monotonic()
 
 
 def parse_event(raw: bytes, path: Path, line: int) -> dict[str, Any]:
@@ -87,20 +136,29 @@ def parse_event(raw: bytes, path: Path, line: int) -> dict[str, Any]:
 class EventReader:
     """Reads new events from a job's events file incrementally, tolerating a half-written tail.
 
-    A complete line that is not a valid event is skipped; `notes` says which and why.
+    A complete line that is not a valid event is skipped; `notes` says which and why. A file that
+    was truncated or replaced is read again from its start, and `restarts` counts up, so that
+    whoever folds the events starts over too.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._offset = 0
         self._line = 0
+        self._identity: tuple[int, int] | None = None
         self.skipped = 0
         self.notes: list[str] = []
+        self.restarts = 0
 
     def read_new(self) -> list[dict[str, Any]]:
         """Return the complete events written since the last call."""
         try:
             with open(self.path, "rb") as handle:
+                info = os.fstat(handle.fileno())
+                identity = (info.st_dev, info.st_ino)
+                if self._identity not in (None, identity) or info.st_size < self._offset:
+                    self._start_over()
+                self._identity = identity
                 handle.seek(self._offset)
                 chunk = handle.read()
         except FileNotFoundError:
@@ -122,6 +180,13 @@ class EventReader:
                     self.notes.append(f"{exc}; line skipped")
         return events
 
+    def _start_over(self) -> None:
+        self._offset = 0
+        self._line = 0
+        self.skipped = 0
+        self.notes = []
+        self.restarts += 1
+
 
 @dataclass
 class JobProgress:
@@ -139,6 +204,7 @@ class JobProgress:
     smooth_loss: float | None = None
     lr: float | None = None
     tokens_per_s: float | None = None
+    mfu: float | None = None  # model-FLOPs utilisation, a share of the device's peak
     val_loss: float | None = None
     val_ppl: float | None = None
     best_val_ppl: float | None = None
@@ -146,7 +212,9 @@ class JobProgress:
     updated: float | None = None
     message: str = ""
     model_dir: str = ""
-    losses: list[float] = field(default_factory=list)
+    # (step, smoothed loss) of every step, and (step, val ppl) of every evaluation: the curve.
+    curve: list[tuple[int, float]] = field(default_factory=list)
+    evals: list[tuple[int, float]] = field(default_factory=list)
     skipped: int = 0  # event lines that were not valid events
     note: str = ""  # why the first skipped line was skipped
 
@@ -179,6 +247,9 @@ class JobProgress:
                 setattr(self, key, str(record.get(key) or ""))
             self.total_steps = int(record.get("total_steps", 0))
             self.step = int(record.get("step", 0))
+            # A resumed run starts again from its checkpoint: its steps replace the later ones.
+            self.curve = [point for point in self.curve if point[0] <= self.step]
+            self.evals = [point for point in self.evals if point[0] <= self.step]
         elif kind == "step":
             self.step = int(record.get("step", self.step))
             self.epoch = float(record.get("epoch", self.epoch))
@@ -186,11 +257,14 @@ class JobProgress:
             self.smooth_loss = record.get("smooth_loss")
             self.lr = record.get("lr")
             self.tokens_per_s = record.get("tokens_per_s")
+            self.mfu = record.get("mfu")
             if self.smooth_loss is not None:
-                self.losses.append(float(self.smooth_loss))
+                self.curve.append((self.step, float(self.smooth_loss)))
         elif kind == "eval":
             self.val_loss = record.get("val_loss")
             self.val_ppl = record.get("val_ppl")
+            if self.val_ppl is not None:
+                self.evals.append((int(record.get("step", self.step)), float(self.val_ppl)))
             if self.val_ppl is not None and (
                 self.best_val_ppl is None or self.val_ppl < self.best_val_ppl
             ):
@@ -205,6 +279,11 @@ class JobProgress:
         elif kind == "error":
             self.status = "error"
             self.message = str(record.get("message", ""))
+
+
+def format_mfu(mfu: float | None) -> str:
+    """Model-FLOPs utilisation as a percentage, '-' where the device's peak is unknown."""
+    return "-" if mfu is None else f"{mfu:.0%}" if mfu >= 0.1 else f"{mfu:.1%}"
 
 
 def format_duration(seconds: float | None) -> str:

@@ -11,16 +11,65 @@ from __future__ import annotations
 
 import errno
 import json
+import random
 from pathlib import Path
 from typing import Any
 
 from trainer.common.atomic import aside_path, atomic_write_json, staged_dir
-from trainer.common.bases import sha256_of
-from trainer.common.errors import PoetstudioError
+from trainer.common.errors import PoetstudioError, first_line
+from trainer.common.hashing import sha256_file
 
+# A job's checkpoint folder, inside the job's own folder.
+CHECKPOINT_DIR = "checkpoint"
 WEIGHTS = "weights.safetensors"
 STATE = "state.pt"
 META = "meta.json"
+
+
+# The attribute torch.compile's wrapper keeps the original module under.
+COMPILED_PREFIX = "_orig_mod"
+
+
+def plain_name(name: str) -> str:
+    """A parameter's name as the uncompiled model has it: compiled and plain runs share files."""
+    return ".".join(part for part in name.split(".") if part != COMPILED_PREFIX)
+
+
+def trainable_weights(model: Any) -> dict[str, Any]:
+    """The parameters the optimizer updates, by plain name: what checkpoints and best files hold."""
+    return {plain_name(name): p for name, p in model.named_parameters() if p.requires_grad}
+
+
+def copy_weights(model: Any, weights: dict[str, Any]) -> None:
+    """Copy saved `weights` (name -> tensor) into the model's trainable parameters."""
+    import torch
+
+    current = trainable_weights(model)
+    with torch.no_grad():
+        for name, tensor in weights.items():
+            target = current[plain_name(name)]
+            target.copy_(tensor.to(target.device))
+
+
+def rng_state() -> dict[str, Any]:
+    """All random states a resumed run must continue from."""
+    import torch
+
+    state = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1])}
+    state["python_pos"] = random.getstate()[2]
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what `rng_state` captured."""
+    import torch
+
+    torch.set_rng_state(state["torch"])
+    random.setstate((3, tuple(state["python"]), state["python_pos"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def save_checkpoint(folder: Path, weights: dict[str, Any], state: dict[str, Any]) -> None:
@@ -37,7 +86,7 @@ def save_checkpoint(folder: Path, weights: dict[str, Any], state: dict[str, Any]
             torch.save(state, staged / STATE)
             meta = {
                 "step": state.get("step"),
-                "files": {name: sha256_of(staged / name) for name in (WEIGHTS, STATE)},
+                "files": {name: sha256_file(staged / name) for name in (WEIGHTS, STATE)},
             }
             atomic_write_json(staged / META, meta)
     except PoetstudioError:
@@ -71,8 +120,7 @@ def write_error(exc: Exception, folder: Path) -> PoetstudioError:
         why = exc.strerror or text or type(exc).__name__
         name = f" ({exc.filename})" if exc.filename else ""
         return PoetstudioError(f"could not write the checkpoint in {where}: {why}{name}")
-    first = text.splitlines()[0] if text else type(exc).__name__
-    return PoetstudioError(f"could not write the checkpoint in {where}: {first}")
+    return PoetstudioError(f"could not write the checkpoint in {where}: {first_line(exc)}")
 
 
 def find_checkpoint(folder: Path) -> Path | None:
@@ -108,11 +156,11 @@ def load_checkpoint(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         path = folder / name
         if not path.is_file():
             raise corrupt(f"{name} is missing")
-        if sha256_of(path) != expected.get(name):
+        if sha256_file(path) != expected.get(name):
             raise corrupt(f"{name} does not match its recorded sha256")
     try:
-        weights = load_file(str(folder / WEIGHTS))
+        weights = {plain_name(name): t for name, t in load_file(str(folder / WEIGHTS)).items()}
         state = torch.load(folder / STATE, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any decoding failure means the same to the user
-        raise corrupt(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+        raise corrupt(first_line(exc)) from None
     return weights, state

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
-from trainer.common.emotions import check_emotion
+from trainer.common.emotions import MODEL_EMOTIONS, check_emotion
 from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
-from trainer.common.precision import PRECISIONS
+from trainer.common.precision import check_precision
+from trainer.corpus.dataset import check_dataset_name
+from trainer.training.manifest import METHODS
 
 DEFAULT_BASE = "smollm2-135m"
-METHODS = ("lora", "full")
 # Learning rates that suit each method when the user names none.
 DEFAULT_LR = {"lora": 3e-4, "full": 5e-5}
 # Bounds that keep a run meaningful. Below LR_RANGE[0] (or with a schedule so long that warm-up
@@ -32,41 +33,101 @@ MAX_CLIP = 1e6
 SEED_LIMIT = 2**32
 # Sizes and intervals: any more than this is a typo, and would overflow tensors or memory.
 MAX_COUNT = 1_000_000
-_COUNTS = ("batch_size", "block_size", "grad_accum", "lora_rank", "eval_every", "eval_blocks")
-_COUNTS += ("checkpoint_every", "patience", "max_words")
+# Blocks per micro-batch where no device memory decides it (trainer/training/batchsize.py).
+DEFAULT_BATCH = 8
+COMPILE_CHOICES = ("auto", "on", "off")
+_COUNTS: tuple[str, ...] = (
+    "batch_size",
+    "block_size",
+    "grad_accum",
+    "lora_rank",
+    "eval_every",
+    "eval_blocks",
+)
+_COUNTS += ("checkpoint_every", "patience", "max_words", "nproc")
+
+
+def option(
+    default: Any, help: str, *, default_help: str | None = None, resume_safe: bool = False
+) -> Any:
+    """A TrainConfig field that is also a `poetstudio train` option, with its help text.
+
+    Every field of TrainConfig is an option named after it (`max_steps` is `--max-steps`; a
+    switch that defaults to True is `--no-<name>`), so a new field needs only this call.
+    `default_help` replaces the default shown in the help when the value alone would mislead
+    (None standing for "the method's default"); `resume_safe` lets `--resume` change it.
+    """
+    meta = {"help": help, "default_help": default_help, "resume_safe": resume_safe}
+    return field(default=default, metadata=meta)
 
 
 @dataclass
 class TrainConfig:
-    """Everything that decides what a training run does; stored in the job folder for `--resume`."""
+    """Everything that decides what a training run does; stored in the job folder for `--resume`.
 
-    emotion: str
-    base: str | None = None  # None: the neutral model's base, else DEFAULT_BASE
-    method: str = "lora"
-    dataset: str = "clean"
-    from_base: bool = False  # ignore the neutral model and start from the raw base
-    device: str | None = None
-    precision: str = "auto"  # autocast dtype; see trainer/common/precision.py
-    max_steps: int | None = None
-    epochs: float = 4.0
-    lr: float | None = None
-    batch_size: int = 8
-    block_size: int = 128
-    grad_accum: int = 1
-    warmup: float = 0.05  # share of all steps spent warming up
-    weight_decay: float = 0.0
-    clip: float = 1.0
-    lora_rank: int = 16
-    lora_alpha: int | None = None  # None: twice the rank
+    Each field is a `poetstudio train` option, made with `option` (see `train_options`).
+    """
+
+    emotion: str = field(metadata={"help": "Emotion to train: " + ", ".join(MODEL_EMOTIONS)})
+    base: str | None = option(
+        None,
+        f"Base model: {DEFAULT_BASE} (offline), gpt2, a Hub id or a folder.",
+        default_help=f"the neutral model's base, else {DEFAULT_BASE}",
+    )
+    method: str = option("lora", "lora (small adapters) or full.")
+    dataset: str = option("clean", "Dataset name.")
+    from_base: bool = option(False, "Start from the raw base even if a neutral model exists.")
+    device: str | None = option(
+        None, "cuda, mps or cpu.", default_help="the best present", resume_safe=True
+    )
+    precision: str = option(
+        "auto",
+        "The autocast dtype: auto, fp32, bf16 or fp16.",
+        default_help="auto, bf16 where the hardware has it",
+    )
+    max_steps: int | None = option(None, "Optimizer steps (replaces --epochs).")
+    epochs: float = option(4.0, "Passes over the data.")
+    lr: float | None = option(
+        None,
+        "Peak learning rate.",
+        default_help=", ".join(f"{rate:g} {name}" for name, rate in DEFAULT_LR.items()),
+    )
+    batch_size: int | None = option(
+        None,
+        "Blocks per micro-batch.",
+        default_help=f"{DEFAULT_BATCH} on the CPU and MPS; on CUDA, what fits the GPU's memory",
+    )
+    block_size: int = option(128, "Tokens per block.")
+    grad_accum: int = option(1, "Micro-batches per optimizer step.")
+    warmup: float = option(0.05, "Share of steps spent warming up.")
+    weight_decay: float = option(0.0, "AdamW weight decay.")
+    clip: float = option(1.0, "Gradient-norm clipping threshold.")
+    lora_rank: int = option(16, "LoRA rank.")
+    lora_alpha: int | None = option(None, "LoRA scaling numerator.", default_help="twice the rank")
     # No dropout by default: on the CPU its masks cost about 1 GB at batch 8 x 128 and slow each
     # step, and short runs gain little from it.
-    lora_dropout: float = 0.0
-    eval_every: int = 50
-    eval_blocks: int = 64  # validation blocks per evaluation, so an eval stays cheap
-    patience: int = 3  # evaluations without improvement before stopping early
-    checkpoint_every: int = 50
-    seed: int = 1234
-    max_words: int = 100
+    lora_dropout: float = option(0.0, "LoRA dropout share.")
+    eval_every: int = option(50, "Evaluate every N steps.")
+    # Validation blocks per evaluation, so an eval stays cheap.
+    eval_blocks: int = option(64, "Validation blocks per evaluation.")
+    patience: int = option(3, "Evaluations without improvement before stopping (0: never).")
+    checkpoint_every: int = option(50, "Checkpoint every N steps.")
+    seed: int = option(1234, "Random seed.")
+    max_words: int = option(100, "Longest poem used, in words.")
+    # Resume-safe: compiled and plain runs read each other's checkpoints.
+    compile: str = option(
+        "auto",
+        "torch.compile the model: auto (on for CUDA), on or off.",
+        default_help="auto, on for CUDA",
+        resume_safe=True,
+    )
+    # Resume-safe: a job may continue on another number of ranks (the data order is global).
+    nproc: int = option(
+        1,
+        "Processes (ranks) to train with, through torchrun: one GPU each on CUDA, gloo on the "
+        "CPU. --batch-size is the micro-batch of all of them together.",
+        resume_safe=True,
+    )
 
     @property
     def learning_rate(self) -> float:
@@ -91,17 +152,22 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         """Check ranges and names; raise a one-line error for the first bad one."""
         self.emotion = check_emotion(self.emotion)
-        if self.precision not in PRECISIONS:
-            raise PoetstudioError(
-                f"unknown precision {self.precision!r}; choose one of: {', '.join(PRECISIONS)}"
-            )
+        check_precision(self.precision)
         if self.method not in METHODS:
-            raise PoetstudioError(f"unknown method {self.method!r}; choose one of: lora, full")
-        _check_dataset_name(self.dataset)
-        positive = ("batch_size", "block_size", "grad_accum", "lora_rank", "eval_every")
-        positive += ("checkpoint_every", "max_words", "eval_blocks")
+            raise PoetstudioError(
+                f"unknown method {self.method!r}; choose one of: {', '.join(METHODS)}"
+            )
+        check_dataset_name(self.dataset)
+        positive: tuple[str, ...] = (
+            "batch_size",
+            "block_size",
+            "grad_accum",
+            "lora_rank",
+            "eval_every",
+        )
+        positive += ("checkpoint_every", "max_words", "eval_blocks", "nproc")
         for name in positive:
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise PoetstudioError(f"--{name.replace('_', '-')} must be at least 1")
         if self.max_steps is not None and not 1 <= self.max_steps <= MAX_STEPS:
             raise PoetstudioError(f"--max-steps must be from 1 to {MAX_STEPS:,}")
@@ -126,11 +192,20 @@ class TrainConfig:
             raise PoetstudioError("--patience must be 0 (never stop early) or more")
         if self.block_size < 8:
             raise PoetstudioError("--block-size must be at least 8 tokens")
+        if self.batch_size is not None and self.batch_size < self.nproc:
+            raise PoetstudioError(
+                f"--batch-size {self.batch_size} is shared by --nproc {self.nproc} ranks; give "
+                f"at least {self.nproc}, one block per rank"
+            )
+        if self.compile not in COMPILE_CHOICES:
+            raise PoetstudioError(
+                f"--compile must be one of {', '.join(COMPILE_CHOICES)}, not {self.compile!r}"
+            )
         if not 0 <= self.warmup < 1:
             raise PoetstudioError("--warmup is a share of the steps, at least 0 and below 1")
         if not 0 <= self.seed < SEED_LIMIT:
             raise PoetstudioError(f"--seed must be a whole number from 0 to {SEED_LIMIT - 1}")
-        too_big = [name for name in _COUNTS if getattr(self, name) > MAX_COUNT]
+        too_big = [name for name in _COUNTS if (getattr(self, name) or 0) > MAX_COUNT]
         if too_big:
             flag = "--" + too_big[0].replace("_", "-")
             raise PoetstudioError(f"{flag} must be at most {MAX_COUNT:,}")
@@ -185,7 +260,7 @@ def check_block_size(config: TrainConfig, home: DataHome) -> None:
     The start is the one the training loop will pick (the neutral model's base for an emotion),
     and its context is read from config.json alone; an unknown context is left to the run.
     """
-    from trainer.training.loop import plan_start
+    from trainer.training.start import plan_start
 
     start = plan_start(config, home)
     if (start.parent or {}).get("method") == "full" and start.parent_dir is not None:
@@ -201,9 +276,69 @@ def check_block_size(config: TrainConfig, home: DataHome) -> None:
         )
 
 
-def _check_dataset_name(name: str) -> None:
-    if not name or any(sep in name for sep in ("/", "\\", "..")) or name.startswith("."):
-        raise PoetstudioError(f"refusing path-like dataset name {name!r}; use a name like 'clean'")
+@dataclass(frozen=True)
+class TrainOption:
+    """One `poetstudio train` option, derived from a TrainConfig field."""
+
+    name: str  # the field
+    flag: str  # --max-steps; a switch is --<name>, or --no-<name> when it defaults to True
+    kind: type  # int, float, str or bool (a switch)
+    help: str  # the field's help with its default
+    default: Any
+    resume_safe: bool  # `--resume` may change it (the others must match the job's)
+
+
+def train_options(config_class: type[TrainConfig] = TrainConfig) -> tuple[TrainOption, ...]:
+    """The options of `poetstudio train`, one per TrainConfig field, in field order."""
+    hints = get_type_hints(config_class)
+    options = []
+    for spec in fields(config_class):
+        # `int | None` is an int option; None means "not given" on the command line.
+        kinds = getattr(hints[spec.name], "__args__", (hints[spec.name],))
+        kind = next(kind for kind in kinds if kind is not type(None))
+        default = None if spec.default is MISSING else spec.default
+        name = spec.name.replace("_", "-")
+        flag = f"--no-{name}" if kind is bool and default else f"--{name}"
+        shown = spec.metadata.get("default_help") or _default_text(kind, default)
+        text = spec.metadata.get("help", "")
+        options.append(
+            TrainOption(
+                name=spec.name,
+                flag=flag,
+                kind=kind,
+                help=f"{text} (default: {shown})" if shown else text,
+                default=default,
+                resume_safe=bool(spec.metadata.get("resume_safe")),
+            )
+        )
+    return tuple(options)
+
+
+def _default_text(kind: type, default: Any) -> str | None:
+    """A default as the help shows it; None for a switch or a default that means "unset"."""
+    if kind is bool or default is None:
+        return None
+    return f"{default:g}" if isinstance(default, float) else str(default)
+
+
+def options_to_args(values: dict[str, Any]) -> list[str]:
+    """The argument list for option values by field name; a switch is given when it differs
+    from its default, and None means "not given"."""
+    args: list[str] = []
+    for opt in train_options():
+        value = values.get(opt.name)
+        if value is None:
+            continue
+        if opt.kind is bool:
+            if bool(value) != bool(opt.default):
+                args.append(opt.flag)
+        else:
+            args += [opt.flag, str(value)]
+    return args
+
+
+class ResumeConflict(PoetstudioError):
+    """`--resume` was given an option that differs from the job's own settings."""
 
 
 @dataclass
@@ -212,18 +347,54 @@ class TrainRequest:
 
     config: TrainConfig
     resume: bool = False
+    given: frozenset[str] = frozenset()  # the fields named on the command line
+
+    def check_resume(self, job_config: TrainConfig) -> None:
+        """Refuse options that would change the job being resumed, except the resume-safe ones.
+
+        A resumed job continues with the settings it was started with (its checkpoint and its
+        schedule depend on them), so repeating an option with the same value is fine and a
+        different value is a one-line ResumeConflict.
+        """
+        for opt in train_options():
+            if opt.name not in self.given or opt.resume_safe or opt.name == "emotion":
+                continue
+            asked, had = getattr(self.config, opt.name), getattr(job_config, opt.name)
+            if asked != had:
+                safe = ", ".join(o.flag for o in train_options() if o.resume_safe)
+                raise ResumeConflict(
+                    f"--resume continues the job with its own settings, but {opt.flag} "
+                    f"{_shown(asked)} differs from its {_shown(had)}; drop {opt.flag} "
+                    f"(only {safe} may change on resume) or start a new job without --resume"
+                )
+
+    def resume_overrides(self) -> dict[str, Any]:
+        """The resume-safe options given, but --device: they change the job being resumed.
+
+        The device is kept apart (the job file's `device`) so that it holds for one run only.
+        """
+        return {
+            opt.name: getattr(self.config, opt.name)
+            for opt in train_options()
+            if opt.resume_safe and opt.name in self.given and opt.name != "device"
+        }
+
+
+def _shown(value: Any) -> str:
+    return "on" if value is True else "off" if value is False else str(value)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="poetstudio train", add_help=False, exit_on_error=False)
     parser.add_argument("--resume", action="store_true")
-    for spec in fields(TrainConfig):
-        flag = "--" + spec.name.replace("_", "-")
-        if spec.type == "bool":
-            parser.add_argument(flag, dest=spec.name, action="store_true")
-            continue
-        kind = {"int": int, "float": float}.get(str(spec.type).split(" ")[0], str)
-        parser.add_argument(flag, dest=spec.name, type=kind, default=None)
+    for opt in train_options():
+        if opt.kind is bool:
+            # None stands for "not given", so `given` and the defaults stay in TrainConfig.
+            parser.add_argument(
+                opt.flag, dest=opt.name, action="store_const", const=not opt.default
+            )
+        else:
+            parser.add_argument(opt.flag, dest=opt.name, type=opt.kind, default=None)
     return parser
 
 
@@ -236,26 +407,23 @@ def parse_train_args(args: list[str]) -> TrainRequest:
     if extra:
         raise PoetstudioError(f"unknown training arguments: {' '.join(extra)}")
     values = {
-        spec.name: getattr(parsed, spec.name)
-        for spec in fields(TrainConfig)
-        if getattr(parsed, spec.name) is not None and getattr(parsed, spec.name) is not False
+        opt.name: getattr(parsed, opt.name)
+        for opt in train_options()
+        if getattr(parsed, opt.name) is not None
     }
     if "emotion" not in values:
         raise PoetstudioError("name the emotion to train, e.g. --emotion trust")
-    return TrainRequest(TrainConfig(**values).validate(), resume=parsed.resume)
+    return TrainRequest(
+        TrainConfig(**values).validate(), resume=parsed.resume, given=frozenset(values)
+    )
 
 
 def config_to_args(config: TrainConfig) -> list[str]:
     """The argument list that `parse_train_args` turns back into `config`."""
-    args: list[str] = []
     defaults = TrainConfig(emotion=config.emotion)
-    for spec in fields(TrainConfig):
-        value = getattr(config, spec.name)
-        flag = "--" + spec.name.replace("_", "-")
-        if spec.name != "emotion" and value == getattr(defaults, spec.name):
-            continue
-        if isinstance(value, bool):
-            args.append(flag)
-        else:
-            args += [flag, str(value)]
-    return args
+    values = {
+        spec.name: getattr(config, spec.name)
+        for spec in fields(TrainConfig)
+        if spec.name == "emotion" or getattr(config, spec.name) != getattr(defaults, spec.name)
+    }
+    return options_to_args(values)

@@ -9,6 +9,9 @@ when validation stops improving, and checkpoints periodically and on a stop requ
 The data position is a pure function of the step: optimizer step `s` uses micro-batches
 `s * grad_accum ...`, and micro-batch `m` takes blocks from epoch `m // batches_per_epoch`'s
 permutation (seeded by seed and epoch). So a checkpoint needs only the step to resume exactly.
+
+Step losses stay on the device and are read in one go every few steps (`StepLosses`), so an
+accelerator is never stalled waiting for the host; the step events are the same either way.
 """
 
 from __future__ import annotations
@@ -19,44 +22,40 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from trainer.common.atomic import atomic_path, staged_dir
-from trainer.common.bases import base_identity, resolve_base
 from trainer.common.device import pick_device
-from trainer.common.emotions import NEUTRAL
 from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
+from trainer.common.perplexity import perplexity
 from trainer.common.precision import training_dtype
-from trainer.common.textformat import PoemTokens
-from trainer.jobs.events import EVENTS_FILE, emit
-from trainer.training.checkpoint import load_checkpoint, save_checkpoint
-from trainer.training.config import DEFAULT_BASE, TrainConfig
-from trainer.training.manifest import build_manifest, read_manifest, write_manifest
-from trainer.training.packing import IGNORE, Packed, load_training_data
+from trainer.jobs.events import EVENTS_FILE, EventLog
+from trainer.training import distributed
+from trainer.training.batchsize import auto_batch_size
+from trainer.training.checkpoint import (
+    CHECKPOINT_DIR,
+    copy_weights,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    trainable_weights,
+)
+from trainer.training.config import TrainConfig
+from trainer.training.distributed import SINGLE, Ranks
+from trainer.training.flops import device_name, flops_per_token, mfu, model_shape, peak_flops
+from trainer.training.packing import IGNORE, DataSpec, Packed, load_training_data
+from trainer.training.publish import BEST_FILE, finish, save_weights
+from trainer.training.start import attention_of, load_model, plan_start
+from trainer.training.valloss import validation_loss
 
-CHECKPOINT_DIR = "checkpoint"
-BEST_FILE = "best.safetensors"
 SMOOTHING = 0.9  # weight of the past in the smoothed loss
+# Steps between reads of the losses on an accelerator; on the CPU a read costs nothing.
+READ_EVERY = 16
 
 OnEvent = Callable[[dict[str, Any]], None]
-
-
-@dataclass
-class StartPoint:
-    """Where a run starts: the raw base, and optionally the neutral model it builds on."""
-
-    base_spec: str
-    parent_dir: Path | None = None
-    parent: dict[str, Any] | None = None  # the parent's manifest summary, for the lineage
-    # The parent's recorded poem ids: a child keeps them, so the lineage stops where it learned to.
-    poem_tokens: dict[str, Any] | None = None
-
-    def tokens(self, tokenizer: Any) -> PoemTokens:
-        """The poem ids this run trains with."""
-        return PoemTokens.recorded({"poem_tokens": self.poem_tokens}, tokenizer)
 
 
 @dataclass
@@ -69,78 +68,42 @@ class RunResult:
     best_val_loss: float | None = None
 
 
-def plan_start(config: TrainConfig, home: DataHome) -> StartPoint:
-    """Decide the base and parent: neutral starts from the base; other emotions from neutral.
+@dataclass
+class LoopState:
+    """What the loop carries from step to step; a checkpoint records all of it."""
 
-    An emotion starts from the user's neutral model when one exists, was trained on the same base,
-    and can seed this method: a neutral LoRA seeds a LoRA (its weights are the starting point, so
-    the new adapter still applies to the raw base) or a full fine-tune (merged first); a full
-    neutral model seeds only a full fine-tune.
-    """
-    if config.emotion == NEUTRAL or config.from_base:
-        return StartPoint(config.base or DEFAULT_BASE)
-    neutral_dir = home.models / NEUTRAL
-    manifest = read_manifest(neutral_dir)
-    if manifest is None:
-        return StartPoint(config.base or DEFAULT_BASE)
-    neutral_base = str(manifest.get("base", {}).get("spec", ""))
-    base_spec = config.base or neutral_base or DEFAULT_BASE
-    same_base = base_identity(base_spec, home)["spec"] == base_identity(neutral_base, home)["spec"]
-    usable = manifest.get("method") == "lora" or config.method == "full"
-    if not (same_base and usable and neutral_base):
-        return StartPoint(base_spec)
-    parent = {
-        "emotion": NEUTRAL,
-        "method": manifest.get("method"),
-        "job": manifest.get("job"),
-        "best_val_loss": manifest.get("metrics", {}).get("best_val_loss"),
-        "parent": manifest.get("parent"),
-    }
-    return StartPoint(base_spec, neutral_dir, parent, manifest.get("poem_tokens"))
+    step: int = 0
+    smooth_loss: float | None = None
+    best_val_loss: float = math.inf
+    best_step: int = 0
+    bad_evals: int = 0
+    tokens_seen: int = 0
+    prior_wall_s: float = 0.0  # wall time of the earlier runs of a resumed job
 
+    def checkpoint_fields(self, wall_s: float) -> dict[str, Any]:
+        """The loop's part of a checkpoint's state, under the checkpoint format's keys."""
+        return {
+            "step": self.step,
+            "smooth_loss": self.smooth_loss,
+            "best_val_loss": self.best_val_loss,
+            "best_step": self.best_step,
+            "bad_evals": self.bad_evals,
+            "wall_time_s": wall_s,
+            "tokens_seen": self.tokens_seen,
+        }
 
-def load_model(config: TrainConfig, start: StartPoint, home: DataHome) -> tuple[Any, Any]:
-    """Load tokenizer and model for training in fp32, with LoRA adapters when asked."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    source = resolve_base(start.base_spec, home)
-    parent_method = (start.parent or {}).get("method")
-    if parent_method == "full":
-        source = str(start.parent_dir)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
-    except (OSError, ValueError, KeyError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PoetstudioError(f"cannot load base model {start.base_spec!r}: {first}") from None
-    if tokenizer.eos_token_id is None:
-        raise PoetstudioError(f"base {start.base_spec!r} has no eos token; poems need one to end")
-    if parent_method == "lora":
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(
-            model, str(start.parent_dir), is_trainable=config.method == "lora"
+    @classmethod
+    def from_checkpoint(cls, state: dict[str, Any]) -> LoopState:
+        """The loop state a checkpoint's state recorded."""
+        return cls(
+            step=int(state["step"]),
+            smooth_loss=state["smooth_loss"],
+            best_val_loss=float(state["best_val_loss"]),
+            best_step=int(state["best_step"]),
+            bad_evals=int(state["bad_evals"]),
+            tokens_seen=int(state["tokens_seen"]),
+            prior_wall_s=float(state["wall_time_s"]),
         )
-        if config.method == "full":
-            model = model.merge_and_unload()
-    elif config.method == "lora":
-        from peft import LoraConfig, get_peft_model
-
-        lora = LoraConfig(
-            r=config.lora_rank,
-            lora_alpha=config.alpha,
-            lora_dropout=config.lora_dropout,
-            target_modules="all-linear",
-            task_type="CAUSAL_LM",
-        )
-        model = get_peft_model(model, lora)
-    return tokenizer, model
-
-
-def trainable_weights(model: Any) -> dict[str, Any]:
-    """The parameters the optimizer updates, by name: what checkpoints and best weights hold."""
-    return {name: p for name, p in model.named_parameters() if p.requires_grad}
 
 
 def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
@@ -150,24 +113,40 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
     return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
 
 
+@dataclass
+class MicroBatch:
+    """One micro-batch on the device, and how many of its labels count in the loss."""
+
+    input_ids: Any
+    labels: Any
+    tokens: int  # counted on the host, so reading it never waits for the device
+    # Tokens the loss predicts in the whole global micro-batch (all ranks), counted on the host.
+    targets: int
+
+
 class Batches:
     """Micro-batches by index: micro-batch `m` of a seeded, per-epoch permutation of the blocks."""
 
-    def __init__(self, data: Packed, batch_size: int, seed: int, device: str) -> None:
+    def __init__(
+        self, data: Packed, batch_size: int, seed: int, device: str, ranks: Ranks = SINGLE
+    ) -> None:
         self.data = data
+        self.ranks = ranks  # each rank takes its share of every micro-batch
         self.batch_size = batch_size
         self.seed = seed
         self.device = device
         self.per_epoch = math.ceil(data.blocks / batch_size)
         self._epoch = -1
         self._order: Any = None
+        self._real = (data.labels != IGNORE).sum(dim=1)
+        self._targets = (data.labels[:, 1:] != IGNORE).sum(dim=1)
         if device.startswith("cuda"):
             # Pinned host memory lets copies to the GPU overlap with compute.
             pinned = (data.input_ids.pin_memory(), data.labels.pin_memory())
             self.data = Packed(*pinned, data.content_tokens, data.poems)
 
-    def get(self, micro: int) -> tuple[Any, Any]:
-        """Input ids and labels of micro-batch `micro`, on the device."""
+    def get(self, micro: int) -> MicroBatch:
+        """Micro-batch `micro`, on the device."""
         import torch
 
         epoch, position = divmod(micro, self.per_epoch)
@@ -178,58 +157,59 @@ class Batches:
         rows = self._order[position * self.batch_size : (position + 1) * self.batch_size]
         ids = self.data.input_ids.index_select(0, rows)
         labels = self.data.labels.index_select(0, rows)
+        ids, labels = distributed.local_batch(ids, labels, self.ranks)
         if self.device.startswith("cuda"):
             ids, labels = ids.pin_memory(), labels.pin_memory()
-        return (
+        return MicroBatch(
             ids.to(self.device, non_blocking=True),
             labels.to(self.device, non_blocking=True),
+            int(self._real.index_select(0, rows).sum()),
+            int(self._targets.index_select(0, rows).sum()),
         )
 
 
-def evaluate(model: Any, data: Packed, batch_size: int, device: str, dtype: Any) -> float:
-    """Mean validation loss per real token (padding excluded)."""
-    import torch
+@dataclass
+class StepLosses:
+    """Losses of finished steps, still on the device, read all at once when `due`."""
 
-    model.eval()
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for start in range(0, data.blocks, batch_size):
-            ids = data.input_ids[start : start + batch_size].to(device)
-            labels = data.labels[start : start + batch_size].to(device)
-            with torch.autocast(device.split(":")[0], dtype=dtype, enabled=dtype is not None):
-                logits = model(input_ids=ids).logits.float()
-            targets = labels[:, 1:]
-            loss = torch.nn.functional.cross_entropy(
-                logits[:, :-1].reshape(-1, logits.shape[-1]),
-                targets.reshape(-1),
-                ignore_index=IGNORE,
-                reduction="sum",
-            )
-            total += float(loss)
-            count += int((targets != IGNORE).sum())
-    model.train()
-    return total / max(1, count)
+    every: int
+    ranks: Ranks = SINGLE  # whose losses are added up, so every rank reads the global loss
+    steps: list[tuple[int, float, int]] = field(default_factory=list)  # step, lr, tokens
+    losses: list[Any] = field(default_factory=list)
 
+    def add(self, step: int, lr: float, tokens: int, loss: Any) -> None:
+        """Keep one step's loss (a 0-dim tensor) until the next read."""
+        self.steps.append((step, lr, tokens))
+        self.losses.append(loss)
 
-def rng_state() -> dict[str, Any]:
-    """All random states a resumed run must continue from."""
-    import torch
+    def due(self) -> bool:
+        """Whether enough steps wait that reading them is worth a sync."""
+        return len(self.steps) >= self.every
 
-    state = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1])}
-    state["python_pos"] = random.getstate()[2]
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+    def read(self) -> list[tuple[int, float, int, float]]:
+        """(step, lr, tokens, loss) of each waiting step, with one host sync; then forget them."""
+        import torch
+
+        if not self.steps:
+            return []
+        values = distributed.all_sum(torch.stack(self.losses), self.ranks).tolist()
+        read = [(*meta, value) for meta, value in zip(self.steps, values, strict=True)]
+        self.steps, self.losses = [], []
+        return read
 
 
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what `rng_state` captured."""
-    import torch
+def read_every(device: str) -> int:
+    """Steps between reads of the step losses: on the CPU a read costs nothing, so every step."""
+    return 1 if device == "cpu" else READ_EVERY
 
-    torch.set_rng_state(state["torch"])
-    random.setstate((3, tuple(state["python"]), state["python_pos"]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+
+def use_compile(setting: str, device: str) -> bool:
+    """Whether `--compile` (auto, on, off) compiles the model on `device`.
+
+    auto means CUDA only: there fusing kernels pays; on the CPU compiling takes longer than a
+    short run saves and needs a C++ compiler (benchmarks/bench_train.py measures it).
+    """
+    return setting == "on" or (setting == "auto" and device.startswith("cuda"))
 
 
 def train(
@@ -240,17 +220,41 @@ def train(
     stop: threading.Event | None = None,
     resume: bool = False,
     on_event: OnEvent | None = None,
+    ranks: Ranks = SINGLE,
 ) -> RunResult:
-    """Run (or resume) one training job; write events to `job_dir` and the model to the home."""
+    """Run (or resume) one training job; write events to `job_dir` and the model to the home.
+
+    Under torchrun, `ranks` says which rank this is (its process group already started): each
+    rank trains on its share of every micro-batch, and only rank 0 writes events, checkpoints,
+    best weights and the model.
+    """
+    log = EventLog(job_dir / EVENTS_FILE)
+    try:
+        return _train(config, home, job_dir, log, stop, resume, on_event, ranks)
+    finally:
+        log.flush()  # however the run ended, every step it made is on disk
+
+
+def _train(
+    config: TrainConfig,
+    home: DataHome,
+    job_dir: Path,
+    log: EventLog,
+    stop: threading.Event | None,
+    resume: bool,
+    on_event: OnEvent | None,
+    ranks: Ranks,
+) -> RunResult:
     import torch
 
     config.validate()
     stop = stop or threading.Event()
-    events = job_dir / EVENTS_FILE
     started = time.time()
 
     def event(kind: str, **data: Any) -> None:
-        record = emit(events, kind, **data)
+        if not ranks.is_main:
+            return
+        record = log.emit(kind, **data)
         if on_event is not None:
             on_event(record)
 
@@ -264,22 +268,38 @@ def train(
     torch.manual_seed(config.seed)
     start = plan_start(config, home)
     tokenizer, model = load_model(config, start, home)
-    data = load_training_data(
-        home,
-        tokenizer,
+    spec = DataSpec(
         dataset=config.dataset,
         label=config.emotion,
         block_size=config.block_size,
         max_words=config.max_words,
         seed=config.seed,
         eval_blocks=config.eval_blocks,
-        tokens=start.tokens(tokenizer),
     )
+    data = load_training_data(home, tokenizer, spec, start.tokens(tokenizer))
     if device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = True
     model.to(device)
     model.train()
-    batches = Batches(data.train, config.batch_size, config.seed, device)
+    # A resumed run keeps the batch it started with, whatever memory this device has free.
+    batch_size = config.batch_size or (checkpoint[1].get("batch_size") if checkpoint else None)
+    if batch_size is None:
+        value_bytes = 4 if dtype is None else 2
+        batch_size = auto_batch_size(model, device, config.block_size, value_bytes) * ranks.world
+    compiled = use_compile(config.compile, device)
+    # From here on the config says what this run does: its batch, and whether it compiled.
+    config = replace(config, batch_size=batch_size, compile="on" if compiled else "off")
+    per_token = flops_per_token(model_shape(model), config.block_size)
+    peak = peak_flops(device_name(device))
+    if peak is not None:
+        peak *= ranks.world  # tokens/s counts every rank's tokens
+    if compiled:
+        # In place, so parameter names (and so checkpoints) stay those of the plain model.
+        model.compile()
+    # The forward pass goes through DDP's wrapper; weights are saved from `model`, unwrapped, so
+    # checkpoints load on any number of ranks.
+    trained = distributed.wrap(model, ranks, device)
+    batches = Batches(data.train, batch_size, config.seed, device, ranks)
     planned = math.ceil(config.epochs * batches.per_epoch / config.grad_accum)
     # --max-steps, when given, replaces the epoch budget.
     total_steps = config.max_steps or planned
@@ -296,27 +316,20 @@ def train(
     )
     scaler = torch.amp.GradScaler(amp_device, enabled=dtype == torch.float16)
 
-    step, smooth, best_loss, best_step, bad_evals = 0, None, math.inf, 0, 0
-    prior_wall, tokens_seen = 0.0, 0
+    state = LoopState()
     if checkpoint is not None:
-        weights, state = checkpoint
-        current = trainable_weights(model)
-        if set(weights) != set(current):
+        weights, saved = checkpoint
+        if set(weights) != set(trainable_weights(model)):
             raise PoetstudioError(
                 f"checkpoint in {job_dir} does not match this model's trainable weights; "
                 "its files were left as they are"
             )
-        with torch.no_grad():
-            for name, tensor in weights.items():
-                current[name].copy_(tensor.to(current[name].device))
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"])
-        step, smooth = int(state["step"]), state["smooth_loss"]
-        best_loss, best_step = float(state["best_val_loss"]), int(state["best_step"])
-        bad_evals, prior_wall = int(state["bad_evals"]), float(state["wall_time_s"])
-        tokens_seen = int(state["tokens_seen"])
+        copy_weights(model, weights)
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        scaler.load_state_dict(saved["scaler"])
+        set_rng_state(saved["rng"])
+        state = LoopState.from_checkpoint(saved)
 
     event(
         "start",
@@ -328,101 +341,137 @@ def train(
         parent=(start.parent or {}).get("emotion"),
         total_steps=total_steps,
         epochs=config.epochs,
-        step=step,
+        step=state.step,
         train_poems=data.train.poems,
         train_tokens=data.train.content_tokens,
         trainable_params=sum(p.numel() for p in params),
+        world_size=ranks.world,
+        global_batch=batch_size * config.grad_accum,
+        batch_size=batch_size,
+        compile=config.compile,
+        attention=attention_of(model),
+        flops_per_token=per_token,
+        peak_flops=peak,
         pid=os.getpid(),
         resumed=checkpoint is not None,
     )
 
     def snapshot() -> None:
-        state = {
-            "step": step,
+        if not ranks.is_main:
+            return
+        saved = {
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict(),
             "rng": rng_state(),
-            "smooth_loss": smooth,
-            "best_val_loss": best_loss,
-            "best_step": best_step,
-            "bad_evals": bad_evals,
-            "wall_time_s": prior_wall + time.time() - started,
-            "tokens_seen": tokens_seen,
-            "micro_batch": step * config.grad_accum,
+            "batch_size": batch_size,
+            **state.checkpoint_fields(state.prior_wall_s + time.time() - started),
         }
-        save_checkpoint(job_dir / CHECKPOINT_DIR, trainable_weights(model), state)
-        event("checkpoint", step=step, path=str(job_dir / CHECKPOINT_DIR))
+        save_checkpoint(job_dir / CHECKPOINT_DIR, trainable_weights(model), saved)
+        event("checkpoint", step=state.step, path=str(job_dir / CHECKPOINT_DIR))
 
     def run_eval() -> bool:
         """Evaluate; keep the weights if best; return True when patience has run out."""
-        nonlocal best_loss, best_step, bad_evals
-        val_loss = evaluate(model, data.valid, config.batch_size, device, dtype)
-        improved = val_loss < best_loss
+        val_loss = validation_loss(model, data.valid, batch_size, device, dtype, ranks)
+        improved = val_loss < state.best_val_loss
         if improved:
-            best_loss, best_step, bad_evals = val_loss, step, 0
-            _save_weights(job_dir / BEST_FILE, trainable_weights(model))
+            state.best_val_loss, state.best_step, state.bad_evals = val_loss, state.step, 0
+            if ranks.is_main:
+                save_weights(job_dir / BEST_FILE, trainable_weights(model))
         else:
-            bad_evals += 1
+            state.bad_evals += 1
         event(
             "eval",
-            step=step,
+            step=state.step,
             val_loss=val_loss,
-            val_ppl=math.exp(min(val_loss, 50.0)),
+            val_ppl=perplexity(val_loss),
             best=improved,
         )
-        return config.patience > 0 and bad_evals >= config.patience
+        return config.patience > 0 and state.bad_evals >= config.patience
+
+    pending = StepLosses(read_every(device), ranks)
+    # Step losses add up in float64, as the Python floats they replace did; MPS has no float64.
+    wide = torch.float32 if device.startswith("mps") else torch.float64
+    window_start = time.perf_counter()
+
+    def report_steps() -> None:
+        """Read the waiting step losses and emit their step events, in order."""
+        read = pending.read()
+        if not read:
+            return
+        tokens = sum(step_tokens for _, _, step_tokens, _ in read)
+        rate = tokens / max(time.perf_counter() - window_start, 1e-9)
+        for step, lr, step_tokens, loss in read:
+            smooth = state.smooth_loss
+            state.smooth_loss = (
+                loss if smooth is None else SMOOTHING * smooth + (1 - SMOOTHING) * loss
+            )
+            event(
+                "step",
+                step=step,
+                epoch=step * config.grad_accum / batches.per_epoch,
+                loss=loss,
+                smooth_loss=state.smooth_loss,
+                lr=lr,
+                tokens=step_tokens,
+                tokens_per_s=rate,
+                mfu=mfu(rate, per_token, peak),
+            )
 
     reason = "finished the planned steps"
-    last_log = time.perf_counter()
-    while step < total_steps:
-        if stop.is_set():
-            if step:
+    while state.step < total_steps:
+        # Ranks stop together: a stop request on any of them stops all at this step.
+        if distributed.any_rank(stop.is_set(), ranks, device):
+            report_steps()
+            if state.step:
                 snapshot()
-            event("stopped", step=step, reason="stop requested; resume with --resume")
-            return RunResult("stopped", step)
-        epoch_before = step * config.grad_accum // batches.per_epoch
-        step_loss, step_tokens = 0.0, 0
-        for micro in range(step * config.grad_accum, (step + 1) * config.grad_accum):
-            ids, labels = batches.get(micro)
+            event("stopped", step=state.step, reason="stop requested; resume with --resume")
+            return RunResult("stopped", state.step)
+        epoch_before = state.step * config.grad_accum // batches.per_epoch
+        step_loss = torch.zeros((), dtype=wide, device=device)
+        step_tokens = 0
+        for micro in range(state.step * config.grad_accum, (state.step + 1) * config.grad_accum):
+            batch = batches.get(micro)
             # No attention mask is needed: only the last block has padding, at its end, and
             # causal attention never lets a real token see what comes after it.
-            with torch.autocast(amp_device, dtype=dtype, enabled=dtype is not None):
-                loss = model(input_ids=ids, labels=labels).loss / config.grad_accum
-            scaler.scale(loss).backward()
-            step_loss += float(loss.detach())
-            step_tokens += int((labels != IGNORE).sum())
+            last = micro == (state.step + 1) * config.grad_accum - 1
+            # On several ranks each loss is its rank's token sum over the global micro-batch's
+            # token count; DDP averages gradients over ranks, so scaling by the world size makes
+            # the step one process's step on the whole batch.
+            shared = {"num_items_in_batch": batch.targets} if ranks.distributed else {}
+            with distributed.micro_batch(trained, ranks, last):
+                with torch.autocast(amp_device, dtype=dtype, enabled=dtype is not None):
+                    loss = trained(input_ids=batch.input_ids, labels=batch.labels, **shared).loss
+                    loss = loss / config.grad_accum
+                scaler.scale(loss * ranks.world if ranks.distributed else loss).backward()
+            step_loss += loss.detach()
+            step_tokens += batch.tokens
         scaler.unscale_(optimizer)
         torch.nn.utils.clip_grad_norm_(params, config.clip)
         scaler.step(optimizer)
         scaler.update()
         optimizer.zero_grad(set_to_none=True)
-        lr = scheduler.get_last_lr()[0]
+        lr = float(scheduler.get_last_lr()[0])
         scheduler.step()
-        step += 1
-        tokens_seen += step_tokens
-        smooth = step_loss if smooth is None else SMOOTHING * smooth + (1 - SMOOTHING) * step_loss
-        now = time.perf_counter()
-        event(
-            "step",
-            step=step,
-            epoch=step * config.grad_accum / batches.per_epoch,
-            loss=step_loss,
-            smooth_loss=smooth,
-            lr=lr,
-            tokens=step_tokens,
-            tokens_per_s=step_tokens / max(now - last_log, 1e-9),
-        )
-        last_log = now
-        epoch_end = step * config.grad_accum // batches.per_epoch > epoch_before
-        if (step % config.eval_every == 0 or epoch_end or step == total_steps) and run_eval():
-            reason = f"validation loss did not improve in {config.patience} evaluations"
-            break
-        if step % config.checkpoint_every == 0 and step < total_steps:
-            snapshot()
-        last_log = time.perf_counter()
+        state.step += 1
+        state.tokens_seen += step_tokens
+        pending.add(state.step, lr, step_tokens, step_loss)
+        epoch_end = state.step * config.grad_accum // batches.per_epoch > epoch_before
+        evaluate_now = state.step % config.eval_every == 0 or epoch_end or state.step == total_steps
+        checkpoint_now = state.step % config.checkpoint_every == 0 and state.step < total_steps
+        if pending.due() or evaluate_now or checkpoint_now:
+            report_steps()
+            if evaluate_now and run_eval():
+                reason = f"validation loss did not improve in {config.patience} evaluations"
+                break
+            if checkpoint_now:
+                snapshot()
+            window_start = time.perf_counter()
+    report_steps()
+    if not ranks.is_main:
+        return RunResult("done", state.step, None, state.best_val_loss)
 
-    wall = prior_wall + time.time() - started
+    wall = state.prior_wall_s + time.time() - started
     model_dir = finish(
         config,
         home,
@@ -431,141 +480,21 @@ def train(
         tokenizer,
         start,
         data.dataset,
-        steps=step,
-        best_loss=best_loss,
-        best_step=best_step,
+        steps=state.step,
+        best_loss=state.best_val_loss,
+        best_step=state.best_step,
         reason=reason,
         wall=wall,
         device=device,
+        world_size=ranks.world,
     )
     event(
         "done",
-        step=step,
+        step=state.step,
         model_dir=str(model_dir),
-        best_val_loss=best_loss,
-        best_val_ppl=math.exp(min(best_loss, 50.0)),
+        best_val_loss=state.best_val_loss,
+        best_val_ppl=perplexity(state.best_val_loss),
         wall_time_s=wall,
         reason=reason,
     )
-    return RunResult("done", step, model_dir, best_loss)
-
-
-def _save_weights(path: Path, weights: dict[str, Any]) -> None:
-    from safetensors.torch import save_file
-
-    with atomic_path(path) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, str(tmp))
-
-
-def finish(
-    config: TrainConfig,
-    home: DataHome,
-    job_dir: Path,
-    model: Any,
-    tokenizer: Any,
-    start: StartPoint,
-    dataset: dict[str, Any],
-    *,
-    steps: int,
-    best_loss: float,
-    best_step: int,
-    reason: str,
-    wall: float,
-    device: str,
-) -> Path:
-    """Load the best weights and save the finished model into `<home>/models/<emotion>/`.
-
-    The model is written to a staging folder first and swapped in whole, so a failure (a full
-    disk, a crash) leaves the previous model of this emotion untouched.
-    """
-    import torch
-    from safetensors.torch import load_file
-
-    final = home.models / config.emotion
-    kept = "the previous model is intact" if final.exists() else "no model was replaced"
-    if not math.isfinite(best_loss) or not (job_dir / BEST_FILE).is_file():
-        # A model that never reached a finite validation loss learned nothing usable.
-        raise PoetstudioError(
-            f"validation loss never became finite, so the {config.emotion} model was not saved "
-            f"and {kept}; try a lower --lr"
-        )
-    best = load_file(str(job_dir / BEST_FILE))
-    current = trainable_weights(model)
-    with torch.no_grad():
-        for name, tensor in best.items():
-            current[name].copy_(tensor.to(current[name].device))
-    model.to("cpu")
-    manifest = build_manifest(
-        emotion=config.emotion,
-        method=config.method,
-        base=base_identity(start.base_spec, home),
-        parent=start.parent,
-        poem_tokens=start.tokens(tokenizer).as_dict(),
-        dataset=dataset,
-        hyperparameters=hyperparameters(config, model),
-        best_val_loss=best_loss,
-        best_val_ppl=math.exp(min(best_loss, 50.0)),
-        steps=steps,
-        best_step=best_step,
-        stop_reason=reason,
-        wall_time_s=wall,
-        device=device,
-        job_id=job_dir.name,
-    )
-    try:
-        with staged_dir(final) as staged:
-            write_model(model, tokenizer, staged, config.method, manifest["base"]["id"])
-            write_manifest(staged, manifest)
-    except PoetstudioError:
-        raise  # says itself what happened to the previous model
-    except Exception as exc:  # noqa: BLE001 - safetensors, torch and the OS fail in their own types
-        # staged_dir removed its staging folder and left `final` as it was.
-        raise PoetstudioError(
-            f"could not save the {config.emotion} model ({_reason(exc)}); {kept} and the best "
-            f"weights stay in {job_dir / BEST_FILE}"
-        ) from None
-    return final
-
-
-def _reason(exc: BaseException) -> str:
-    """One line saying why a save failed, whatever raised it."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
-def write_model(model: Any, tokenizer: Any, folder: Path, method: str, base_id: str) -> None:
-    """Save the weights as safetensors: a LoRA adapter, or a whole model with its tokenizer."""
-    # An adapter names its base by the base's id, not by a folder on this machine.
-    for adapter in getattr(model, "peft_config", {}).values():
-        adapter.base_model_name_or_path = base_id
-    model.save_pretrained(folder, safe_serialization=True)
-    # An adapter is always loaded on its base, with the base's tokenizer; only a full model
-    # needs its own copy, and leaving it out keeps adapters small.
-    if method == "full":
-        tokenizer.save_pretrained(folder)
-
-
-def hyperparameters(config: TrainConfig, model: Any) -> dict[str, Any]:
-    """The settings that shaped the weights, for the manifest.
-
-    LoRA's shape is read from the model itself: an adapter started from the neutral one keeps
-    the neutral adapter's rank, whatever --lora-rank says.
-    """
-    keys = ("method", "batch_size", "block_size", "grad_accum", "epochs", "max_steps", "warmup")
-    keys += ("weight_decay", "clip", "eval_every", "patience", "seed", "max_words")
-    found: dict[str, Any] = {key: getattr(config, key) for key in keys}
-    found["precision"] = config.precision
-    found["lr"] = config.learning_rate
-    found["optimizer"] = "AdamW"
-    found["schedule"] = "linear warm-up, linear decay"
-    if config.method == "lora":
-        lora = model.peft_config["default"]
-        found.update(
-            lora_rank=lora.r,
-            lora_alpha=lora.lora_alpha,
-            lora_dropout=lora.lora_dropout,
-            lora_targets=sorted(lora.target_modules),
-        )
-    return found
+    return RunResult("done", state.step, model_dir, state.best_val_loss)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from importlib import metadata
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from trainer.common.records import (
     read_object,
     required,
 )
+from trainer.common.versions import package_versions
 
 MANIFEST = "poetstudio.json"
 CARD = "README.md"
@@ -51,17 +53,6 @@ MANIFEST_SCHEMA = {
     "created": optional(STRING),
 }
 MANIFEST_FIX = "retrain the model, or delete its folder"
-
-
-def versions() -> dict[str, str | None]:
-    """Versions of the packages that shaped the weights."""
-    found: dict[str, str | None] = {}
-    for name in ("poetstudio", "torch", "transformers", "peft"):
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = None
-    return found
 
 
 def build_manifest(
@@ -101,7 +92,8 @@ def build_manifest(
         "stop_reason": stop_reason,
         "wall_time_s": round(wall_time_s, 1),
         "device": device,
-        "versions": versions(),
+        # The packages that shaped the weights.
+        "versions": package_versions("poetstudio", "torch", "transformers", "peft"),
         "job": job_id,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -188,6 +180,69 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     """Write `poetstudio.json` and the model card into a model folder."""
     atomic_write_json(folder / MANIFEST, manifest)
     atomic_write_text(folder / CARD, model_card(manifest))
+
+
+@dataclass(frozen=True, eq=False)
+class ModelManifest(Mapping[str, Any]):
+    """A model's `poetstudio.json`, typed: the fields readers use, from the checked record.
+
+    Like peft's configs it tolerates keys it does not know (a newer poetstudio's), and fields
+    older models lack are None. The record as read stays available as a read-only mapping, so
+    `manifest["hyperparameters"]` still reaches what has no typed field.
+    """
+
+    method: str
+    emotion: str | None = None
+    base_spec: str | None = None
+    base_id: str | None = None
+    parent: dict[str, Any] | None = None  # the lineage summary of the model it started from
+    poem_tokens: dict[str, int] | None = None
+    best_val_loss: float | None = None
+    best_val_ppl: float | None = None
+    best_step: int | None = None
+    steps: int | None = None
+    job: str | None = None
+    created: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelManifest:
+        """The typed view of a record that passed MANIFEST_SCHEMA."""
+        base = data.get("base") or {}
+        metrics = data.get("metrics") or {}
+        return cls(
+            method=data["method"],
+            emotion=data.get("emotion"),
+            base_spec=base.get("spec") or None,
+            base_id=base.get("id"),
+            parent=data.get("parent"),
+            poem_tokens=data.get("poem_tokens"),
+            best_val_loss=metrics.get("best_val_loss"),
+            best_val_ppl=metrics.get("best_val_ppl"),
+            best_step=metrics.get("best_step"),
+            steps=data.get("steps"),
+            job=data.get("job"),
+            created=data.get("created"),
+            raw=data,
+        )
+
+    def __getitem__(self, key: str) -> Any:
+        return self.raw[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.raw)
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+
+def load_manifest(folder: Path, fix: str = MANIFEST_FIX) -> ModelManifest | None:
+    """The typed manifest of a model folder, or None when it has none (see `read_manifest`).
+
+    The one reader of model manifests for everything that uses their fields.
+    """
+    data = read_manifest(folder, fix)
+    return None if data is None else ModelManifest.from_dict(data)
 
 
 def read_manifest(folder: Path, fix: str = MANIFEST_FIX) -> dict[str, Any] | None:

@@ -48,8 +48,8 @@ def pack(sequences: Iterable[list[int]], block_size: int, pad_id: int) -> Packed
 
     stream: list[int] = []
     poems = 0
-    for ids in sequences:
-        stream.extend(ids)
+    for sequence in sequences:
+        stream.extend(sequence)
         poems += 1
     content = len(stream)
     blocks = max(1, -(-content // block_size))
@@ -66,11 +66,8 @@ def pack(sequences: Iterable[list[int]], block_size: int, pad_id: int) -> Packed
     )
 
 
-def tokenize_poems(
-    tokenizer: Any, texts: list[str], tokens: PoemTokens | None = None
-) -> list[list[int]]:
+def tokenize_poems(tokenizer: Any, texts: list[str], tokens: PoemTokens) -> list[list[int]]:
     """Every poem in the shared training format."""
-    tokens = tokens or PoemTokens.of(tokenizer)
     return [poem_ids(tokenizer, text, tokens) for text in texts]
 
 
@@ -98,6 +95,18 @@ def check_real_tokens(
         )
 
 
+@dataclass(frozen=True)
+class DataSpec:
+    """Which poems a run reads and how it packs them: the same for training and `eval`."""
+
+    dataset: str
+    label: str
+    block_size: int
+    max_words: int
+    seed: int
+    eval_blocks: int
+
+
 @dataclass
 class TrainingData:
     """The packed train and validation sets of one run, and where they came from."""
@@ -119,86 +128,58 @@ def label_texts(home: DataHome, dataset: str, label: str, split: str, max_words:
 
 
 def load_training_data(
-    home: DataHome,
-    tokenizer: Any,
-    *,
-    dataset: str,
-    label: str,
-    block_size: int,
-    max_words: int,
-    seed: int,
-    eval_blocks: int,
-    tokens: PoemTokens,
+    home: DataHome, tokenizer: Any, spec: DataSpec, tokens: PoemTokens
 ) -> TrainingData:
-    """Read `label`'s poems from the dataset, shuffle them with `seed`, and pack both splits."""
+    """Read the spec's poems from the dataset, shuffle them with its seed, and pack both splits."""
     from trainer.corpus.dataset import load_manifest
 
-    manifest = load_manifest(home, dataset)
-    train_texts = label_texts(home, dataset, label, "train", max_words)
+    manifest = load_manifest(home, spec.dataset)
+    train_texts = label_texts(home, spec.dataset, spec.label, "train", spec.max_words)
     if len(train_texts) < MIN_TRAIN_POEMS:
         raise PoetstudioError(
-            f"only {len(train_texts)} {label} poems of at most {max_words} words in dataset "
-            f"{dataset!r}; training needs at least {MIN_TRAIN_POEMS}"
+            f"only {len(train_texts)} {spec.label} poems of at most {spec.max_words} words in "
+            f"dataset {spec.dataset!r}; training needs at least {MIN_TRAIN_POEMS}"
         )
-    rng = random.Random(seed)
+    rng = random.Random(spec.seed)
     rng.shuffle(train_texts)
     sequences = tokenize_poems(tokenizer, train_texts, tokens)
-    check_real_tokens(tokenizer, sequences, tokens, f"{label} poems of dataset {dataset!r}")
-    train = pack(sequences, block_size, tokens.eos)
-    valid = valid_blocks(
-        home,
-        tokenizer,
-        dataset=dataset,
-        label=label,
-        block_size=block_size,
-        max_words=max_words,
-        seed=seed,
-        eval_blocks=eval_blocks,
-        tokens=tokens,
-    )
+    what = f"{spec.label} poems of dataset {spec.dataset!r}"
+    check_real_tokens(tokenizer, sequences, tokens, what)
+    train = pack(sequences, spec.block_size, tokens.eos)
+    valid = valid_blocks(home, tokenizer, spec, tokens)
     info = {
-        "name": dataset,
-        "manifest_sha256": _manifest_hash(home, dataset),
+        "name": spec.dataset,
+        "manifest_sha256": _manifest_hash(home, spec.dataset),
         "poems_total": manifest["poems"],
-        "label": label,
+        "label": spec.label,
         "train_poems": train.poems,
         "valid_poems": valid.poems,
         "train_tokens": train.content_tokens,
-        "max_words": max_words,
+        "max_words": spec.max_words,
     }
     return TrainingData(train=train, valid=valid, dataset=info)
 
 
-def valid_blocks(
-    home: DataHome,
-    tokenizer: Any,
-    *,
-    dataset: str,
-    label: str,
-    block_size: int,
-    max_words: int,
-    seed: int,
-    eval_blocks: int,
-    tokens: PoemTokens,
-) -> Packed:
-    """The first `eval_blocks` packed blocks of `label`'s shuffled validation poems.
+def valid_blocks(home: DataHome, tokenizer: Any, spec: DataSpec, tokens: PoemTokens) -> Packed:
+    """The first `eval_blocks` packed blocks of the spec's shuffled validation poems.
 
     Training and `poetstudio eval` both measure perplexity on these, so their figures agree.
     """
-    valid_texts = label_texts(home, dataset, label, "valid", max_words)
+    valid_texts = label_texts(home, spec.dataset, spec.label, "valid", spec.max_words)
     if not valid_texts:
         raise PoetstudioError(
-            f"dataset {dataset!r} has no {label} poems in its valid split to measure progress on"
+            f"dataset {spec.dataset!r} has no {spec.label} poems in its valid split to measure "
+            "progress on"
         )
     # Its own generator, so the sample does not depend on how many training poems there are.
-    random.Random(f"valid-{seed}").shuffle(valid_texts)
-    valid = pack(tokenize_poems(tokenizer, valid_texts, tokens), block_size, tokens.eos)
-    if valid.blocks <= eval_blocks:
+    random.Random(f"valid-{spec.seed}").shuffle(valid_texts)
+    valid = pack(tokenize_poems(tokenizer, valid_texts, tokens), spec.block_size, tokens.eos)
+    if valid.blocks <= spec.eval_blocks:
         return valid
     return Packed(
-        input_ids=valid.input_ids[:eval_blocks],
-        labels=valid.labels[:eval_blocks],
-        content_tokens=int((valid.labels[:eval_blocks] != IGNORE).sum()),
+        input_ids=valid.input_ids[: spec.eval_blocks],
+        labels=valid.labels[: spec.eval_blocks],
+        content_tokens=int((valid.labels[: spec.eval_blocks] != IGNORE).sum()),
         poems=valid.poems,
     )
 

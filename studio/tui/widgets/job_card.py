@@ -1,4 +1,7 @@
-"""One training job's live progress: a progress bar, a loss sparkline, step, loss and ETA."""
+"""One training job's live progress: a progress bar, a loss sparkline, step, loss and ETA.
+
+Clicking the card charts its job in the training panel's loss chart.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from textual.widgets import Button, ProgressBar, Sparkline, Static
 
 from studio.tui.widgets.colours import colour_of
 from studio.tui.widgets.literal import visible
-from trainer.jobs.events import JobProgress, format_duration
+from trainer.jobs.events import JobProgress, format_duration, format_mfu
 
 
 def job_summary(job_id: str, emotion: str, progress: JobProgress, state: str) -> Text:
@@ -26,6 +29,8 @@ def job_summary(job_id: str, emotion: str, progress: JobProgress, state: str) ->
         text.append(f"  val ppl {progress.val_ppl:.1f}")
     if progress.tokens_per_s:
         text.append(f"  {progress.tokens_per_s:.0f} tok/s")
+    if progress.mfu is not None:
+        text.append(f"  MFU {format_mfu(progress.mfu)}")
     if state == "running":
         text.append(f"  ETA {format_duration(progress.eta_s)}")
     if progress.message:
@@ -38,6 +43,13 @@ class JobCard(Vertical):
 
     class StopRequested(Message):
         """The user asked to stop this job."""
+
+        def __init__(self, job_id: str) -> None:
+            super().__init__()
+            self.job_id = job_id
+
+    class Picked(Message):
+        """The user clicked this job: chart it."""
 
         def __init__(self, job_id: str) -> None:
             super().__init__()
@@ -62,7 +74,7 @@ class JobCard(Vertical):
         bar = self.query_one(ProgressBar)
         if progress.total_steps:
             bar.update(total=progress.total_steps, progress=progress.step)
-        self.query_one(Sparkline).data = list(progress.losses[-120:])
+        self.query_one(Sparkline).data = [loss for _, loss in progress.curve[-120:]]
         running = alive and state in ("pending", "running")
         self.query_one(".job-stop", Button).display = running
         self.set_class(not running, "finished")
@@ -70,3 +82,6 @@ class JobCard(Vertical):
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
         self.post_message(self.StopRequested(self.job_id))
+
+    def on_click(self) -> None:
+        self.post_message(self.Picked(self.job_id))

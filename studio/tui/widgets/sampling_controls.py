@@ -74,10 +74,6 @@ class SamplingControls(Vertical):
         # The stepper snaps what it was given (settings may hold 1.1): that is the value in force.
         self._values["strength"] = self.query_one(Stepper).value
 
-    def set_value(self, key: str, value: Any) -> None:
-        """Set one control from code (for example from the command palette)."""
-        self.query_one(f"#control-{key}", Input).value = str(value)
-
     def on_stepper_changed(self, event: Stepper.Changed) -> None:
         event.stop()
         if event.value != self._values.get("strength"):

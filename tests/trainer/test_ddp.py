@@ -1,0 +1,265 @@
+"""Training on several ranks: DDP under torchrun, on the CPU with gloo and a tiny GPT-2.
+
+Each torchrun launch costs seconds of interpreter and torch start-up per rank, so the
+subprocess tests launch four jobs in all and keep every run to a few dozen tiny steps.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from tests.helpers.training import config_args, tiny_config, write_dataset
+from trainer.common.errors import PoetstudioError
+from trainer.common.home import DataHome
+from trainer.jobs.control import job_dir, list_jobs, read_job, start_job, stop_job
+from trainer.jobs.events import EVENTS_FILE, JobProgress
+from trainer.jobs.launch import final_event, job_command
+from trainer.jobs.locks import is_locked
+from trainer.jobs.watch import follow
+from trainer.training import distributed
+from trainer.training.checkpoint import load_checkpoint
+from trainer.training.config import TrainConfig
+from trainer.training.distributed import Ranks, env_ranks, local_batch, share
+from trainer.training.loop import train
+
+ADAPTER = "adapter_model.safetensors"
+
+
+@pytest.fixture
+def data_home(home: DataHome) -> DataHome:
+    write_dataset(home)
+    return home
+
+
+@pytest.fixture(scope="module")
+def still_base(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny GPT-2 without dropout: one process and two ranks draw different masks."""
+    folder = tmp_path_factory.mktemp("still-base")
+    for item in tiny_base.iterdir():
+        shutil.copy(item, folder / item.name)
+    config = json.loads((folder / "config.json").read_text())
+    config.update(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def wait_for(check: Callable[[], bool], timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.05)
+
+
+def events(home: DataHome, job_id: str) -> list[dict[str, Any]]:
+    path = job_dir(home, job_id) / EVENTS_FILE
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def kinds(home: DataHome, job_id: str) -> list[str]:
+    return [record["event"] for record in events(home, job_id)]
+
+
+def log(home: DataHome, job_id: str) -> str:
+    return (job_dir(home, job_id) / "log.txt").read_text()[-4000:]
+
+
+def run_to_end(home: DataHome, args: list[str]) -> tuple[str, JobProgress]:
+    job_id = start_job(home, args)
+    return job_id, follow(home, job_id, lambda _: None, poll_s=0.05)
+
+
+def adapter(home: DataHome) -> dict[str, Any]:
+    from safetensors.torch import load_file
+
+    return load_file(str(home.models / "trust" / ADAPTER))
+
+
+def val_losses(home: DataHome, job_id: str) -> dict[int, float]:
+    return {e["step"]: e["val_loss"] for e in events(home, job_id) if e["event"] == "eval"}
+
+
+def ranks_of(pid: int) -> dict[int, psutil.Process]:
+    """The rank processes under a launched job's process, by rank."""
+    found = {}
+    for child in psutil.Process(pid).children(recursive=True):
+        rank = child.environ().get("RANK")
+        if rank is not None and "trainer.jobs.run" in child.cmdline():
+            found[int(rank)] = child
+    return found
+
+
+@pytest.mark.subprocess
+def test_one_step_on_two_ranks_with_half_the_batch_each_equals_one_step_on_the_whole_batch(
+    data_home: DataHome, still_base: Path
+) -> None:
+    # Two micro-batches of 4 blocks: each rank takes 2 blocks of each, and DDP exchanges the
+    # gradients only after the second.
+    settings = {"max_steps": 1, "eval_every": 1, "grad_accum": 2, "warmup": 0.0}
+    args = config_args(tiny_config(still_base, nproc=2, **settings))
+    job_id, final = run_to_end(data_home, args)
+    assert final.status == "done", log(data_home, job_id)
+    two_ranks = adapter(data_home)
+    two_loss = [e["loss"] for e in events(data_home, job_id) if e["event"] == "step"]
+    manifest = json.loads((data_home.models / "trust" / "poetstudio.json").read_text())
+    assert manifest["hyperparameters"]["world_size"] == 2
+    assert manifest["hyperparameters"]["global_batch"] == 8
+
+    one_dir = data_home.jobs / "single"
+    one_dir.mkdir()
+    seen: list[dict[str, Any]] = []
+    train(tiny_config(still_base, **settings), data_home, one_dir, on_event=seen.append)
+    one_rank = adapter(data_home)
+    one_loss = [e["loss"] for e in seen if e["event"] == "step"]
+
+    import torch
+
+    assert two_loss == pytest.approx(one_loss, rel=1e-6)
+    assert set(two_ranks) == set(one_rank)
+    moved = 0
+    for name, tensor in one_rank.items():
+        torch.testing.assert_close(two_ranks[name], tensor, rtol=1e-5, atol=1e-6)
+        moved += int(not torch.equal(tensor, torch.zeros_like(tensor)))
+    assert moved  # the step changed weights, so the comparison says something
+
+
+@pytest.mark.subprocess
+def test_a_two_rank_run_stopped_and_resumed_ends_exactly_like_an_uninterrupted_one(
+    data_home: DataHome, tiny_base: Path
+) -> None:
+    args = config_args(
+        tiny_config(tiny_base, nproc=2, max_steps=60, eval_every=10, checkpoint_every=2, patience=0)
+    )
+    whole_id, whole = run_to_end(data_home, args)
+    assert whole.status == "done", log(data_home, whole_id)
+    expected = (data_home.models / "trust" / ADAPTER).read_bytes()
+    expected_evals = val_losses(data_home, whole_id)
+
+    job_id = start_job(data_home, args)
+    wait_for(lambda: "checkpoint" in kinds(data_home, job_id))
+    assert stop_job(data_home, job_id, wait_s=120)  # to the launching process, passed to both
+    assert kinds(data_home, job_id)[-2:] == ["checkpoint", "stopped"], log(data_home, job_id)
+    [info] = [info for info in list_jobs(data_home) if info.id == job_id]
+    assert info.state == "stopped" and info.resumable and is_locked(data_home, "trust") is None
+    _, state = load_checkpoint(info.path / "checkpoint")
+    assert 2 <= state["step"] < 60
+
+    resumed_id, resumed = run_to_end(data_home, ["--emotion", "trust", "--resume"])
+    assert resumed_id == job_id and resumed.status == "done", log(data_home, job_id)
+    assert (data_home.models / "trust" / ADAPTER).read_bytes() == expected
+    assert val_losses(data_home, job_id) == expected_evals
+    starts = [e for e in events(data_home, job_id) if e["event"] == "start"]
+    assert starts[1]["resumed"] and starts[1]["step"] == state["step"]
+    assert starts[1]["world_size"] == 2
+
+
+@pytest.mark.subprocess
+def test_a_killed_rank_ends_the_job_with_a_message_naming_it_and_the_checkpoint_loads(
+    data_home: DataHome, tiny_base: Path
+) -> None:
+    args = config_args(
+        tiny_config(tiny_base, nproc=2, max_steps=5000, eval_every=5000, checkpoint_every=2)
+    )
+    job_id = start_job(data_home, args)
+    wait_for(lambda: "checkpoint" in kinds(data_home, job_id))
+    pid = int(read_job(job_dir(data_home, job_id))["pid"])
+    ranks_of(pid)[1].send_signal(signal.SIGKILL)
+    final = follow(data_home, job_id, lambda _: None, poll_s=0.05)
+
+    assert final.status == "error", log(data_home, job_id)
+    assert final.message.startswith("rank 1 of 2 was killed by SIGKILL, so the job ended; ")
+    assert "`poetstudio train --emotion trust --resume`" in final.message
+    assert "\n" not in final.message
+    _, state = load_checkpoint(job_dir(data_home, job_id) / "checkpoint")
+    assert state["step"] >= 2 and f"(step {state['step']})" in final.message
+    [info] = list_jobs(data_home)
+    assert info.resumable and not info.alive
+    wait_for(lambda: is_locked(data_home, "trust") is None, timeout_s=30.0)
+
+
+def test_nproc_1_is_todays_path_one_process_and_no_process_group(
+    data_home: DataHome, tiny_base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch.distributed as dist
+
+    folder = data_home.jobs / "one"
+    assert job_command(folder, 1) == [sys.executable, "-m", "trainer.jobs.run", str(folder)]
+    assert job_command(folder, 2)[1:3] == ["-m", "trainer.jobs.launch"]
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert env_ranks() == Ranks()
+    folder.mkdir()
+    result = train(tiny_config(tiny_base, max_steps=2, eval_every=2), data_home, folder)
+    assert result.status == "done" and not dist.is_initialized()
+    start = json.loads((folder / EVENTS_FILE).read_text().splitlines()[0])
+    assert start["world_size"] == 1
+
+
+def test_ranks_share_every_micro_batch_and_an_empty_share_counts_nothing() -> None:
+    import torch
+
+    assert [share(5, Ranks(rank, 2, rank)) for rank in (0, 1)] == [slice(0, 3), slice(3, 5)]
+    assert [share(2, Ranks(rank, 3, rank)) for rank in (0, 1, 2)] == [
+        slice(0, 1),
+        slice(1, 2),
+        slice(2, 2),
+    ]
+    ids = torch.arange(6).view(2, 3)
+    labels = ids.clone()
+    got_ids, got_labels = local_batch(ids, labels, Ranks(2, 3, 2))
+    assert got_ids.tolist() == [[0, 1, 2]] and got_labels.tolist() == [[-100] * 3]
+    assert labels.tolist() == ids.tolist()  # the global batch is left as it was
+    assert distributed.target_count(labels) == 4
+
+
+def test_torchrun_environment_gives_the_rank_and_bad_values_are_one_line_errors() -> None:
+    assert env_ranks({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"}) == Ranks(3, 4, 1)
+    assert env_ranks({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"}).is_main is False
+    with pytest.raises(PoetstudioError, match="WORLD_SIZE='x' is not a whole number"):
+        env_ranks({"RANK": "0", "WORLD_SIZE": "x"})
+    with pytest.raises(PoetstudioError, match="rank 4 does not fit a world of 4"):
+        env_ranks({"RANK": "4", "WORLD_SIZE": "4"})
+
+
+def test_nproc_must_leave_every_rank_a_block_of_the_batch(tiny_base: Path) -> None:
+    with pytest.raises(PoetstudioError, match="--batch-size 2 is shared by --nproc 4 ranks"):
+        TrainConfig(emotion="trust", batch_size=2, nproc=4).validate()
+    with pytest.raises(PoetstudioError, match="--nproc must be at least 1"):
+        TrainConfig(emotion="trust", nproc=0).validate()
+
+
+def test_the_rank_killed_first_is_named_not_the_ranks_that_failed_after_it(tmp_path: Path) -> None:
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+
+    def failed(**codes: int) -> ChildFailedError:
+        return ChildFailedError(
+            "trainer.jobs.run",
+            {
+                int(r[1:]): ProcessFailure(int(r[1:]), 100, code, "<N/A>")
+                for r, code in codes.items()
+            },
+        )
+
+    config = TrainConfig(emotion="trust", nproc=2)
+    # Rank 0 lost its peer and failed first, or the launcher ended it with SIGTERM afterwards.
+    for codes in ({"r0": 1, "r1": -9}, {"r1": -9, "r0": -15}):
+        kind, text = final_event(failed(**codes), config, tmp_path, set(), stopping=False)
+        assert kind == "error" and text.startswith("rank 1 of 2 was killed by SIGKILL")
+        assert "no checkpoint had been written yet" in text
+    # Rank 0 failed first and said why itself: its event stays the job's last word.
+    assert final_event(failed(r0=1, r1=-15), config, tmp_path, {"error"}, stopping=False) is None
+    kind, text = final_event(failed(r1=1, r0=-15), config, tmp_path, {"step"}, stopping=False)
+    assert text.startswith("rank 1 of 2 failed with exit code 1, so the job ended")
+    stopped = final_event(failed(r0=-15, r1=-15), config, tmp_path, set(), stopping=True)
+    assert stopped == ("stopped", "stop requested before training began")

@@ -1,0 +1,186 @@
+"""One run over many processes: torch DDP under torchrun, without any UI.
+
+torchrun starts one process per rank and tells each where it stands through RANK, WORLD_SIZE and
+LOCAL_RANK. Every rank builds the same model from the same seed, reads the same data and walks the
+same deterministic order of global micro-batches; each takes only its slice of every micro-batch,
+so the data position stays a pure function of the step whatever the number of ranks. Loss and
+token sums are added across ranks, so what rank 0 logs is what one process would have logged.
+Without torchrun (no WORLD_SIZE, or 1) nothing here starts a process group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from trainer.common.errors import PoetstudioError
+
+IGNORE = -100  # the label value the loss skips (trainer/training/packing.py uses the same)
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """Where this process stands among the ranks of one run."""
+
+    rank: int = 0
+    world: int = 1
+    local: int = 0  # the rank on this machine, which picks the GPU
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this rank writes the events, checkpoints and model (rank 0 does)."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        """Whether there are other ranks to agree with."""
+        return self.world > 1
+
+
+SINGLE = Ranks()
+
+
+def env_ranks(environ: Mapping[str, str] | None = None) -> Ranks:
+    """The ranks torchrun describes in the environment; one rank when it describes none."""
+    environ = os.environ if environ is None else environ
+    if "WORLD_SIZE" not in environ:
+        return SINGLE
+    values = {}
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        try:
+            values[key] = int(environ.get(key, "0"))
+        except ValueError:
+            raise PoetstudioError(f"{key}={environ[key]!r} is not a whole number") from None
+    ranks = Ranks(values["RANK"], values["WORLD_SIZE"], values["LOCAL_RANK"])
+    if not (0 <= ranks.rank < ranks.world and ranks.local >= 0):
+        raise PoetstudioError(f"rank {ranks.rank} does not fit a world of {ranks.world}")
+    return ranks
+
+
+def rank_device(device: str, ranks: Ranks) -> str:
+    """The device of this rank: its own GPU on CUDA (by LOCAL_RANK), else `device` as it is."""
+    if not ranks.distributed:
+        return device
+    kind = device.split(":")[0]
+    if kind == "cuda":
+        return f"cuda:{ranks.local}"
+    if kind != "cpu":
+        raise PoetstudioError(f"training on several ranks runs on CUDA GPUs or the CPU, not {kind}")
+    return device
+
+
+def check_gpus(device: str, nproc: int) -> None:
+    """Refuse more ranks than GPUs: each rank needs a GPU of its own on CUDA."""
+    import torch
+
+    kind = device.split(":")[0]
+    if nproc > 1 and kind not in ("cuda", "cpu"):
+        raise PoetstudioError(f"--nproc above 1 runs on CUDA GPUs or the CPU, not {kind}")
+    if kind == "cuda" and nproc > torch.cuda.device_count():
+        raise PoetstudioError(
+            f"--nproc {nproc} needs {nproc} GPUs, one per rank, but this machine has "
+            f"{torch.cuda.device_count()}"
+        )
+
+
+def start(ranks: Ranks, device: str) -> None:
+    """Join the run's process group: NCCL on CUDA, one GPU per rank; gloo on the CPU."""
+    if not ranks.distributed:
+        return
+    import torch
+    import torch.distributed as dist
+
+    if device.startswith("cuda"):
+        torch.cuda.set_device(ranks.local)
+        dist.init_process_group("nccl", device_id=torch.device(device))
+    else:
+        dist.init_process_group("gloo")
+
+
+def stop() -> None:
+    """Leave the process group, if this process joined one."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def share(count: int, ranks: Ranks) -> slice:
+    """This rank's contiguous slice of `count` rows; slices differ in length by at most one."""
+    base, extra = divmod(count, ranks.world)
+    begin = ranks.rank * base + min(ranks.rank, extra)
+    return slice(begin, begin + base + (ranks.rank < extra))
+
+
+def local_batch(ids: Any, labels: Any, ranks: Ranks) -> tuple[Any, Any]:
+    """This rank's rows of a global micro-batch.
+
+    A micro-batch with fewer rows than ranks (an epoch's short last one) leaves some rank without
+    a row; it gets the first row with every label ignored, so it still runs the forward and
+    backward pass that DDP's gradient exchange waits for, and adds nothing to the loss.
+    """
+    if not ranks.distributed:
+        return ids, labels
+    rows = share(int(ids.shape[0]), ranks)
+    if rows.start == rows.stop:
+        return ids[:1], labels[:1].clone().fill_(IGNORE)
+    return ids[rows], labels[rows]
+
+
+def target_count(labels: Any) -> int:
+    """How many tokens of a batch the loss predicts: labels after the first that are not ignored.
+
+    Every rank holds the whole global micro-batch on the host, so each computes the global count
+    itself, with no exchange and no device sync.
+    """
+    return int((labels[:, 1:] != IGNORE).sum())
+
+
+def all_sum(tensor: Any, ranks: Ranks) -> Any:
+    """Add `tensor` across ranks in place (loss sums, token counts); returns it."""
+    if ranks.distributed:
+        import torch.distributed as dist
+
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def any_rank(flag: bool, ranks: Ranks, device: str) -> bool:
+    """Whether `flag` is true on any rank: how all ranks agree to stop at the same step."""
+    if not ranks.distributed:
+        return flag
+    import torch
+    import torch.distributed as dist
+
+    value = torch.tensor([1 if flag else 0], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
+def wrap(model: Any, ranks: Ranks, device: str) -> Any:
+    """The model DDP trains on several ranks (or `model` itself on one).
+
+    DDP averages gradients over ranks; callers scale each rank's loss by the world size and
+    divide by the global token count, so the step equals one process's step on the whole batch.
+    No parameter goes unused in a causal LM's forward pass, so none is searched for every step.
+    """
+    if not ranks.distributed:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(
+        model,
+        device_ids=[ranks.local] if device.startswith("cuda") else None,
+        find_unused_parameters=False,
+    )
+
+
+def micro_batch(model: Any, ranks: Ranks, last: bool) -> Any:
+    """The context of one micro-batch's forward and backward pass: DDP exchanges gradients only
+    after the `last` micro-batch of a step; the others accumulate locally."""
+    if ranks.distributed and not last:
+        return model.no_sync()
+    return contextlib.nullcontext()
