@@ -16,7 +16,7 @@ from rich.text import Text
 
 from studio.core.losscurve import chart_title, draw_loss_curve
 from trainer.common.home import DataHome
-from trainer.jobs.events import JobProgress, format_duration, format_mfu
+from trainer.training.events import JobProgress, format_duration, format_mfu
 
 if TYPE_CHECKING:
     from trainer.corpus.download import ProgressCallback

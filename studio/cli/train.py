@@ -16,14 +16,14 @@ from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
 from trainer.jobs.chain import JOB_MEMORY_GIB, MAX_PARALLEL, POLL_S, ChainJob, ChainView
 from trainer.jobs.control import JobInfo
-from trainer.jobs.events import (
+from trainer.training.config import ResumeConflict, options_to_args, train_options
+from trainer.training.events import (
     EVENTS_FILE,
     EventReader,
     JobProgress,
     format_duration,
     format_mfu,
 )
-from trainer.training.config import ResumeConflict, options_to_args, train_options
 
 F = TypeVar("F", bound=Callable[..., Any])
 _OPTIONS = {opt.name: opt for opt in train_options()}

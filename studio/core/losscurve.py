@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from trainer.jobs.events import JobProgress
+from trainer.training.events import JobProgress
 
 LOSS_COLOUR = "cyan"
 PPL_COLOUR = "orange"

@@ -56,6 +56,7 @@ def test_bad_job_ids_are_refused(home: DataHome) -> None:
         assert code == 1 and "no such job '../../etc'" in output
 
 
+@pytest.mark.subprocess
 def test_detach_list_follow_and_models(
     home: DataHome, tiny_base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -7,7 +7,7 @@ import math
 from rich.console import Console
 
 from studio.cli.progress import render
-from trainer.jobs.events import JobProgress
+from trainer.training.events import JobProgress
 
 JOB_ID = "20250101-120000-fear-ab12"
 

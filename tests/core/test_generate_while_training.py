@@ -3,15 +3,18 @@
 import time
 from pathlib import Path
 
+import pytest
+
 from studio.core.generate import STOP_MAX_TOKENS, Poet, SamplingParams
 from tests.helpers.models import build_tiny_lora
 from tests.helpers.training import config_args, tiny_config, write_dataset
 from trainer.common.home import DataHome
 from trainer.jobs.control import job_dir, start_job
-from trainer.jobs.events import read_progress
 from trainer.jobs.watch import follow
+from trainer.training.events import read_progress
 
 
+@pytest.mark.subprocess
 def test_generating_while_a_job_trains(home: DataHome, tiny_base: Path, tmp_path: Path) -> None:
     write_dataset(home, counts={"neutral": 80, "trust": 80})
     build_tiny_lora(tiny_base, home.models / "joy", "joy")

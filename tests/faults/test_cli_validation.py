@@ -237,6 +237,7 @@ def test_help_still_works(home: DataHome) -> None:
     assert result.exit_code == 0 and "write" in result.output
 
 
+@pytest.mark.subprocess
 def test_the_console_script_gives_one_line_usage_errors(home: DataHome) -> None:
     import subprocess
     import sys

@@ -25,9 +25,9 @@ from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
 from trainer.common.records import RecordError
 from trainer.jobs.control import JOB_FILE, list_jobs, prepare_job, start_job
-from trainer.jobs.events import EVENTS_FILE, read_progress
 from trainer.training.checkpoint import META
 from trainer.training.config import TrainConfig
+from trainer.training.events import EVENTS_FILE, read_progress
 
 runner = CliRunner()
 

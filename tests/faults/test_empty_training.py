@@ -16,7 +16,7 @@ from tests.helpers.models import EOT, build_tiny_lora
 from tests.helpers.training import tiny_config, write_dataset
 from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
-from trainer.jobs.events import EVENTS_FILE
+from trainer.training.events import EVENTS_FILE
 from trainer.training.loop import train
 from trainer.training.packing import MIN_TOKENS_PER_POEM
 from trainer.training.publish import BEST_FILE

@@ -16,7 +16,7 @@ from studio.cli import write as write_cli
 from studio.cli.progress import render
 from tests.helpers.models import build_tiny_lora
 from trainer.common.home import DataHome
-from trainer.jobs.events import JobProgress
+from trainer.training.events import JobProgress
 
 HOSTILE = "odd[/bold] [red]x:smile:"
 runner = CliRunner()

@@ -16,7 +16,7 @@ import torch
 
 from tests.helpers.training import config_args, tiny_config, write_dataset
 from trainer.common.home import DataHome
-from trainer.jobs.events import EVENTS_FILE
+from trainer.training.events import EVENTS_FILE
 from trainer.training.loop import train
 
 pytestmark = [

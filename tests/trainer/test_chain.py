@@ -17,7 +17,7 @@ from trainer.common.home import DataHome
 from trainer.jobs import chain
 from trainer.jobs.chain import ChainJob, ChainView, Gpu, default_parallel
 from trainer.jobs.control import JobInfo, _child_env
-from trainer.jobs.events import JobProgress
+from trainer.training.events import JobProgress
 
 
 class FakeProcess:

@@ -18,7 +18,7 @@ from trainer.common.hashing import CHUNK, sha256_file
 from trainer.common.perplexity import MAX_LOSS, perplexity
 from trainer.common.versions import package_versions
 from trainer.common.wheels import PinnedWheel, fetch_wheel
-from trainer.jobs.events import emit, read_progress
+from trainer.training.events import emit, read_progress
 
 
 def test_sha256_file_matches_hashlib_across_chunk_boundaries(tmp_path: Path) -> None:

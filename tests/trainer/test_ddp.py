@@ -22,7 +22,6 @@ from tests.helpers.training import config_args, tiny_config, write_dataset
 from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
 from trainer.jobs.control import job_dir, list_jobs, read_job, start_job, stop_job
-from trainer.jobs.events import EVENTS_FILE, JobProgress
 from trainer.jobs.launch import final_event, job_command
 from trainer.jobs.locks import is_locked
 from trainer.jobs.watch import follow
@@ -30,6 +29,7 @@ from trainer.training import distributed
 from trainer.training.checkpoint import load_checkpoint
 from trainer.training.config import TrainConfig
 from trainer.training.distributed import Ranks, env_ranks, local_batch, share
+from trainer.training.events import EVENTS_FILE, JobProgress
 from trainer.training.loop import train
 
 ADAPTER = "adapter_model.safetensors"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from trainer.jobs.events import EventLog
+from trainer.training.events import EventLog
 
 
 def kinds_on_disk(path: Path) -> list[tuple[str, int | None]]:

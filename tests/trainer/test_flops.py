@@ -108,7 +108,7 @@ def test_mfu_is_the_share_of_the_peak_and_none_without_one() -> None:
 
 
 def test_mfu_is_shown_as_a_percentage_or_a_dash() -> None:
-    from trainer.jobs.events import format_mfu
+    from trainer.training.events import format_mfu
 
     assert format_mfu(None) == "-"
     assert format_mfu(0.314) == "31%" and format_mfu(0.021) == "2.1%"

@@ -14,7 +14,7 @@ from tests.helpers.models import build_tiny_lora
 from tests.helpers.training import tiny_config, write_dataset
 from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
-from trainer.jobs.events import EVENTS_FILE
+from trainer.training.events import EVENTS_FILE
 from trainer.training.loop import CHECKPOINT_DIR, train
 from trainer.training.packing import IGNORE, MIN_TRAIN_POEMS, pack
 
@@ -265,7 +265,7 @@ def test_step_losses_read_every_few_steps_give_the_same_step_events(
 def test_steps_held_back_by_the_throttle_are_written_when_a_run_fails(
     data_home: DataHome, tiny_base: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("trainer.jobs.events.STEP_WRITE_INTERVAL", 3600.0)
+    monkeypatch.setattr("trainer.training.events.STEP_WRITE_INTERVAL", 3600.0)
 
     def broken(*_args: object) -> float:
         raise RuntimeError("the GPU fell off the bus")

@@ -14,7 +14,7 @@ import pytest
 
 from tests.helpers.models import build_tiny_lora
 from trainer.common.home import DataHome
-from trainer.jobs.events import emit
+from trainer.training.events import emit
 
 TRAINED = ("neutral", "joy")
 # Built too, and installed by the blend tests: a second emotion to mix with joy.
@@ -408,6 +408,7 @@ async def test_training_panel_follows_a_job_and_its_model_appears_in_the_picker(
         sleeper.wait()
 
 
+@pytest.mark.subprocess
 def test_the_app_module_imports_no_heavy_library():
     code = (
         "import sys, studio.tui.app\n"

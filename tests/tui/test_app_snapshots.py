@@ -18,7 +18,7 @@ from tests.tui.test_app import (  # noqa: F401
 )
 from trainer.common.emotions import count_emotions
 from trainer.common.home import DataHome
-from trainer.jobs.events import emit
+from trainer.training.events import emit
 
 VERSE = (
     "and the grey sea sighs beneath the stars.\n"

@@ -7,7 +7,7 @@ import math
 from textual.app import App, ComposeResult
 
 from studio.tui.widgets.loss_chart import LossChart
-from trainer.jobs.events import JobProgress
+from trainer.training.events import JobProgress
 
 JOB_ID = "20250101-120000-fear-ab12"
 SIZE = (80, 20)
@@ -66,7 +66,12 @@ async def test_the_chart_redraws_only_when_the_curve_grows():
         await pilot.pause()
         drawn: list[int] = []
         real_render = chart.render
-        chart.render = lambda: drawn.append(1) or real_render()  # type: ignore[method-assign]
+
+        def render():
+            drawn.append(1)
+            return real_render()
+
+        chart.render = render
         chart.show("fear", JOB_ID, progress)
         await pilot.pause()
         assert drawn == []

@@ -18,6 +18,7 @@ STEP_LIMITS = {"DRIVE_START_S": "25", "DRIVE_LOAD_S": "35", "DRIVE_POEM_S": "35"
 LIMIT_S = 120
 
 
+@pytest.mark.subprocess
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 @pytest.mark.skipif(not STUDIO.exists(), reason="the poetstudio console script is not installed")
 def test_studio_in_tmux_writes_saves_and_quits() -> None:

@@ -25,7 +25,7 @@ from tests.tui.test_app import (  # noqa: F401
     tiny_models,
 )
 from trainer.common.home import DataHome
-from trainer.jobs.events import EVENTS_FILE
+from trainer.training.events import EVENTS_FILE
 
 # A stand-in for `python -m trainer.jobs.run JOB_DIR`: its command line names the folder.
 FAKE_RUN = """
@@ -122,7 +122,7 @@ async def test_the_train_button_starts_a_job_for_the_picked_emotion_and_charts_i
     app = make_app(studio_home, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
-        assert not app.query_one(LossChart).display
+        assert not app.query(LossChart)  # no job to chart yet
         await start_training(app, pilot, "fear")
         assert fake_jobs.args == [["--emotion", "fear"]]
         [job_id] = [p.name for p in studio_home.jobs.iterdir()]

@@ -1,7 +1,7 @@
 """Training jobs: one folder and one detached process each, listed, followed and stopped by id.
 
 A job folder `<home>/jobs/<job_id>/` holds `job.json` (id, emotion, arguments, config, pid),
-`events.jsonl` (trainer/jobs/events.py), `log.txt` (the process's output) and `checkpoint/`.
+`events.jsonl` (trainer/training/events.py), `log.txt` (the process's output) and `checkpoint/`.
 Every job.json is read through one checked reader; a job whose file is damaged is listed as
 `broken` with the reason, and never stops the other jobs from being listed, followed or resumed.
 """
@@ -36,10 +36,10 @@ from trainer.common.records import (
     read_object,
     required,
 )
-from trainer.jobs.events import EVENTS_FILE, JobProgress, read_progress
 from trainer.jobs.locks import busy_message, is_locked
 from trainer.training.checkpoint import CHECKPOINT_DIR, find_checkpoint
 from trainer.training.config import TrainConfig, TrainRequest, check_block_size, parse_train_args
+from trainer.training.events import EVENTS_FILE, JobProgress, read_progress
 
 JOB_FILE = "job.json"
 LOG_FILE = "log.txt"

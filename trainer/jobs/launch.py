@@ -36,11 +36,11 @@ from trainer.common.device import pick_device
 from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome, resolve_home
 from trainer.jobs.control import LOG_FILE, prepare_job, read_job
-from trainer.jobs.events import EVENTS_FILE, FINAL_KINDS, EventReader, emit
 from trainer.jobs.locks import EmotionLock
 from trainer.training.checkpoint import CHECKPOINT_DIR, META, find_checkpoint
 from trainer.training.config import TrainConfig
 from trainer.training.distributed import check_gpus
+from trainer.training.events import EVENTS_FILE, FINAL_KINDS, EventReader, emit
 
 # Set for the ranks of a launched job, to the job id: this process holds the emotion's lock.
 SUPERVISED = "POETSTUDIO_SUPERVISED"

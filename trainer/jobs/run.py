@@ -23,11 +23,11 @@ from trainer.common.device import pick_device
 from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
 from trainer.jobs.control import JOB_FILE, read_job
-from trainer.jobs.events import EVENTS_FILE, emit
 from trainer.jobs.launch import SUPERVISED
 from trainer.jobs.locks import EmotionLock
 from trainer.training import distributed
 from trainer.training.config import TrainConfig
+from trainer.training.events import EVENTS_FILE, emit
 
 
 def run(job_dir: Path) -> int:

@@ -30,7 +30,7 @@ from trainer.jobs.control import (
     job_folders,
     read_job,
 )
-from trainer.jobs.events import EVENTS_FILE, EventReader, JobProgress
+from trainer.training.events import EVENTS_FILE, EventReader, JobProgress
 
 # What tells that a file changed: where it lives on disk, its size and its modification time.
 Signature = tuple[int, int, int, int] | None

@@ -31,7 +31,6 @@ from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
 from trainer.common.perplexity import perplexity
 from trainer.common.precision import training_dtype
-from trainer.jobs.events import EVENTS_FILE, EventLog
 from trainer.training import distributed
 from trainer.training.batchsize import auto_batch_size
 from trainer.training.checkpoint import (
@@ -45,6 +44,7 @@ from trainer.training.checkpoint import (
 )
 from trainer.training.config import TrainConfig
 from trainer.training.distributed import SINGLE, Ranks
+from trainer.training.events import EVENTS_FILE, EventLog
 from trainer.training.flops import device_name, flops_per_token, mfu, model_shape, peak_flops
 from trainer.training.packing import IGNORE, DataSpec, Packed, load_training_data
 from trainer.training.publish import BEST_FILE, finish, save_weights

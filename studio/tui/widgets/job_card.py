@@ -13,7 +13,7 @@ from textual.widgets import Button, ProgressBar, Sparkline, Static
 
 from studio.tui.widgets.colours import colour_of
 from studio.tui.widgets.literal import visible
-from trainer.jobs.events import JobProgress, format_duration, format_mfu
+from trainer.training.events import JobProgress, format_duration, format_mfu
 
 
 def job_summary(job_id: str, emotion: str, progress: JobProgress, state: str) -> Text:

@@ -6,7 +6,7 @@ from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
 from studio.core.losscurve import chart_title, draw_loss_curve
-from trainer.jobs.events import JobProgress
+from trainer.training.events import JobProgress
 
 
 class LossChart(PlotextPlot):

@@ -19,12 +19,12 @@ from textual.widgets import Button, DataTable, Select, Static
 from studio.tui.widgets.colours import colour_of
 from studio.tui.widgets.job_card import JobCard
 from studio.tui.widgets.literal import literal
-from studio.tui.widgets.loss_chart import LossChart
 from trainer.common.emotions import MODEL_EMOTIONS
 from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
 
 if TYPE_CHECKING:
+    from studio.tui.widgets.loss_chart import LossChart
     from trainer.jobs.control import JobInfo
     from trainer.jobs.watch import JobWatcher
 
@@ -105,12 +105,12 @@ class TrainingPanel(Vertical):
             yield Button("Train in background", id="train-start", variant="primary", compact=True)
         yield Static("No training jobs yet.", id="jobs-empty")
         yield VerticalScroll(id="jobs")
-        yield LossChart(id="loss-chart")
+        # The loss chart is mounted below the jobs when there is a job to chart: plotext's import
+        # is not paid before the first frame.
 
     def on_mount(self) -> None:
         self.border_title = "Models and training"
         self.query_one(DataTable).add_columns(*COLUMNS)
-        self.query_one(LossChart).display = False
         self.call_after_refresh(self.poll_jobs)  # the first frame goes out first
         self.set_interval(self.POLL_S, self._tick)
 
@@ -187,14 +187,25 @@ class TrainingPanel(Vertical):
 
     def _chart(self, shown: Sequence[JobInfo]) -> None:
         """Chart the job picked last while it is shown, else the newest live one or the newest."""
-        chart = self.query_one(LossChart)
-        chart.display = bool(shown)
         if not shown:
+            self.query("#loss-chart").set(display=False)
             return
+        chart = self._loss_chart()
+        chart.display = True
         picked = [j for j in shown if j.id == self._charted] or shown
         job = picked[0]  # live jobs come first in `shown`
         self._charted = job.id
         chart.show(job.emotion, job.id, job.progress)
+
+    def _loss_chart(self) -> LossChart:
+        from studio.tui.widgets.loss_chart import LossChart
+
+        found = self.query("#loss-chart")
+        if found:
+            return found.first(LossChart)
+        chart = LossChart(id="loss-chart")
+        self.mount(chart)
+        return chart
 
     @on(JobCard.Picked)
     def _card_picked(self, event: JobCard.Picked) -> None:
