@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers.training import config_args, tiny_config, write_dataset
+from tests.helpers.training import config_args, events_of, new_job, tiny_config, write_dataset
 from trainer.common.home import DataHome
-from trainer.training.events import EVENTS_FILE
 from trainer.training.loop import train
 
 pytestmark = [
@@ -26,17 +25,6 @@ pytestmark = [
 
 BIG = {"batch_size": 64, "block_size": 64, "lr": 3e-3, "max_steps": 40, "eval_every": 20}
 SAME = {"max_steps": 8, "eval_every": 3, "lora_dropout": 0.1}
-
-
-def events_of(job: Path, kind: str) -> list[dict]:
-    lines = (job / EVENTS_FILE).read_text().splitlines()
-    return [record for record in map(json.loads, lines) if record["event"] == kind]
-
-
-def new_job(home: DataHome, name: str) -> Path:
-    job = home.jobs / name
-    job.mkdir(parents=True)
-    return job
 
 
 @pytest.fixture

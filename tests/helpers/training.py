@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.helpers.models import VERSES
 from trainer.common.home import DataHome
 from trainer.training.config import TrainConfig
+from trainer.training.events import EVENTS_FILE
 
 LINES = [line for line in VERSES.strip().splitlines() if line]
 
@@ -71,3 +74,25 @@ def config_args(config: TrainConfig) -> list[str]:
     from trainer.training.config import config_to_args
 
     return config_to_args(config)
+
+
+def events_of(job: Path, kind: str) -> list[dict]:
+    """The events of one kind a job folder's events file holds, in order."""
+    lines = (job / EVENTS_FILE).read_text().splitlines()
+    return [record for record in map(json.loads, lines) if record["event"] == kind]
+
+
+def new_job(home: DataHome, name: str) -> Path:
+    """An empty job folder in the data home, for runs started in-process."""
+    job = home.jobs / name
+    job.mkdir(parents=True)
+    return job
+
+
+def wait_for(check: Callable[[], bool], timeout_s: float = 90.0, poll_s: float = 0.1) -> None:
+    """Poll `check` until it holds; fail the test after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(poll_s)

@@ -10,15 +10,13 @@ import json
 import shutil
 import signal
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
 
-from tests.helpers.training import config_args, tiny_config, write_dataset
+from tests.helpers.training import config_args, tiny_config, wait_for, write_dataset
 from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
 from trainer.jobs.control import job_dir, list_jobs, read_job, start_job, stop_job
@@ -51,14 +49,6 @@ def still_base(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     config.update(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
     (folder / "config.json").write_text(json.dumps(config))
     return folder
-
-
-def wait_for(check: Callable[[], bool], timeout_s: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.05)
 
 
 def events(home: DataHome, job_id: str) -> list[dict[str, Any]]:
@@ -148,7 +138,7 @@ def test_a_two_rank_run_stopped_and_resumed_ends_exactly_like_an_uninterrupted_o
     expected_evals = val_losses(data_home, whole_id)
 
     job_id = start_job(data_home, args)
-    wait_for(lambda: "checkpoint" in kinds(data_home, job_id))
+    wait_for(lambda: "checkpoint" in kinds(data_home, job_id), timeout_s=120.0)
     assert stop_job(data_home, job_id, wait_s=120)  # to the launching process, passed to both
     assert kinds(data_home, job_id)[-2:] == ["checkpoint", "stopped"], log(data_home, job_id)
     [info] = [info for info in list_jobs(data_home) if info.id == job_id]
@@ -173,7 +163,7 @@ def test_a_killed_rank_ends_the_job_with_a_message_naming_it_and_the_checkpoint_
         tiny_config(tiny_base, nproc=2, max_steps=5000, eval_every=5000, checkpoint_every=2)
     )
     job_id = start_job(data_home, args)
-    wait_for(lambda: "checkpoint" in kinds(data_home, job_id))
+    wait_for(lambda: "checkpoint" in kinds(data_home, job_id), timeout_s=120.0)
     pid = int(read_job(job_dir(data_home, job_id))["pid"])
     ranks_of(pid)[1].send_signal(signal.SIGKILL)
     final = follow(data_home, job_id, lambda _: None, poll_s=0.05)

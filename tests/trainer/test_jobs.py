@@ -8,14 +8,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.helpers.models import build_tiny_lora
-from tests.helpers.training import config_args, tiny_config, write_dataset
+from tests.helpers.training import config_args, tiny_config, wait_for, write_dataset
 from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
 from trainer.jobs.control import job_dir, list_jobs, read_job, start_job, stop_job
@@ -23,14 +21,6 @@ from trainer.jobs.locks import is_locked
 from trainer.jobs.watch import JobWatch, JobWatcher, follow
 from trainer.training.checkpoint import load_checkpoint
 from trainer.training.events import EVENTS_FILE, EventReader, JobProgress
-
-
-def wait_for(check: Callable[[], bool], timeout_s: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.1)
 
 
 def kinds(home: DataHome, job_id: str) -> list[str]:

@@ -11,23 +11,12 @@ import pytest
 from transformers import AutoTokenizer
 
 from tests.helpers.models import build_tiny_lora
-from tests.helpers.training import tiny_config, write_dataset
+from tests.helpers.training import events_of, new_job, tiny_config, write_dataset
 from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
 from trainer.training.events import EVENTS_FILE
 from trainer.training.loop import CHECKPOINT_DIR, train
 from trainer.training.packing import IGNORE, MIN_TRAIN_POEMS, pack
-
-
-def events_of(job: Path, kind: str) -> list[dict]:
-    lines = (job / EVENTS_FILE).read_text().splitlines()
-    return [record for record in map(json.loads, lines) if record["event"] == kind]
-
-
-def new_job(home: DataHome, name: str) -> Path:
-    job = home.jobs / name
-    job.mkdir(parents=True)
-    return job
 
 
 @pytest.fixture
