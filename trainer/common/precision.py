@@ -8,9 +8,12 @@ halves activation memory. Elsewhere training runs in plain fp32.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from trainer.common.errors import PoetstudioError
+
+if TYPE_CHECKING:
+    import torch
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -32,7 +35,7 @@ def check_precision(precision: str) -> str:
     return precision
 
 
-def _cuda_half(precision: str) -> Any:
+def _cuda_half(precision: str) -> torch.dtype:
     """The 16-bit dtype for a CUDA GPU under `precision` (auto or bf16): bf16 where it has it."""
     import torch
 
@@ -43,7 +46,7 @@ def _cuda_half(precision: str) -> Any:
     return torch.float16
 
 
-def inference_dtype(device: str, precision: str = "auto") -> Any:
+def inference_dtype(device: str, precision: str = "auto") -> torch.dtype:
     """The dtype generation holds weights in on `device` under `precision`.
 
     auto: bf16 on GPUs that have it (else fp16), fp16 on MPS, bf16 on CPUs with native bf16 and
@@ -69,7 +72,7 @@ def inference_dtype(device: str, precision: str = "auto") -> Any:
     return torch.float32
 
 
-def training_dtype(device: str, precision: str = "auto") -> Any:
+def training_dtype(device: str, precision: str = "auto") -> torch.dtype | None:
     """The autocast dtype for `device` under `precision`, or None for plain fp32."""
     import torch
 

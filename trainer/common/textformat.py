@@ -11,10 +11,13 @@ use the recorded ids, so a model always stops where it learned to stop.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
-def bos_id(tokenizer: Any) -> int:
+def bos_id(tokenizer: PreTrainedTokenizerBase) -> int:
     """The token that opens a poem: bos, or eos where the tokenizer has no bos."""
     token_id = tokenizer.bos_token_id
     if token_id is None:
@@ -24,7 +27,7 @@ def bos_id(tokenizer: Any) -> int:
     return int(token_id)
 
 
-def eos_id(tokenizer: Any) -> int:
+def eos_id(tokenizer: PreTrainedTokenizerBase) -> int:
     """The token that closes a poem."""
     if tokenizer.eos_token_id is None:
         raise ValueError("tokenizer has no eos token")
@@ -39,12 +42,14 @@ class PoemTokens:
     eos: int
 
     @classmethod
-    def of(cls, tokenizer: Any) -> PoemTokens:
+    def of(cls, tokenizer: PreTrainedTokenizerBase) -> PoemTokens:
         """The tokenizer's own poem ids."""
         return cls(bos_id(tokenizer), eos_id(tokenizer))
 
     @classmethod
-    def recorded(cls, manifest: dict[str, Any] | None, tokenizer: Any) -> PoemTokens:
+    def recorded(
+        cls, manifest: dict[str, Any] | None, tokenizer: PreTrainedTokenizerBase
+    ) -> PoemTokens:
         """The ids a manifest records; the tokenizer's for models trained before they were."""
         found = (manifest or {}).get("poem_tokens")
         if isinstance(found, dict):
@@ -58,13 +63,13 @@ class PoemTokens:
         return {"bos": self.bos, "eos": self.eos}
 
 
-def poem_ids(tokenizer: Any, text: str, tokens: PoemTokens) -> list[int]:
+def poem_ids(tokenizer: PreTrainedTokenizerBase, text: str, tokens: PoemTokens) -> list[int]:
     """Token ids of one training example: bos, the poem's lines, eos."""
     body = tokenizer.encode(text.strip(), add_special_tokens=False)
     return [tokens.bos, *body, tokens.eos]
 
 
-def prompt_ids(tokenizer: Any, seed_line: str, tokens: PoemTokens) -> list[int]:
+def prompt_ids(tokenizer: PreTrainedTokenizerBase, seed_line: str, tokens: PoemTokens) -> list[int]:
     """Token ids that generation starts from: bos, then the seed line and a newline if given."""
     seed = seed_line.strip()
     if not seed:

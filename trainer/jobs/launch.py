@@ -30,7 +30,7 @@ import sys
 import threading
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainer.common.device import pick_device
 from trainer.common.errors import PoetstudioError
@@ -41,6 +41,9 @@ from trainer.training.checkpoint import CHECKPOINT_DIR, META, find_checkpoint
 from trainer.training.config import TrainConfig
 from trainer.training.distributed import check_gpus
 from trainer.training.events import EVENTS_FILE, FINAL_KINDS, EventReader, emit
+
+if TYPE_CHECKING:
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
 
 # Set for the ranks of a launched job, to the job id: this process holds the emotion's lock.
 SUPERVISED = "POETSTUDIO_SUPERVISED"
@@ -177,7 +180,7 @@ def _events(path: Path) -> list[dict[str, Any]]:
 
 
 def final_event(
-    exc: Any, config: TrainConfig, job_dir: Path, written: set[str], stopping: bool
+    exc: ChildFailedError, config: TrainConfig, job_dir: Path, written: set[str], stopping: bool
 ) -> tuple[str, str] | None:
     """The job's final event (kind, text) for ranks that failed; None when rank 0 wrote one.
 
@@ -213,7 +216,7 @@ def final_event(
     return "error", text
 
 
-def _recorded_reason(failure: Any) -> str:
+def _recorded_reason(failure: ProcessFailure) -> str:
     """The one-line error a rank recorded in its error file, without the exception's type."""
     if not os.path.isfile(failure.error_file):
         return ""

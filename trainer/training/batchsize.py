@@ -10,9 +10,12 @@ allocator's slack, evaluation and other jobs on the same GPU.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from trainer.training.config import DEFAULT_BATCH
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 # The batch the bundled models were trained with on an H200; more changes the optimisation
 # (fewer, larger steps per epoch) more than it speeds it up. --batch-size goes beyond it.
@@ -22,7 +25,7 @@ VALUES_PER_HIDDEN_UNIT = 17
 LOGIT_BYTES = 12
 
 
-def activation_bytes(model: Any, value_bytes: int) -> int:
+def activation_bytes(model: PreTrainedModel, value_bytes: int) -> int:
     """Activation bytes kept per token for the backward pass (see the module doc)."""
     config = model.config
     layers, width, vocab = config.num_hidden_layers, config.hidden_size, config.vocab_size
@@ -39,7 +42,7 @@ def fitting_batch(free_bytes: int, per_token: int, block_size: int) -> int:
     return batch
 
 
-def auto_batch_size(model: Any, device: str, block_size: int, value_bytes: int) -> int:
+def auto_batch_size(model: PreTrainedModel, device: str, block_size: int, value_bytes: int) -> int:
     """The micro-batch for a run that names none: from free memory on CUDA, else 8."""
     import torch
 

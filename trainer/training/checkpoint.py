@@ -13,11 +13,14 @@ import errno
 import json
 import random
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainer.common.atomic import aside_path, atomic_write_json, staged_dir
 from trainer.common.errors import PoetstudioError, first_line
 from trainer.common.hashing import sha256_file
+
+if TYPE_CHECKING:
+    import torch
 
 # A job's checkpoint folder, inside the job's own folder.
 CHECKPOINT_DIR = "checkpoint"
@@ -35,12 +38,12 @@ def plain_name(name: str) -> str:
     return ".".join(part for part in name.split(".") if part != COMPILED_PREFIX)
 
 
-def trainable_weights(model: Any) -> dict[str, Any]:
+def trainable_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The parameters the optimizer updates, by plain name: what checkpoints and best files hold."""
     return {plain_name(name): p for name, p in model.named_parameters() if p.requires_grad}
 
 
-def copy_weights(model: Any, weights: dict[str, Any]) -> None:
+def copy_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> None:
     """Copy saved `weights` (name -> tensor) into the model's trainable parameters."""
     import torch
 
@@ -72,7 +75,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(folder: Path, weights: dict[str, Any], state: dict[str, Any]) -> None:
+def save_checkpoint(folder: Path, weights: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
     """Write `weights` (name -> tensor) and `state` (tensors, numbers, lists, dicts) atomically."""
     import torch
     from safetensors.torch import save_file
@@ -135,7 +138,7 @@ def find_checkpoint(folder: Path) -> Path | None:
     return aside if (aside / META).is_file() else None
 
 
-def load_checkpoint(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+def load_checkpoint(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read a checkpoint back as (weights, state); refuse a damaged one and leave it in place."""
     import torch
     from safetensors.torch import load_file

@@ -14,9 +14,12 @@ import contextlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainer.common.errors import PoetstudioError
+
+if TYPE_CHECKING:
+    import torch
 
 IGNORE = -100  # the label value the loss skips (trainer/training/packing.py uses the same)
 
@@ -115,7 +118,9 @@ def share(count: int, ranks: Ranks) -> slice:
     return slice(begin, begin + base + (ranks.rank < extra))
 
 
-def local_batch(ids: Any, labels: Any, ranks: Ranks) -> tuple[Any, Any]:
+def local_batch(
+    ids: torch.Tensor, labels: torch.Tensor, ranks: Ranks
+) -> tuple[torch.Tensor, torch.Tensor]:
     """This rank's rows of a global micro-batch.
 
     A micro-batch with fewer rows than ranks (an epoch's short last one) leaves some rank without
@@ -130,7 +135,7 @@ def local_batch(ids: Any, labels: Any, ranks: Ranks) -> tuple[Any, Any]:
     return ids[rows], labels[rows]
 
 
-def target_count(labels: Any) -> int:
+def target_count(labels: torch.Tensor) -> int:
     """How many tokens of a batch the loss predicts: labels after the first that are not ignored.
 
     Every rank holds the whole global micro-batch on the host, so each computes the global count
@@ -139,7 +144,7 @@ def target_count(labels: Any) -> int:
     return int((labels[:, 1:] != IGNORE).sum())
 
 
-def all_sum(tensor: Any, ranks: Ranks) -> Any:
+def all_sum(tensor: torch.Tensor, ranks: Ranks) -> torch.Tensor:
     """Add `tensor` across ranks in place (loss sums, token counts); returns it."""
     if ranks.distributed:
         import torch.distributed as dist
@@ -160,7 +165,7 @@ def any_rank(flag: bool, ranks: Ranks, device: str) -> bool:
     return bool(value.item())
 
 
-def wrap(model: Any, ranks: Ranks, device: str) -> Any:
+def wrap(model: torch.nn.Module, ranks: Ranks, device: str) -> torch.nn.Module:
     """The model DDP trains on several ranks (or `model` itself on one).
 
     DDP averages gradients over ranks; callers scale each rank's loss by the world size and
@@ -178,7 +183,7 @@ def wrap(model: Any, ranks: Ranks, device: str) -> Any:
     )
 
 
-def micro_batch(model: Any, ranks: Ranks, last: bool) -> Any:
+def micro_batch(model: Any, ranks: Ranks, last: bool) -> contextlib.AbstractContextManager[None]:
     """The context of one micro-batch's forward and backward pass: DDP exchanges gradients only
     after the `last` micro-batch of a step; the others accumulate locally."""
     if ranks.distributed and not last:

@@ -26,9 +26,12 @@ import math
 import os
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from trainer.common.errors import PoetstudioError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 PEAK_ENV = "POETSTUDIO_PEAK_TFLOPS"
 
@@ -67,7 +70,7 @@ def flops_per_token(shape: ModelShape, block_size: int) -> float:
     return float(weights + 6 * shape.layers * block_size * shape.width)
 
 
-def model_shape(model: Any) -> ModelShape:
+def model_shape(model: PreTrainedModel) -> ModelShape:
     """Count a (possibly peft-wrapped) causal LM's matmul weights, and read its depth and width."""
     import torch
 

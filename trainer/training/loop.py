@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainer.common.device import pick_device
 from trainer.common.errors import PoetstudioError
@@ -50,6 +50,9 @@ from trainer.training.packing import IGNORE, DataSpec, Packed, load_training_dat
 from trainer.training.publish import BEST_FILE, finish, save_weights
 from trainer.training.start import attention_of, load_model, plan_start
 from trainer.training.valloss import validation_loss
+
+if TYPE_CHECKING:
+    import torch
 
 SMOOTHING = 0.9  # weight of the past in the smoothed loss
 # Steps between reads of the losses on an accelerator; on the CPU a read costs nothing.
@@ -117,8 +120,8 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
 class MicroBatch:
     """One micro-batch on the device, and how many of its labels count in the loss."""
 
-    input_ids: Any
-    labels: Any
+    input_ids: torch.Tensor
+    labels: torch.Tensor
     tokens: int  # counted on the host, so reading it never waits for the device
     # Tokens the loss predicts in the whole global micro-batch (all ranks), counted on the host.
     targets: int
@@ -137,7 +140,7 @@ class Batches:
         self.device = device
         self.per_epoch = math.ceil(data.blocks / batch_size)
         self._epoch = -1
-        self._order: Any = None
+        self._order: torch.Tensor | None = None
         self._real = (data.labels != IGNORE).sum(dim=1)
         self._targets = (data.labels[:, 1:] != IGNORE).sum(dim=1)
         if device.startswith("cuda"):
@@ -150,7 +153,7 @@ class Batches:
         import torch
 
         epoch, position = divmod(micro, self.per_epoch)
-        if epoch != self._epoch:
+        if self._order is None or epoch != self._epoch:
             generator = torch.Generator().manual_seed(self.seed * 1000 + epoch)
             self._order = torch.randperm(self.data.blocks, generator=generator)
             self._epoch = epoch
@@ -175,9 +178,9 @@ class StepLosses:
     every: int
     ranks: Ranks = SINGLE  # whose losses are added up, so every rank reads the global loss
     steps: list[tuple[int, float, int]] = field(default_factory=list)  # step, lr, tokens
-    losses: list[Any] = field(default_factory=list)
+    losses: list[torch.Tensor] = field(default_factory=list)
 
-    def add(self, step: int, lr: float, tokens: int, loss: Any) -> None:
+    def add(self, step: int, lr: float, tokens: int, loss: torch.Tensor) -> None:
         """Keep one step's loss (a 0-dim tensor) until the next read."""
         self.steps.append((step, lr, tokens))
         self.losses.append(loss)

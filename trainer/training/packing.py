@@ -12,11 +12,15 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
 from trainer.common.textformat import PoemTokens, poem_ids
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedTokenizerBase
 
 IGNORE = -100  # the label value the loss skips
 # Fewer training poems than this make a model that only parrots them; refuse and say so.
@@ -31,8 +35,8 @@ MIN_TOKENS_PER_POEM = 4
 class Packed:
     """Blocks of token ids, their labels (-100 on padding), and how many tokens are real."""
 
-    input_ids: Any  # LongTensor [blocks, block_size]
-    labels: Any  # LongTensor [blocks, block_size]
+    input_ids: torch.Tensor  # long [blocks, block_size]
+    labels: torch.Tensor  # long [blocks, block_size]
     content_tokens: int
     poems: int
 
@@ -66,19 +70,21 @@ def pack(sequences: Iterable[list[int]], block_size: int, pad_id: int) -> Packed
     )
 
 
-def tokenize_poems(tokenizer: Any, texts: list[str], tokens: PoemTokens) -> list[list[int]]:
+def tokenize_poems(
+    tokenizer: PreTrainedTokenizerBase, texts: list[str], tokens: PoemTokens
+) -> list[list[int]]:
     """Every poem in the shared training format."""
     return [poem_ids(tokenizer, text, tokens) for text in texts]
 
 
-def real_tokens(tokenizer: Any, ids: list[int], tokens: PoemTokens) -> int:
+def real_tokens(tokenizer: PreTrainedTokenizerBase, ids: list[int], tokens: PoemTokens) -> int:
     """How many of `ids` carry text: neither a poem marker nor a special (unknown, pad) token."""
     special = {tokens.bos, tokens.eos, *(getattr(tokenizer, "all_special_ids", None) or ())}
     return sum(1 for token in ids if token not in special)
 
 
 def check_real_tokens(
-    tokenizer: Any, sequences: list[list[int]], tokens: PoemTokens, what: str
+    tokenizer: PreTrainedTokenizerBase, sequences: list[list[int]], tokens: PoemTokens, what: str
 ) -> None:
     """Refuse poems the tokenizer turns into (almost) nothing, naming the tokenizer."""
     if not sequences:
@@ -128,7 +134,7 @@ def label_texts(home: DataHome, dataset: str, label: str, split: str, max_words:
 
 
 def load_training_data(
-    home: DataHome, tokenizer: Any, spec: DataSpec, tokens: PoemTokens
+    home: DataHome, tokenizer: PreTrainedTokenizerBase, spec: DataSpec, tokens: PoemTokens
 ) -> TrainingData:
     """Read the spec's poems from the dataset, shuffle them with its seed, and pack both splits."""
     from trainer.corpus.dataset import load_manifest
@@ -160,7 +166,9 @@ def load_training_data(
     return TrainingData(train=train, valid=valid, dataset=info)
 
 
-def valid_blocks(home: DataHome, tokenizer: Any, spec: DataSpec, tokens: PoemTokens) -> Packed:
+def valid_blocks(
+    home: DataHome, tokenizer: PreTrainedTokenizerBase, spec: DataSpec, tokens: PoemTokens
+) -> Packed:
     """The first `eval_blocks` packed blocks of the spec's shuffled validation poems.
 
     Training and `poetstudio eval` both measure perplexity on these, so their figures agree.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainer.common.atomic import atomic_path, staged_dir
 from trainer.common.bases import base_identity
@@ -20,10 +20,14 @@ from trainer.training.config import TrainConfig
 from trainer.training.manifest import build_manifest, write_manifest
 from trainer.training.start import StartPoint, attention_of
 
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedTokenizerBase
+
 BEST_FILE = "best.safetensors"
 
 
-def save_weights(path: Path, weights: dict[str, Any]) -> None:
+def save_weights(path: Path, weights: dict[str, torch.Tensor]) -> None:
     """Write `weights` (name -> tensor) as one safetensors file, atomically."""
     from safetensors.torch import save_file
 
@@ -35,8 +39,8 @@ def finish(
     config: TrainConfig,
     home: DataHome,
     job_dir: Path,
-    model: Any,
-    tokenizer: Any,
+    model: Any,  # a transformers model or peft's wrapper around one
+    tokenizer: PreTrainedTokenizerBase,
     start: StartPoint,
     dataset: dict[str, Any],
     *,
@@ -104,7 +108,13 @@ def _reason(exc: BaseException) -> str:
     return first_line(exc)
 
 
-def write_model(model: Any, tokenizer: Any, folder: Path, method: str, base_id: str) -> None:
+def write_model(
+    model: Any,
+    tokenizer: PreTrainedTokenizerBase,
+    folder: Path,
+    method: str,
+    base_id: str,
+) -> None:
     """Save the weights as safetensors: a LoRA adapter, or a whole model with its tokenizer."""
     # An adapter names its base by the base's id, not by a folder on this machine.
     for adapter in getattr(model, "peft_config", {}).values():

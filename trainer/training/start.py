@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainer.common.bases import base_identity, resolve_base
 from trainer.common.emotions import NEUTRAL
@@ -13,6 +13,9 @@ from trainer.common.home import DataHome
 from trainer.common.textformat import PoemTokens
 from trainer.training.config import DEFAULT_BASE, TrainConfig
 from trainer.training.manifest import load_manifest
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 
 @dataclass
@@ -25,7 +28,7 @@ class StartPoint:
     # The parent's recorded poem ids: a child keeps them, so the lineage stops where it learned to.
     poem_tokens: dict[str, Any] | None = None
 
-    def tokens(self, tokenizer: Any) -> PoemTokens:
+    def tokens(self, tokenizer: PreTrainedTokenizerBase) -> PoemTokens:
         """The poem ids this run trains with."""
         return PoemTokens.recorded({"poem_tokens": self.poem_tokens}, tokenizer)
 
@@ -60,7 +63,9 @@ def plan_start(config: TrainConfig, home: DataHome) -> StartPoint:
     return StartPoint(base_spec, neutral_dir, parent, manifest.poem_tokens)
 
 
-def load_model(config: TrainConfig, start: StartPoint, home: DataHome) -> tuple[Any, Any]:
+def load_model(
+    config: TrainConfig, start: StartPoint, home: DataHome
+) -> tuple[PreTrainedTokenizerBase, Any]:
     """Load tokenizer and model for training in fp32, with LoRA adapters when asked."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -103,6 +108,6 @@ def load_model(config: TrainConfig, start: StartPoint, home: DataHome) -> tuple[
     return tokenizer, model
 
 
-def attention_of(model: Any) -> str | None:
+def attention_of(model: PreTrainedModel) -> str | None:
     """The attention implementation the model runs with ("sdpa", "eager", ...)."""
     return getattr(model.config, "_attn_implementation", None)

@@ -6,14 +6,22 @@ callers (the training loop, `poetstudio eval`) need not restore anything themsel
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from trainer.training.distributed import SINGLE, Ranks, all_sum, share
 from trainer.training.packing import IGNORE, Packed
 
+if TYPE_CHECKING:
+    import torch
+
 
 def validation_loss(
-    model: Any, data: Packed, batch_size: int, device: str, dtype: Any, ranks: Ranks = SINGLE
+    model: torch.nn.Module,
+    data: Packed,
+    batch_size: int,
+    device: str,
+    dtype: torch.dtype | None,
+    ranks: Ranks = SINGLE,
 ) -> float:
     """Mean validation loss per real token (padding excluded).
 

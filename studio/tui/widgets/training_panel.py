@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on, work
@@ -24,6 +24,7 @@ from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
 
 if TYPE_CHECKING:
+    from studio.core.registry import ModelInfo
     from studio.tui.widgets.loss_chart import LossChart
     from trainer.jobs.control import JobInfo
     from trainer.jobs.watch import JobWatcher
@@ -33,11 +34,13 @@ FINISHED_SHOWN = 3
 COLUMNS = ("emotion", "source", "method", "steps", "best val ppl", "base / how to train")
 
 
-def _figure(value: Any, fmt: str) -> str:
+def _figure(value: float | None, fmt: str) -> str:
     return format(value, fmt) if isinstance(value, int | float) else "-"
 
 
-def model_row(emotion: str, info: Any | None, hint: str, broken: bool = False) -> tuple[Text, ...]:
+def model_row(
+    emotion: str, info: ModelInfo | None, hint: str, broken: bool = False
+) -> tuple[Text, ...]:
     """One table row: a model's manifest figures, or why it is broken, or how to train it."""
     name = Text(emotion, style=f"bold {colour_of(emotion)}")
     if info is None:
@@ -115,7 +118,7 @@ class TrainingPanel(Vertical):
         self.set_interval(self.POLL_S, self._tick)
 
     def set_models(
-        self, models: dict[str, Any], hints: dict[str, str], broken: Collection[str] = ()
+        self, models: dict[str, ModelInfo], hints: dict[str, str], broken: Collection[str] = ()
     ) -> None:
         """Fill the models table: every emotion, trained, untrained or broken (`broken`)."""
         table = self.query_one(DataTable)
