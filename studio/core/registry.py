@@ -154,11 +154,6 @@ def scan_entries(entries: list[ModelEntry]) -> ModelScan:
     return ModelScan(models=models, problems=problems, folders=folders)
 
 
-def list_models(home: DataHome, bundled_dir: Path = BUNDLED_DIR) -> dict[str, ModelInfo]:
-    """The usable model for each emotion that has one; user models win over bundled ones."""
-    return scan_models(home, bundled_dir).models
-
-
 def resolve_model(
     emotion: str, home: DataHome, bundled_dir: Path = BUNDLED_DIR, scan: ModelScan | None = None
 ) -> ModelInfo:

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from studio.core.registry import (
-    list_models,
     resolve_model,
     scan_models,
     train_hint,
@@ -31,7 +30,7 @@ def test_user_models_win_over_bundled(tiny_base: Path, home: DataHome, bundled: 
     build_tiny_lora(tiny_base, bundled / "joy", "joy")
     build_tiny_lora(tiny_base, bundled / "fear", "fear")
     build_tiny_lora(tiny_base, home.models / "joy", "joy")
-    models = list_models(home, bundled)
+    models = scan_models(home, bundled).models
     assert set(models) == {"joy", "fear"}
     assert models["joy"].source == "user"
     assert models["joy"].path == home.models / "joy"
@@ -122,9 +121,9 @@ def test_training_leftovers_are_ignored_and_finished_models_appear_on_rescan(
     staged = home.models / ".trust.staging"
     build_tiny_lora(tiny_base, staged, "trust")
     (home.jobs / "20250101-trust").mkdir()
-    assert list_models(home, bundled) == {}
+    assert scan_models(home, bundled).models == {}
     staged.rename(home.models / "trust")
-    assert list(list_models(home, bundled)) == ["trust"]
+    assert list(scan_models(home, bundled).models) == ["trust"]
 
 
 def test_the_typed_manifest_reads_the_fields_and_keeps_unknown_keys(
