@@ -6,8 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
-from tests.helpers.models import build_tiny_base
+from tests.helpers.models import build_tiny_base, build_tiny_lora
 from trainer.common.bases import MARKER, OFFLINE_PRESET
 from trainer.common.home import ENV_VAR, DataHome, resolve_home
 
@@ -53,3 +54,16 @@ def real_base(home: DataHome) -> DataHome:
         )
     os.symlink(source, home.bases / OFFLINE_PRESET, target_is_directory=True)
     return home
+
+
+@pytest.fixture
+def runner(
+    home: DataHome, tiny_base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> CliRunner:
+    """A CLI runner over a home with tiny neutral and joy models, and nothing bundled."""
+    import models
+
+    monkeypatch.setattr(models, "BUNDLED_DIR", tmp_path / "no-bundled")
+    build_tiny_lora(tiny_base, home.models / "neutral", "neutral", seed=2)
+    build_tiny_lora(tiny_base, home.models / "joy", "joy")
+    return CliRunner()

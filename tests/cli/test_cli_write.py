@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import models
 from studio.cli import app
 from studio.cli import write as write_cli
 from studio.core.generate import SamplingParams
@@ -18,17 +17,6 @@ from trainer.common.home import DataHome
 
 SEED = "The lamps are out [bold]along[/] the quay"
 QUICK = ["--max-lines", "4", "--max-tokens", "30", "--seed", "11"]
-
-
-@pytest.fixture
-def runner(
-    home: DataHome, tiny_base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> CliRunner:
-    """A CLI runner over a home with neutral and joy models and no bundled models."""
-    monkeypatch.setattr(models, "BUNDLED_DIR", tmp_path / "no-bundled")
-    build_tiny_lora(tiny_base, home.models / "neutral", "neutral", seed=2)
-    build_tiny_lora(tiny_base, home.models / "joy", "joy")
-    return CliRunner()
 
 
 def write(runner: CliRunner, *args: str) -> object:

@@ -14,11 +14,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import models
 from studio.cli import app as cli_app
 from studio.cli import write as write_cli
 from studio.core.poemfile import SavedPoem, append_poem, read_poems
-from tests.helpers.models import build_tiny_lora
 from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
 
@@ -219,17 +217,6 @@ async def test_the_saved_tab_shows_each_entry_as_saved_and_no_forged_one(tmp_pat
     # Markup and escapes are shown as the user typed them, not as escaped on disk.
     assert f"- first line: {HOSTILE['rich markup']}" in lines
     assert f"> {ZWJ_FAMILY}  " in lines and "> \\# kept  " in lines
-
-
-@pytest.fixture
-def runner(
-    home: DataHome, tiny_base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> CliRunner:
-    """A CLI runner over a home with a tiny joy model and no bundled models."""
-    monkeypatch.setattr(models, "BUNDLED_DIR", tmp_path / "no-bundled")
-    build_tiny_lora(tiny_base, home.models / "neutral", "neutral", seed=2)
-    build_tiny_lora(tiny_base, home.models / "joy", "joy")
-    return CliRunner()
 
 
 def test_write_out_says_why_an_empty_poem_is_not_saved(

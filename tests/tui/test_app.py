@@ -95,6 +95,12 @@ def slow_stream(app, delay: float = 0.05) -> None:
     poet.stream_poem = stream
 
 
+async def write_poem(app, pilot, first_line: str = "") -> None:
+    """Type `first_line` into the seed box, press Enter, and wait for what that starts to end."""
+    await pilot.press(*first_line, "enter")
+    await settle(app, pilot)
+
+
 async def wait_for_text(app, pilot, timeout: float = 10.0) -> None:
     from studio.tui.widgets.poem_panel import PoemPanel
 
@@ -110,8 +116,7 @@ async def test_generate_streams_a_poem_with_stats_and_meter(studio_home, tmp_pat
     app = make_app(studio_home, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
-        await pilot.press(*"The lamps are out", "enter")
-        await settle(app, pilot)
+        await write_poem(app, pilot, "The lamps are out")
         text = app.query_one(PoemPanel).text
         assert text.startswith("The lamps are out\n")
         assert len(text) > len("The lamps are out\n")
@@ -130,8 +135,7 @@ async def test_markup_in_the_seed_line_is_shown_literally(studio_home, tmp_path)
     app = make_app(studio_home, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
-        await pilot.press(*"[bold red]x[/]", "enter")
-        await settle(app, pilot)
+        await write_poem(app, pilot, "[bold red]x[/]")
         assert app.history.current.text.startswith("[bold red]x[/]\n")
         assert "[bold red]x[/]" in rendered(app, "#poem-body")
 
@@ -165,8 +169,7 @@ async def test_control_characters_in_the_seed_never_reach_the_poem(studio_home, 
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         app.query_one("#seed").value = "grey\x1b[31m sea\x07\tsighs"
-        await pilot.press("enter")
-        await settle(app, pilot)
+        await write_poem(app, pilot)
         text = app.history.current.text
         assert text.splitlines()[0] == "grey[31m sea sighs"
         assert "\x1b" not in text and "\x07" not in text
@@ -176,8 +179,7 @@ async def test_empty_seed_writes_from_nothing(studio_home, tmp_path):
     app = make_app(studio_home, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
-        await pilot.press("enter")
-        await settle(app, pilot)
+        await write_poem(app, pilot)
         poem = app.history.current
         assert poem.finished and poem.text.strip()
 
@@ -206,8 +208,7 @@ async def test_regenerate_variation_and_history(studio_home, tmp_path):
     app = make_app(studio_home, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
-        await pilot.press(*"Joy comes", "enter")
-        await settle(app, pilot)
+        await write_poem(app, pilot, "Joy comes")
         await pilot.press("ctrl+r")
         await settle(app, pilot)
         await pilot.press("ctrl+n")
@@ -245,8 +246,7 @@ async def test_ctrl_s_saves_with_a_toast_and_the_saved_view_shows_it(studio_home
     app = make_app(studio_home, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
-        await pilot.press(*"Trust in the heart", "enter")
-        await settle(app, pilot)
+        await write_poem(app, pilot, "Trust in the heart")
         await pilot.press("ctrl+s")
         await settle(app, pilot)
         path = studio_home.poems_file
@@ -265,8 +265,7 @@ async def test_a_save_failure_keeps_the_poem_and_shows_the_error(studio_home, tm
     studio_home.poems_file.mkdir()  # a folder where the file should be: cannot be appended to
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
-        await pilot.press(*"The lamps", "enter")
-        await settle(app, pilot)
+        await write_poem(app, pilot, "The lamps")
         await pilot.press("ctrl+s")
         await settle(app, pilot)
         errors = [n for n in app._notifications if n.severity == "error"]
@@ -288,8 +287,7 @@ async def test_no_models_at_all_explains_what_to_do_and_stays_usable(home, tmp_p
         await settle(app, pilot)
         notice = rendered(app, "#poem-notice")
         assert "no emotion models found" in notice and "poetstudio train" in notice
-        await pilot.press(*"hello", "enter")
-        await settle(app, pilot)
+        await write_poem(app, pilot, "hello")
         assert any("no emotion models found" in m for m in messages(app))
         assert len(app.history) == 0
         await pilot.press(*" again")
@@ -310,12 +308,10 @@ async def test_untrained_and_corrupt_emotions_say_how_to_train(studio_home, tmp_
         await pilot.pause()
         hint = rendered(app, "#picker-hint")
         assert "corrupt manifest" in hint and "poetstudio train --emotion joy" in hint
-        await pilot.press("enter")
-        await settle(app, pilot)
+        await write_poem(app, pilot)
         assert any("corrupt manifest" in m for m in messages(app))
         picker.pick("neutral")
-        await pilot.press("enter")
-        await settle(app, pilot)
+        await write_poem(app, pilot)
         assert app.history.current.emotion == "neutral" and app.history.current.finished
 
 
@@ -324,8 +320,7 @@ async def test_an_overlong_seed_line_is_truncated_with_a_notice(studio_home, tmp
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         app.query_one("#seed").value = "the grey sea sighs beneath the stars " * 60
-        await pilot.press("enter")
-        await settle(app, pilot)
+        await write_poem(app, pilot)
         poem = app.history.current
         assert poem.finished and "truncated" in poem.notice
         assert "truncated" in rendered(app, "#poem-notice")
@@ -342,8 +337,7 @@ async def test_sampling_controls_are_remembered_between_runs(studio_home, tmp_pa
         assert app.query_one("#control-max_lines").has_class("invalid")
         app.query_one("#control-max_lines").value = "6"
         await pilot.pause()
-        await pilot.press(*"grey sea", "enter")
-        await settle(app, pilot)
+        await write_poem(app, pilot, "grey sea")
         assert app.history.current.sampling["temperature"] == 1.1
         assert len([line for line in app.history.current.text.splitlines() if line.strip()]) <= 6
     saved = json.loads(studio_home.settings_file.read_text())
@@ -514,8 +508,7 @@ async def test_a_guided_poem_streams_and_is_saved_with_its_strength(studio_home,
         app.query_one("#control-strength").value = 2.5
         await settle(app, pilot)
         app.query_one("#seed").focus()
-        await pilot.press(*"Joy comes laughing", "enter")
-        await settle(app, pilot)
+        await write_poem(app, pilot, "Joy comes laughing")
         poem = app.history.current
         assert poem.finished and poem.emotion == "joy" and poem.text.startswith("Joy comes")
         assert poem.sampling["strength"] == 2.5 and poem.applied_strength == 2.5
@@ -535,8 +528,7 @@ async def test_a_neutral_poem_records_that_no_guidance_was_applied(studio_home, 
     app = make_app(studio_home, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
-        await pilot.press(*"The lamps", "enter")
-        await settle(app, pilot)
+        await write_poem(app, pilot, "The lamps")
         assert app.history.current.applied_strength == 0.0
         assert app.query_one(StatusBar).field("guidance") == "guidance off"
         await pilot.press("ctrl+s")
@@ -556,8 +548,7 @@ async def test_without_a_neutral_model_guidance_falls_back_with_a_notice(
     app = make_app(home, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
-        await pilot.press(*"Joy comes", "enter")
-        await settle(app, pilot)
+        await write_poem(app, pilot, "Joy comes")
         poem = app.history.current
         assert poem.finished and poem.applied_strength == 0.0
         assert "neutral" in poem.notice
@@ -587,8 +578,7 @@ async def test_a_blended_poem_streams_and_is_saved_under_its_spec(
         assert app.blend_spec == "joy=0.70+sadness=0.30"
         app.query_one("#control-strength").value = 1.5
         app.query_one("#seed").focus()
-        await pilot.press(*"O weep", "enter")
-        await settle(app, pilot)
+        await write_poem(app, pilot, "O weep")
         poem = app.history.current
         assert poem.finished and poem.text.startswith("O weep\n")
         assert poem.emotion == "joy=0.70+sadness=0.30" and poem.applied_strength == 1.5
@@ -639,8 +629,7 @@ async def test_a_blend_with_an_untrained_emotion_says_how_to_train_it(studio_hom
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         assert app.blend_spec == "joy=0.50+fear=0.50"
-        await pilot.press(*"I fear", "enter")
-        await settle(app, pilot)
+        await write_poem(app, pilot, "I fear")
         assert any("poetstudio train --emotion fear" in m for m in messages(app))
         assert len(app.history) == 0
 
@@ -649,7 +638,6 @@ async def test_the_precision_reaches_the_generation_core(studio_home, tmp_path):
     app = make_app(studio_home, tmp_path, precision="fp32")
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
-        await pilot.press(*"grey sea", "enter")
-        await settle(app, pilot)
+        await write_poem(app, pilot, "grey sea")
         assert app.history.current.finished
         assert app.poet.loader.precision == "fp32"
