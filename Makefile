@@ -20,9 +20,11 @@ studio: setup
 	$(BIN)/poetstudio setup
 	$(BIN)/poetstudio
 
-# Every gate, then every test. `.ci/run` calls this.
+# Every gate, then every test, then the numerics tests again as another kind of CPU would run
+# them (tests/rerun_numerics.py). `.ci/run` calls this.
 test: gates
 	$(BIN)/pytest -q
+	$(BIN)/python -m tests.rerun_numerics
 
 # The quick inner loop: the gates and the tests that start no processes, tmux or browser.
 test-fast: gates

@@ -23,10 +23,12 @@ from studio.core.generate import (
     clean_seed,
 )
 from studio.core.loader import LoadedModel
-from tests.helpers.models import build_tiny_lora
+from tests.helpers.models import build_tiny_lora, pinned_poet
 from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
 from trainer.common.textformat import PoemTokens, prompt_ids
+
+pytestmark = pytest.mark.numerics
 
 # Long enough that eos and the line limits never end a stream before the token limit.
 ENDLESS = {"min_lines": 10_000, "max_lines": 10_000, "max_stanzas": 10_000}
@@ -37,7 +39,7 @@ def poet(tiny_base: Path, home: DataHome, tmp_path: Path) -> Poet:
     """A Poet over a home with joy and sadness LoRA adapters on the tiny base."""
     build_tiny_lora(tiny_base, home.models / "joy", "joy", seed=1)
     build_tiny_lora(tiny_base, home.models / "sadness", "sadness", seed=2)
-    return Poet(home, device="cpu", bundled_dir=tmp_path / "no-bundled")
+    return pinned_poet(home, tmp_path / "no-bundled")
 
 
 def poem(poet: Poet, emotion: str, seed_line: str = "", **settings: Any) -> str:
@@ -107,7 +109,7 @@ def test_an_empty_seed_generates_from_nothing(poet: Poet) -> None:
 
 def test_the_same_seed_gives_the_same_poem(poet: Poet, home: DataHome, tmp_path: Path) -> None:
     first = poem(poet, "joy", "O weep", seed=42, **ENDLESS, max_new_tokens=25)
-    fresh = Poet(home, device="cpu", bundled_dir=tmp_path / "no-bundled")
+    fresh = pinned_poet(home, tmp_path / "no-bundled")
     assert poem(fresh, "joy", "O weep", seed=42, **ENDLESS, max_new_tokens=25) == first
     assert poem(poet, "joy", "O weep", seed=43, **ENDLESS, max_new_tokens=25) != first
     # Without a seed one is drawn, reported, and reproduces the poem when passed back.
@@ -375,7 +377,7 @@ def test_bad_sampling_settings_are_refused(settings: dict[str, Any]) -> None:
 def test_a_broken_adapter_config_leaves_the_base_clean(
     poet: Poet, first: str, tmp_path: Path
 ) -> None:
-    clean = Poet(poet.home, device="cpu", bundled_dir=tmp_path / "no-bundled")
+    clean = pinned_poet(poet.home, tmp_path / "no-bundled")
     expected = poem(clean, "joy", "O weep", seed=4, **ENDLESS, max_new_tokens=8)
     (poet.home.models / "sadness" / "adapter_config.json").write_text("{")
     if first == "joy":
@@ -411,6 +413,7 @@ def test_decoding_threads_follow_the_free_cores(
     import torch
 
     before = torch.get_num_threads()
+    poet.decode_threads = None  # the fixture pins one thread; this test is about the choice
     monkeypatch.setattr(poet._cpu_share, "free_cores", lambda: 0.2)  # another process is busy
     poem(poet, "joy", seed=1, max_new_tokens=3)
     assert poet.last_stats is not None and poet.last_stats.cpu_threads == 1

@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from studio.core.generate import Poet
+    from trainer.common.home import DataHome
 
 VERSES = """The lamps are out along the quay,
 and the grey sea sighs beneath the stars.
@@ -88,3 +93,16 @@ def build_guided_adapters(base_dir: Path, models_dir: Path) -> None:
     """Neutral, joy and sadness LoRA adapters on the tiny base: enough to guide and to blend."""
     for emotion, seed in (("neutral", 3), ("joy", 1), ("sadness", 2)):
         build_tiny_lora(base_dir, models_dir / emotion, emotion, seed=seed)
+
+
+def pinned_poet(home: DataHome, bundled_dir: Path, precision: str = "auto") -> Poet:
+    """A CPU Poet that always decodes on one thread.
+
+    The thread count otherwise follows how busy the cores are, and a matmul split over another
+    number of threads may sum in another order: two runs that must agree bit for bit pin it.
+    """
+    from studio.core.generate import Poet
+
+    poet = Poet(home, device="cpu", bundled_dir=bundled_dir, precision=precision)
+    poet.decode_threads = 1
+    return poet

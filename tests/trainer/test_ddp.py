@@ -30,6 +30,8 @@ from trainer.training.distributed import Ranks, env_ranks, local_batch, share
 from trainer.training.events import EVENTS_FILE, JobProgress
 from trainer.training.loop import train
 
+pytestmark = pytest.mark.numerics
+
 ADAPTER = "adapter_model.safetensors"
 
 
@@ -96,8 +98,15 @@ def test_one_step_on_two_ranks_with_half_the_batch_each_equals_one_step_on_the_w
     data_home: DataHome, still_base: Path
 ) -> None:
     # Two micro-batches of 4 blocks: each rank takes 2 blocks of each, and DDP exchanges the
-    # gradients only after the second.
-    settings = {"max_steps": 1, "eval_every": 1, "grad_accum": 2, "warmup": 0.0}
+    # gradients only after the second. fp32: under bf16 autocast (auto's choice on CPUs with
+    # native bf16) half a batch rounds its activations differently from the whole.
+    settings = {
+        "max_steps": 1,
+        "eval_every": 1,
+        "grad_accum": 2,
+        "warmup": 0.0,
+        "precision": "fp32",
+    }
     args = config_args(tiny_config(still_base, nproc=2, **settings))
     job_id, final = run_to_end(data_home, args)
     assert final.status == "done", log(data_home, job_id)

@@ -18,6 +18,8 @@ from trainer.training.events import EVENTS_FILE
 from trainer.training.loop import CHECKPOINT_DIR, train
 from trainer.training.packing import IGNORE, MIN_TRAIN_POEMS, pack
 
+pytestmark = pytest.mark.numerics
+
 
 @pytest.fixture
 def data_home(home: DataHome) -> DataHome:

@@ -8,6 +8,7 @@ halves activation memory. Elsewhere training runs in plain fp32.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from trainer.common.errors import PoetstudioError
@@ -16,10 +17,22 @@ if TYPE_CHECKING:
     import torch
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# Forces the CPU-feature answer below: "1" (native bf16) or "0" (none). The test suite runs its
+# numerics tests under both answers on every machine; users can pin `auto` with it too.
+NATIVE_BF16_ENV = "POETSTUDIO_CPU_BF16"
 
 
 def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 matmuls in hardware (AVX-512 BF16 or AMX)."""
+    """Whether this CPU computes bf16 matmuls in hardware (AVX-512 BF16 or AMX).
+
+    $POETSTUDIO_CPU_BF16 set to 1 or 0 overrides what the CPU reports; any other value is a
+    one-line error.
+    """
+    forced = os.environ.get(NATIVE_BF16_ENV)
+    if forced is not None:
+        if forced not in ("0", "1"):
+            raise PoetstudioError(f"${NATIVE_BF16_ENV} must be 1 or 0, not {forced!r}")
+        return forced == "1"
     import torch
 
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
