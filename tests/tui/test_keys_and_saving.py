@@ -202,6 +202,19 @@ async def test_a_bracketed_paste_is_one_first_line_and_never_submits(
         assert len(app.history) == 0
 
 
+async def test_ctrl_v_of_poem_lines_copied_in_the_studio_is_one_first_line(
+    studio_home: DataHome,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    app = make_app(studio_home, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        app.copy_to_clipboard("The sea\nwas grey\n")
+        await pilot.press("ctrl+v")
+        assert first_line(app).value == "The sea was grey"
+        assert len(app.history) == 0
+
+
 # ----- the rules themselves ----------------------------------------------------------------------
 
 

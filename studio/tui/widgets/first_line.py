@@ -1,10 +1,10 @@
 """The first-line box: one line of text, whatever the terminal sends into it.
 
-A paste is one first line and never submits: its line breaks become spaces (rather than cutting
-the paste at the first one, so nothing pasted is silently dropped; an overlong line is truncated
-later with a notice). A ctrl key that a terminal reports with its letter (xterm's
-modifyOtherKeys sends ctrl+s as `ESC [27;5;115~`, which Textual reads as ctrl+s with the
-character "s") is a command, never text.
+A paste (the terminal's, or ctrl+v of text copied in the studio) is one first line and never
+submits: its line breaks become spaces, rather than cutting the paste at the first one, so
+nothing pasted is silently dropped (an overlong line is truncated later, with a notice). A ctrl
+key that a terminal reports with its letter (xterm's modifyOtherKeys sends ctrl+s as
+`ESC [27;5;115~`, which Textual reads as ctrl+s with the character "s") is a command, never text.
 """
 
 from __future__ import annotations
@@ -43,6 +43,11 @@ class FirstLineInput(Input):
         if event.key.startswith("ctrl+"):
             # Not text: Input would insert the letter; the key bubbles on to the bindings.
             event.prevent_default()
+
+    def action_paste(self) -> None:
+        """Paste the app's own clipboard (ctrl+v), which may hold lines of a poem, as one line."""
+        start, end = self.selection
+        self.replace(one_line(self.app.clipboard), start, end)
 
     def _on_paste(self, event: events.Paste) -> None:
         line = one_line(event.text)
