@@ -132,7 +132,8 @@ async def test_escape_and_ctrl_s_bursts_never_put_a_caret_into_the_first_line(
         assert app.history.current.seed_line == "The sea"
         await pilot.press("ctrl+s")
         await settle(app, pilot)
-        assert [entry.first_line for entry in saved_entries(studio_home)] == ["The sea"]
+        # The burst's last ctrl+s may have saved the stopped poem too: its first line is whole.
+        assert {entry.first_line for entry in saved_entries(studio_home)} == {"The sea"}
 
 
 async def test_a_typed_caret_is_text(studio_home: DataHome, tmp_path: Path) -> None:  # noqa: F811
