@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -39,9 +39,18 @@ from studio.core.settings import (
     save_settings,
     strength_label,
 )
+from studio.tui.key_bursts import (
+    CARET,
+    CARET_HOLD_S,
+    LINE_BREAK_KEYS,
+    escape_key,
+    in_burst,
+    is_escape_echo,
+)
 from studio.tui.widgets.blend_picker import BlendPicker
 from studio.tui.widgets.emotion_meter import EmotionMeter
 from studio.tui.widgets.emotion_picker import EmotionPicker
+from studio.tui.widgets.first_line import FirstLineInput
 from studio.tui.widgets.poem_panel import PoemPanel
 from studio.tui.widgets.sampling_controls import SamplingControls
 from studio.tui.widgets.saved_poems import SavedPoemsView
@@ -109,7 +118,8 @@ class PoetStudioApp(App[None]):
         Binding("escape", "stop", "Stop"),
         Binding("ctrl+r", "regenerate", "Regenerate"),
         Binding("ctrl+n", "variation", "Variation"),
-        Binding("ctrl+s", "save", "Save"),
+        # Priority: the app saves before any widget can take the key as text.
+        Binding("ctrl+s", "save", "Save", priority=True),
         Binding("pageup", "history(-1)", "Older", key_display="PgUp"),
         Binding("pagedown", "history(1)", "Newer", key_display="PgDn"),
         Binding("ctrl+up", "emotion(-1)", "Previous emotion", show=False),
@@ -146,6 +156,11 @@ class PoetStudioApp(App[None]):
         self._run: _Run | None = None
         self._run_ids = itertools.count(1)
         self._settings_error_shown = False
+        # Poems being appended to the poems file now (by id): each is saved once.
+        self._saving: set[int] = set()
+        # Key bursts (see studio.tui.key_bursts): the last key's time, and a "^" held back.
+        self._last_key_time: float | None = None
+        self._held_caret: events.Key | None = None
 
     @staticmethod
     def _random_seed() -> int:
@@ -167,7 +182,7 @@ class PoetStudioApp(App[None]):
                     )
                     yield SamplingControls(self._sampling_values(), id="sampling")
                 with Vertical(id="centre-col"):
-                    yield Input(
+                    yield FirstLineInput(
                         placeholder="First line (or leave empty), then Enter",
                         id="seed",
                     )
@@ -414,6 +429,36 @@ class PoetStudioApp(App[None]):
 
     # ----- input and actions ------------------------------------------------------------------
 
+    async def on_event(self, event: events.Event) -> None:
+        """Repair key bursts from the terminal before any binding or widget sees them: a "^"
+        that stood for an escape is that escape, and a paste's line breaks never submit the
+        first-line box (studio.tui.key_bursts says how each is told)."""
+        if not isinstance(event, events.Key) or event.is_forwarded:
+            await super().on_event(event)
+            return
+        held, self._held_caret = self._held_caret, None
+        if held is not None:
+            await super().on_event(escape_key() if is_escape_echo(held, event) else held)
+        previous, self._last_key_time = self._last_key_time, event.time
+        if event.key == CARET:
+            self._held_caret = event
+            self.set_timer(CARET_HOLD_S, functools.partial(self._release_caret, event))
+        elif (
+            event.key in LINE_BREAK_KEYS
+            and in_burst(previous, event)
+            and isinstance(self.focused, FirstLineInput)
+        ):
+            # Posted, like the keys forwarded before it, so it lands after them.
+            self.focused.post_message(FirstLineInput.LineBreak())
+        else:
+            await super().on_event(event)
+
+    async def _release_caret(self, caret: events.Key) -> None:
+        """No ctrl key followed `caret` in its burst: it is a "^" typed, let it through."""
+        if self._held_caret is caret:
+            self._held_caret = None
+            await super().on_event(caret)
+
     @on(Input.Submitted, "#seed")
     def _seed_submitted(self, event: Input.Submitted) -> None:
         self.start_poem(event.value, self._seeds())
@@ -499,13 +544,17 @@ class PoetStudioApp(App[None]):
     # ----- saving -----------------------------------------------------------------------------
 
     def action_save(self) -> None:
-        """Append the poem on screen to the poems file."""
+        """Append the poem on screen to the poems file, once."""
         poem = self.history.current
         if poem is None:
             self.notify("Nothing to save yet: write a poem first.", severity="warning")
             return
         if self._run is not None and self._run.poem is poem:
-            self.notify("The poem is still being written: wait, or press Esc.", severity="warning")
+            # Saved only once it is whole: a half-written poem would be saved as if finished.
+            self._save_note("not saved: the poem is still being written (wait, or press Esc)")
+            return
+        if poem.saved_to or id(poem) in self._saving:
+            self._save_note(f"already saved to {poem.saved_to or self.home.poems_file}")
             return
         if not poem.text.strip():
             # An empty entry would read back as a phantom poem: never save one, say why.
@@ -514,7 +563,13 @@ class PoetStudioApp(App[None]):
                 severity="warning",
             )
             return
+        self._saving.add(id(poem))
         self._save(poem, self.home.poems_file)
+
+    def _save_note(self, note: str) -> None:
+        """Say why ctrl+s saved nothing, in the status bar and a toast."""
+        self.query_one(StatusBar).set(note=note)
+        self.notify(note[:1].upper() + note[1:] + ".", severity="warning", markup=False)
 
     @work(thread=True, exit_on_error=False, group="save")
     def _save(self, poem: SessionPoem, path: Path) -> None:
@@ -529,14 +584,17 @@ class PoetStudioApp(App[None]):
         self.call_from_thread(self._saved, poem, path)
 
     def _save_failed(self, poem: SessionPoem, reason: str) -> None:
+        self._saving.discard(id(poem))
         poem.notice = f"not saved: {reason}"
         self.notify(reason, title="Save failed", severity="error", timeout=10, markup=False)
         if self.history.current is poem:
             self._show_current()
 
     def _saved(self, poem: SessionPoem, path: Path) -> None:
+        self._saving.discard(id(poem))
         poem.notice = ""
         poem.saved_to = str(path)
+        self.query_one(StatusBar).set(note=f"saved to {path}")
         self.notify(f"Saved to {path}", title="Poem saved", markup=False)
         if self.history.current is poem:
             self._show_current()

@@ -195,6 +195,8 @@ def test_without_a_neutral_model_the_applied_strength_is_recorded(
         ("joy+sadness", "joy=0.50+sadness=0.50"),
         ("joy=0.7+sadness=0.3", "joy=0.70+sadness=0.30"),
         (" Joy = 3 + sadness = 1 ", "joy=0.75+sadness=0.25"),
+        # Shares too small for 2 decimals keep the decimals they need (the core parses it again).
+        ("joy=1+sadness=300", "joy=0.00332+sadness=0.99668"),
     ],
 )
 def test_a_blend_is_written_and_saved_under_its_canonical_spec(

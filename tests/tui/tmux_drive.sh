@@ -126,6 +126,28 @@ grep -qxF -- "- emotion: joy" "$HOME_DIR/poems.md" || fail "the saved poem is no
 grep -qF -- "> $FIRST_LINE" "$HOME_DIR/poems.md" || fail "the saved poem does not open with the first line"
 wait_for 10 "Poem saved" "no save notification"
 
+step "a burst of Esc and ctrl+s: the poem stays saved once, no ^ reaches the first-line box"
+# In one burst, Textual's parser turns each escape before a ctrl+s into a printable "^" key.
+for _ in 1 2 3 4 5 6 7 8; do
+    tm send-keys -t "$SESSION" Escape C-s
+done
+wait_for 10 "already saved to" "no 'already saved' in the status bar"
+sleep 1
+LAST_PANE="$(pane)"
+entries="$(grep -c '^## ' "$HOME_DIR/poems.md")"
+((entries == 1)) || fail "poems.md holds $entries entries after the burst, not 1"
+box_line="$(grep -F -m 1 -- "$FIRST_LINE" <<<"$LAST_PANE")"
+[[ "$box_line" != *"^"* ]] || fail "a ^ reached the first-line box: $box_line"
+
+step "a paste without brackets: one first line, never submitted"
+tm send-keys -t "$SESSION" C-u
+tm set-buffer -- $'Pasted one\rpasted two\r'
+tm paste-buffer -t "$SESSION"
+wait_for 10 "Pasted one pasted two" "the paste is not one line in the first-line box"
+sleep 1
+LAST_PANE="$(pane)"
+grep -qF "Poem 1/1" <<<"$LAST_PANE" || fail "the paste submitted the first-line box"
+
 step "quitting with ctrl+q"
 tm send-keys -t "$SESSION" C-q
 deadline=$((SECONDS + 30))
@@ -141,4 +163,4 @@ while tm has-session -t "$SESSION" 2>/dev/null; do
     sleep 0.5
 done
 
-step "ok: opened, picked joy, wrote, saved to poems.md, quit (exit 0) in ${SECONDS}s"
+step "ok: opened, picked joy, wrote, saved to poems.md once, pasted, quit (exit 0) in ${SECONDS}s"

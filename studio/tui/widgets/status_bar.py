@@ -1,5 +1,5 @@
-"""The status bar: what the studio is doing, model, device, guidance strength, time to first token
-and tokens/s."""
+"""The status bar: what the studio is doing (and a note on the last thing it did, such as a
+save), model, device, guidance strength, time to first token and tokens/s."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ class StatusBar(Static):
         super().__init__("", id=id)
         self._fields: dict[str, str] = {
             "state": "starting",
+            "note": "",
             "model": "no model loaded",
             "device": "device: pending",
             "guidance": "",
@@ -27,7 +28,12 @@ class StatusBar(Static):
         self._redraw()
 
     def set(self, **fields: str) -> None:
-        """Replace the named fields (state, model, device, guidance, ttft, speed) and redraw."""
+        """Replace the named fields (state, note, model, device, guidance, ttft, speed) and redraw.
+
+        A new state clears the note, which was about what happened in the last one.
+        """
+        if "state" in fields and "note" not in fields:
+            fields = {**fields, "note": ""}
         self._fields.update(fields)
         self._redraw()
 
@@ -37,7 +43,7 @@ class StatusBar(Static):
 
     def _redraw(self) -> None:
         text = Text()
-        keys = ("state", "model", "device", "guidance", "ttft", "speed")
+        keys = ("state", "note", "model", "device", "guidance", "ttft", "speed")
         parts = [self._fields[key] for key in keys]
         for index, part in enumerate(p for p in parts if p):
             if index:
