@@ -25,6 +25,8 @@ SYLLABLES = {
     "Fire,": {1, 2},  # case and punctuation do not matter
     "'tis": {1},
     "don't": {1},
+    "dimm'd": {1},  # an elided -ed reads as the -ed word, unsyllabic
+    "belov'd": {2},  # beloved has 2 and 3; the elision keeps 2
 }
 # Words the dictionary lacks, with the count a reader would give them.
 OOV_SYLLABLES = {
@@ -113,6 +115,7 @@ def test_words_of_reads_elisions_and_drops_digits() -> None:
         ("night", "nights", False),
         ("light", "light", False),  # the same word never rhymes with itself
         ("Light,", "light", False),
+        ("dimm'd", "untrimm'd", True),  # elided -ed: dimmed, untrimmed
         ("glimmerlight", "night", True),  # OOV: borrows "light"
         ("blorpish", "fish", True),  # OOV: borrows "pish"
         ("blorpish", "fit", False),  # OOV whose borrowed ending does not rhyme

@@ -73,6 +73,11 @@ def _lookup(word: str) -> tuple[Phones, ...]:
     if not found and "'" in key:
         # A quotation mark, not an elision: 'like -> like.
         found = _parsed(key.strip("'"))
+    if not found and key.endswith("'d"):
+        # Older verse marks a silent -ed: dimm'd, belov'd read as dimmed, beloved, unsyllabic.
+        spelled = _parsed(key[:-2] + "ed")
+        fewest = min((len(stresses(phones)) for phones in spelled), default=0)
+        found = tuple(phones for phones in spelled if len(stresses(phones)) == fewest)
     return found
 
 
@@ -135,6 +140,7 @@ def estimate_syllables(word: str) -> int:
     return max(count, 1)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def syllable_counts(word: str) -> frozenset[int]:
     """Every syllable count `word` can have: one per CMU pronunciation, or the estimate."""
     prons = _lookup(word)
@@ -159,6 +165,7 @@ def line_syllables(words: Iterable[str]) -> frozenset[int]:
     return totals
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def stress_patterns(word: str) -> frozenset[str]:
     """The stress digits of each pronunciation; an unknown word gets '?' per estimated syllable."""
     prons = _lookup(word)
@@ -219,14 +226,14 @@ def rhyming_part(phones: Phones) -> str:
 def _borrowed_from(word: str) -> str | None:
     """The longest known word that ends `word`'s spelling, for an unknown word's rhyme."""
     letters = normalize(word).strip("'")
-    table = dictionary()
     for cut in range(1, len(letters) - MIN_RHYME_ENDING + 1):
         ending = letters[cut:]
-        if ending in table and re.search(r"[aeiouy]", ending):
+        if re.search(r"[aeiouy]", ending) and _lookup(ending):
             return ending
     return None
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def rhyme_parts(word: str) -> frozenset[str]:
     """Every rhyming part of `word`; an unknown word borrows a known ending's, or has none."""
     prons = _lookup(word)
