@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from trainer.common.errors import PoetstudioError
-from trainer.common.form import PRESETS, parse_form, parse_scheme, parse_syllables
+from trainer.common.form import (
+    PRESETS,
+    check_line_limit,
+    parse_form,
+    parse_scheme,
+    parse_syllables,
+)
 
 
 def test_free_is_today_free_verse() -> None:
@@ -103,3 +109,13 @@ def test_bad_input_is_one_line(kwargs: dict[str, str], says: str) -> None:
         parse_form(**kwargs)
     message = str(caught.value)
     assert says in message and "\n" not in message
+
+
+def test_a_line_limit_below_the_form_is_refused() -> None:
+    sonnet = parse_form("sonnet")
+    check_line_limit(sonnet, None)
+    check_line_limit(sonnet, 14)
+    check_line_limit(sonnet, 40)
+    check_line_limit(parse_form(), 3)  # free verse has no count of its own
+    with pytest.raises(PoetstudioError, match="limit of 8 lines conflicts with the sonnet"):
+        check_line_limit(sonnet, 8)

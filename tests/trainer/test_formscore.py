@@ -86,3 +86,10 @@ def test_pool_and_to_dict() -> None:
 def test_last_word() -> None:
     assert last_word("and all the hills are grey; ") == "grey"
     assert last_word("— 1914 —") is None
+
+
+def test_slant_rhymes_count_only_when_asked() -> None:
+    lines = ["I give you all my love", "the river runs", "and all the ways we move", "to suns"]
+    quatrain = parse_form("quatrain")
+    assert score_poem(lines, quatrain).rhymed == 1  # runs/suns
+    assert score_poem(lines, quatrain, slant=True).rhymed == 2  # love/move: same final V

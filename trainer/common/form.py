@@ -183,6 +183,19 @@ class Form:
         return total + max(len(self.stanzas) - 1, 0)
 
 
+def check_line_limit(form: Form, max_lines: int | None) -> None:
+    """Refuse a line limit below what a fixed form needs (a sonnet cut at 8 lines is no sonnet).
+
+    A limit at or above the form's own count is harmless: the form ends the poem first.
+    """
+    count = form.line_count
+    if max_lines is not None and count is not None and max_lines < count:
+        raise PoetstudioError(
+            f"a limit of {max_lines} lines conflicts with the {form.name} form's {count} lines; "
+            "drop the limit or choose another form"
+        )
+
+
 def parse_scheme(text: str) -> tuple[tuple[str | None, ...], ...]:
     """Stanzas of rhyme labels from a scheme such as `ABAB CDCD EFEF GG` (None: unrhymed)."""
     cleaned = text.strip()

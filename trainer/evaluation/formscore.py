@@ -107,18 +107,20 @@ def _distance(totals: frozenset[int], target: tuple[int, int]) -> int:
     return min((max(low - t, t - high, 0) for t in totals), default=max(low, 1))
 
 
-def score_poem(lines: Sequence[str], form: Form) -> FormScore:
-    """Score one poem's lines (stanza breaks already removed) against `form`."""
+def score_poem(lines: Sequence[str], form: Form, slant: bool = False) -> FormScore:
+    """Score one poem's lines (stanza breaks already removed) against `form`; with `slant`, a
+    slant rhyme (same stressed vowel or same final consonants) counts as a rhyme."""
+    rhyme = phonetics.slant_rhymes if slant else phonetics.rhymes
     count = form.line_count if form.line_count is not None else len(lines)
     rhyme_pairs = rhymed = oov_pairs = oov_rhymed = 0
     for earlier, later in form.rhyme_pairs():
         first, second = (last_word(lines[i]) if i < len(lines) else None for i in (earlier, later))
         if first is not None and second is not None and phonetics.is_oov_pair(first, second):
             oov_pairs += 1
-            oov_rhymed += phonetics.rhymes(first, second)
+            oov_rhymed += rhyme(first, second)
         else:
             rhyme_pairs += 1
-            rhymed += first is not None and second is not None and phonetics.rhymes(first, second)
+            rhymed += first is not None and second is not None and rhyme(first, second)
     syllable_lines = exact = near = meter_lines = meter_matched = 0
     for index in range(count):
         target = form.line(index)
@@ -149,6 +151,6 @@ def score_poem(lines: Sequence[str], form: Form) -> FormScore:
     )
 
 
-def score_poems(poems: Iterable[Sequence[str]], form: Form) -> FormScore:
+def score_poems(poems: Iterable[Sequence[str]], form: Form, slant: bool = False) -> FormScore:
     """Pooled scores of many poems against one form."""
-    return pool(score_poem(lines, form) for lines in poems)
+    return pool(score_poem(lines, form, slant) for lines in poems)
