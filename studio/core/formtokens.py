@@ -11,6 +11,8 @@ answers in token ids and per-token masks, which a processor turns into tensors o
   punctuation (once) and the newline may follow. A word that grows past the budget after its
   first token is caught by the eval, not here: the rule is deliberately simple and cheap (one
   cached mask per budget state).
+- `form_position`: where a poem's text stands in its form (which line, what it must meet, the
+  word it must rhyme with, whether a stanza break is due).
 - `RhymeTrie`: the tokenisations of the words that may end a line (those rhyming with its target
   that fit the syllables left); given the tokens of the last word so far, the allowed next tokens
   and whether the word may end now.
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from trainer.common import phonetics
+from trainer.common.form import Form, LineTarget
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -185,6 +188,44 @@ def vocabulary_words(
         if fits and len(encode(" " + word)) <= max_tokens:
             words[word] = None
     return list(words)
+
+
+@dataclass(frozen=True)
+class FormPosition:
+    """Where the text written so far stands in its form."""
+
+    line: LineTarget  # the targets of the line being written
+    text: str  # that line so far (after the last newline)
+    rhyme_word: str | None  # the last word of the line it must rhyme with, when there is one
+    break_due: bool  # a stanza ends on the previous line and no blank line follows it yet
+    finished: bool  # a fixed form has all its lines: the poem should end
+
+
+def form_position(poem: str, form: Form) -> FormPosition:
+    """Read the poem's text (the typed first line included) against `form`.
+
+    Lines are the non-empty lines, as the studio counts them; the line being written is the text
+    after the last newline, so a first line that breaks the form still counts as line one and its
+    last word becomes its group's rhyme target.
+    """
+    *before, current = poem.split("\n")
+    done = [line for line in before if line.strip()]
+    index = len(done)
+    target = form.line(index)
+    rhyme_word = None
+    if target.rhymes_with is not None:
+        words = phonetics.words_of(done[target.rhymes_with])
+        rhyme_word = words[-1] if words else None
+    previous_ends_stanza = index > 0 and form.line(index - 1).ends_stanza
+    blank_follows = bool(before) and not before[-1].strip()
+    count = form.line_count
+    return FormPosition(
+        line=target,
+        text=current,
+        rhyme_word=rhyme_word,
+        break_due=previous_ends_stanza and not current and not blank_follows,
+        finished=count is not None and index >= count,
+    )
 
 
 @dataclass(frozen=True)

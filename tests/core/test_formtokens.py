@@ -12,6 +12,7 @@ from transformers import PreTrainedTokenizerFast
 from studio.core import formtokens as ft
 from tests.helpers.models import EOT, VERSES
 from trainer.common import phonetics
+from trainer.common.form import parse_form
 
 RHYMES = """the night is bright and full of light,
 a kite in flight, a sight so white;
@@ -188,3 +189,27 @@ def test_budget_and_trie_write_lines_that_meet_the_form(tokenizer: PreTrainedTok
         words = phonetics.words_of(text)
         assert syllables in phonetics.line_syllables(words), text
         assert phonetics.rhymes(words[-1], target_word), text
+
+
+def test_form_position_follows_lines_stanzas_and_rhyme_targets() -> None:
+    sonnet = parse_form("sonnet")
+    start = ft.form_position("", sonnet)
+    assert start.line.index == 0 and start.rhyme_word is None and not start.break_due
+    # A typed first line that breaks the form still counts as line one and sets the A sound.
+    typed = "My love is like a burning glimmerlight\nand"
+    middle = ft.form_position(typed + " all", sonnet)
+    assert middle.line.index == 1 and middle.text == "and all" and middle.rhyme_word is None
+    third = ft.form_position(typed + " all the day\nthe ", sonnet)
+    assert third.line.index == 2 and third.rhyme_word == "glimmerlight"
+    quatrain_done = "a night\nthe day\nthe light,\nthe way\n"
+    stanza = ft.form_position(quatrain_done, sonnet)
+    assert stanza.line.index == 4 and stanza.break_due and stanza.rhyme_word is None
+    after_break = ft.form_position(quatrain_done + "\n", sonnet)
+    assert after_break.line.index == 4 and not after_break.break_due
+    line_seven = quatrain_done + "\nthe sea\nthe stone\nthe "
+    seventh = ft.form_position(line_seven, sonnet)
+    assert seventh.line.index == 6 and seventh.rhyme_word == "sea"  # C: the 5th line's sound
+    haiku = parse_form("haiku")
+    assert ft.form_position("one\ntwo\nthree\n", haiku).finished
+    assert not ft.form_position("one\ntwo\nthree", haiku).finished
+    assert not ft.form_position("a\nb\nc\nd\n", parse_form()).finished
