@@ -3,8 +3,8 @@
 Independent of the generation engine: built from the token texts and an `encode` function, it
 answers in token ids and per-token masks, which a processor turns into tensors once.
 
-- `TokenTable`: each token's decoded text, kind (a word start, a piece continuing a word, a
-  newline, punctuation, digits, special), its letters and their syllables.
+- `TokenTable`: each token's decoded text, kind (a word start, a piece continuing a word, a line
+  or stanza break, punctuation, other), its letters and their syllables.
 - `budget_mask`: a syllable budget per line. Finished words' syllables are counted (any CMU
   pronunciation), a word may start only if its first token's syllables fit what is left, the
   newline only once some reading of the line meets the target, and once the budget is met only
@@ -45,29 +45,38 @@ class Kind(enum.Enum):
 
     WORD = "word"  # whitespace, then letters: starts a new word
     PIECE = "piece"  # letters straight away: continues the word (or starts one at a boundary)
-    NEWLINE = "newline"  # holds a line break
+    NEWLINE = "newline"  # ends the line: one line break, perhaps after punctuation (",\n")
+    STANZA = "stanza"  # ends the line and the stanza: a blank line ("\n\n", ".\n\n")
     PUNCT = "punct"  # punctuation or spaces only: ends a word, adds no syllables
-    DIGIT = "digit"  # holds digits or other letters (numbers have syllables the count misses)
+    OTHER = "other"  # digits, other scripts, byte fragments, a break mixed with other text
     SPECIAL = "special"  # the tokenizer's special tokens (end of text): the engine decides
     UNUSED = "unused"  # ids past the tokenizer's vocabulary (padded embeddings): never chosen
 
 
+_NEWLINE = re.compile(r"[^\w\s]*[ \t]*\n")
+_STANZA = re.compile(r"[^\w\s]*[ \t]*\n(?:[ \t]*\n)+")
+
+
 def classify(text: str) -> tuple[Kind, str]:
     """A token's kind and the lowercase letters it adds to a word ('' when none)."""
-    if not text:
-        return Kind.PUNCT, ""
     if "\n" in text:
-        return Kind.NEWLINE, ""
+        if _NEWLINE.fullmatch(text):
+            return Kind.NEWLINE, ""
+        if _STANZA.fullmatch(text):
+            return Kind.STANZA, ""
+        return Kind.OTHER, ""  # an indented next line, or text after the break
     stripped = text.lstrip()
     lowered = stripped.lower().replace("\u2019", "'")
     match = _LETTERS.match(lowered)
     if match is None:
-        if any(ch.isalnum() for ch in stripped):
-            return Kind.DIGIT, ""
+        # Digits have syllables the count misses; a lone byte of a multi-byte character
+        # decodes to U+FFFD and may complete to a letter the count never saw.
+        if not text or "\ufffd" in text or any(ch.isalnum() for ch in stripped):
+            return Kind.OTHER, ""
         return Kind.PUNCT, ""
     rest = lowered[match.end() :]
-    if any(ch.isalnum() for ch in rest):
-        return Kind.DIGIT, ""  # letters mixed with digits or other scripts
+    if "\ufffd" in rest or any(ch.isalnum() for ch in rest):
+        return Kind.OTHER, ""  # letters mixed with digits or other scripts
     kind = Kind.WORD if stripped != text else Kind.PIECE
     return kind, match.group()
 
@@ -177,11 +186,21 @@ def _plausible_word(word: str) -> bool:
 
 
 def vocabulary_words(
-    table: TokenTable, encode: Encode, extra: Iterable[str] = (), max_tokens: int = 2
+    table: TokenTable,
+    encode: Encode,
+    extra: Iterable[str] = (),
+    max_tokens: int = 2,
+    limit: int | None = None,
 ) -> list[str]:
     """Rhyme candidates: the table's single-token words, plus `extra` words that the tokenizer
-    spells (after a space) in at most `max_tokens` tokens and the dictionary knows."""
-    words = dict.fromkeys(table.single_token_words)
+    spells (after a space) in at most `max_tokens` tokens and the dictionary knows.
+
+    `limit` keeps only the first that many single-token words in id order: BPE merges come
+    roughly in order of frequency, so the rarer words a forced rhyme reaches for ("samurai",
+    "fiberglass") sit at the end.
+    """
+    single = table.single_token_words
+    words = dict.fromkeys(single if limit is None else single[:limit])
     for raw in extra:
         word = phonetics.normalize(raw)
         fits = word and word not in words and _plausible_word(word)
@@ -261,10 +280,12 @@ class BudgetStep:
     word_open: bool  # the partial word is not a dictionary word yet, so it may still grow
     punct_ok: bool  # punctuation is allowed
     at_boundary: bool  # no partial word: a letters-first piece starts a new word
+    stanza_end: bool  # the line ends its stanza: a blank-line token may end it
 
 
-def budget_step(state: LineState, target: tuple[int, int]) -> BudgetStep:
-    """The budget's decision for the next token of a line with `target` (low, high) syllables.
+def budget_step(state: LineState, target: tuple[int, int], stanza_end: bool = False) -> BudgetStep:
+    """The budget's decision for the next token of a line with `target` (low, high) syllables;
+    `stanza_end` when the line is its stanza's last (`LineTarget.ends_stanza`).
 
     The partial word counts as finished (its fewest syllables), since a new word ends it.
     """
@@ -284,6 +305,7 @@ def budget_step(state: LineState, target: tuple[int, int]) -> BudgetStep:
         word_open=word_open,
         punct_ok=not (must_end and state.ends_with_punct),
         at_boundary=not state.partial,
+        stanza_end=stanza_end,
     )
 
 
@@ -302,11 +324,14 @@ def _allowed(kind: Kind, syllables: int, step: BudgetStep) -> bool:
         return step.room > 0 and syllables <= step.room
     if kind is Kind.PIECE:
         return not step.must_end or step.word_open
-    if kind is Kind.NEWLINE:
+    if kind is Kind.NEWLINE or (kind is Kind.STANZA and step.stanza_end):
         return step.must_end or (step.can_end and not step.word_open)
     if kind is Kind.PUNCT:
         return step.punct_ok
-    return kind is Kind.SPECIAL  # DIGIT and UNUSED never
+    # A blank line inside a stanza, digits, fragments, unused ids; and special tokens, which
+    # would end the poem mid-form or write markup into it: the engine lets the end through
+    # once the form is complete.
+    return False
 
 
 @dataclass
@@ -362,9 +387,9 @@ class RhymeTrie:
 
 
 def word_enders(table: TokenTable) -> tuple[int, ...]:
-    """Tokens that may follow a finished rhyme word without extending it: newlines and
-    punctuation (not a space-led word, not letters)."""
-    return table.ids_of(Kind.NEWLINE, Kind.PUNCT)
+    """Tokens that may follow a finished rhyme word without extending it: line and stanza
+    breaks and punctuation (intersect with the budget mask, which knows where a stanza ends)."""
+    return table.ids_of(Kind.NEWLINE, Kind.STANZA, Kind.PUNCT)
 
 
 def rhyme_targets(

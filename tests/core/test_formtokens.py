@@ -46,12 +46,18 @@ def _encoder(tokenizer: PreTrainedTokenizerFast) -> ft.Encode:
         ("ing", ft.Kind.PIECE, "ing"),
         ("'s", ft.Kind.PIECE, "'s"),
         ("\n", ft.Kind.NEWLINE, ""),
-        (".\n\n", ft.Kind.NEWLINE, ""),
+        (",\n", ft.Kind.NEWLINE, ""),
+        ("\n\n", ft.Kind.STANZA, ""),
+        (".\n \n", ft.Kind.STANZA, ""),
+        ("\n    ", ft.Kind.OTHER, ""),
+        ("\nThe", ft.Kind.OTHER, ""),
         (",", ft.Kind.PUNCT, ""),
         ("  ", ft.Kind.PUNCT, ""),
-        ("", ft.Kind.PUNCT, ""),
-        (" 42", ft.Kind.DIGIT, ""),
-        ("ab3", ft.Kind.DIGIT, ""),
+        ("", ft.Kind.OTHER, ""),
+        ("\ufffd", ft.Kind.OTHER, ""),
+        (" caf\ufffd", ft.Kind.OTHER, ""),
+        (" 42", ft.Kind.OTHER, ""),
+        ("ab3", ft.Kind.OTHER, ""),
     ],
 )
 def test_classify(text: str, kind: ft.Kind, letters: str) -> None:
@@ -79,6 +85,13 @@ def test_table_from_a_tokenizer(tokenizer: PreTrainedTokenizerFast) -> None:
     assert len(night) == 1 and table.kinds[night[0]] is ft.Kind.WORD
     assert "night" in table.single_token_words and "the" in table.single_token_words
     assert all(len(w) > 1 or w in "aio" for w in table.single_token_words)
+    encode = _encoder(tokenizer)
+    assert ft.vocabulary_words(table, encode, limit=5) == list(table.single_token_words[:5])
+    # Extra words join when the tokenizer spells them in few enough tokens.
+    assert "nightingale" not in table.single_token_words
+    pieces = len(encode(" nightingale"))
+    assert "nightingale" in ft.vocabulary_words(table, encode, ["Nightingale"], pieces)
+    assert "nightingale" not in ft.vocabulary_words(table, encode, ["nightingale"], pieces - 1)
 
 
 def test_line_state_and_budget_step() -> None:
@@ -95,41 +108,32 @@ def test_line_state_and_budget_step() -> None:
 
 
 def test_budget_mask_hand_cases() -> None:
-    table = ft.TokenTable.from_texts(
-        [" the", " beautiful", "ly", "\n", ",", "7", " night", "<eos>", "light"], special=[7]
-    )
-    # Room for one syllable: one-syllable word starts, no newline (the count is not met yet).
+    texts = [" the", " beautiful", "ly", "\n", ",", "7", " night", "<eos>", "light", "\n\n"]
+    table = ft.TokenTable.from_texts(texts, special=[7])
+
+    def allowed(step: ft.BudgetStep) -> list[str]:
+        return [texts[i] for i, ok in enumerate(ft.budget_mask(table, step)) if ok]
+
+    # Room for one syllable: one-syllable word starts (" beautiful" has three), punctuation, and
+    # "ly", since at a boundary a piece starts a word; no newline, the count is 7 of 8. Never
+    # digits or special tokens.
     step = ft.budget_step(ft.line_state("the night is long and dark and "), (8, 8))
     assert step.room == 1 and step.at_boundary
-    assert ft.budget_mask(table, step) == (
-        True,  # " the"
-        False,  # " beautiful": three syllables
-        True,  # "ly": at a boundary a piece starts a word (one syllable)
-        False,  # "\n": 7 of 8
-        True,  # ","
-        False,  # digits never
-        True,  # " night"
-        True,  # the engine decides about special tokens
-        True,  # "light"
-    )
-    # Budget met after a known word: punctuation or the newline, nothing that adds a syllable.
+    assert allowed(step) == [" the", "ly", ",", " night", "light"]
+    # Budget met after a known word: punctuation or the newline; "ly" would continue "cold".
     met = ft.budget_step(ft.line_state("the night is long and dark and cold"), (8, 8))
-    assert ft.budget_mask(table, met) == (
-        False,
-        False,
-        False,  # "ly" would continue "cold"
-        True,
-        True,
-        False,
-        False,
-        True,
-        False,
-    )
-    # After the punctuation only the newline (and special tokens) remain.
+    assert allowed(met) == ["\n", ","]
+    # The blank-line token ends a line only when the line ends its stanza.
+    last = ft.budget_step(ft.line_state("the night is long and dark and cold"), (8, 8), True)
+    assert allowed(last) == ["\n", ",", "\n\n"]
+    # After the punctuation only the newline remains.
     after = ft.budget_step(ft.line_state("the night is long and dark and cold,"), (8, 8))
-    allowed = [i for i, ok in enumerate(ft.budget_mask(table, after)) if ok]
-    assert allowed == [3, 7]
+    assert allowed(after) == ["\n"]
     assert ft.budget_mask(table, after) is ft.budget_mask(table, after)  # cached
+    # Short of the count a line cannot end; a range ends anywhere within it.
+    short = ft.budget_step(ft.line_state("the night is long"), (6, 8))
+    assert "\n" not in allowed(short)
+    assert "\n" in allowed(ft.budget_step(ft.line_state("the night is long and dark"), (6, 8)))
 
 
 def test_rhyme_trie_over_tokenisations(tokenizer: PreTrainedTokenizerFast) -> None:
