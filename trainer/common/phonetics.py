@@ -5,7 +5,7 @@ module and is read by the small reader below on first use, then kept. Words it l
 syllable estimate from spelling rules (`estimate_syllables`) and borrow a rhyme only from a known
 word that ends their spelling ("glimmerlight" rhymes as "light"); otherwise they never rhyme.
 
-A word with several pronunciations (fire, every, heaven) meets a count, a stress pattern or a
+A word with several pronunciations (fire, every) meets a count, a stress pattern or a
 rhyme if any one of them does: the same rule serves decoding and evaluation.
 """
 
