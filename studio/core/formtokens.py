@@ -11,6 +11,7 @@ answers in token ids and per-token masks, which a processor turns into tensors o
   punctuation (once) and the newline may follow. A word that grows past the budget after its
   first token is caught by the eval, not here: the rule is deliberately simple and cheap (one
   cached mask per budget state).
+- `meter_mask`: for a soft meter score, the word starts that keep the line on its beat.
 - `form_position`: where a poem's text stands in its form (which line, what it must meet, the
   word it must rhyme with, whether a stanza break is due).
 - `RhymeTrie`: the tokenisations of the words that may end a line (those rhyming with its target
@@ -151,6 +152,11 @@ class TokenTable:
     @functools.cached_property
     def mask_cache(self) -> dict[BudgetStep, tuple[bool, ...]]:
         """Budget masks built so far (see `budget_mask`)."""
+        return {}
+
+    @functools.cached_property
+    def meter_cache(self) -> dict[tuple[frozenset[int], str, bool], tuple[bool, ...]]:
+        """Meter masks built so far (see `meter_mask`)."""
         return {}
 
     def ids_of(self, *kinds: Kind) -> tuple[int, ...]:
@@ -332,6 +338,35 @@ def _allowed(kind: Kind, syllables: int, step: BudgetStep) -> bool:
     # would end the poem mid-form or write markup into it: the engine lets the end through
     # once the form is complete.
     return False
+
+
+def meter_positions(text: str, cycle: str) -> frozenset[int]:
+    """The beats where the next word may start after the line so far (`text`), read on `cycle`
+    ("01" iambic); empty when the line already breaks the meter."""
+    return phonetics.meter_positions(phonetics.words_of(text), cycle)
+
+
+def meter_mask(
+    table: TokenTable, positions: frozenset[int], cycle: str, at_boundary: bool
+) -> tuple[bool, ...]:
+    """Which tokens keep the meter (True), one flag per token id, for a soft meter score: a token
+    that starts a word fits if its letters, read as a word, fit the beat at one of `positions`.
+    Tokens that start no word (pieces inside a word, punctuation, breaks) are always True; with
+    no positions left (the line already broke the meter) every token is True. Cached."""
+    key = (positions, cycle, at_boundary)
+    mask = table.meter_cache.get(key)
+    if mask is None:
+        flags = []
+        for kind, letters in zip(table.kinds, table.letters, strict=True):
+            starts = kind is Kind.WORD or (kind is Kind.PIECE and at_boundary)
+            ok = (
+                not starts
+                or not positions
+                or any(phonetics.fits_at(letters, p, cycle) for p in positions)
+            )
+            flags.append(ok)
+        mask = table.meter_cache[key] = tuple(flags)
+    return mask
 
 
 @dataclass

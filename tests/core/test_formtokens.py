@@ -136,6 +136,28 @@ def test_budget_mask_hand_cases() -> None:
     assert "\n" in allowed(ft.budget_step(ft.line_state("the night is long and dark"), (6, 8)))
 
 
+def test_meter_mask_keeps_word_starts_on_the_beat() -> None:
+    texts = [" the", " beautiful", " compare", " summer", "\n", "ly", "Summer"]
+    table = ft.TokenTable.from_texts(texts)
+
+    def fitting(positions: frozenset[int], at_boundary: bool = True) -> list[str]:
+        mask = ft.meter_mask(table, positions, "01", at_boundary)
+        return [texts[i] for i, ok in enumerate(mask) if ok]
+
+    weak = ft.meter_positions("Shall I", "01")
+    assert weak == {0}
+    assert fitting(weak) == [" the", " compare", "\n", "ly"]
+    strong = ft.meter_positions("Shall I compare thee to a", "01")
+    assert strong == {1}
+    assert fitting(strong) == [" the", " summer", "\n", "ly", "Summer"]
+    # Inside a word, a letters-first piece continues it: the meter does not judge it.
+    assert "ly" in fitting(strong, at_boundary=False) and "Summer" in fitting(weak, False)
+    # A line that already broke the meter constrains nothing.
+    assert ft.meter_positions("the beautiful", "01") == frozenset()
+    assert fitting(frozenset()) == texts
+    assert ft.meter_mask(table, weak, "01", True) is ft.meter_mask(table, weak, "01", True)
+
+
 def test_rhyme_trie_over_tokenisations(tokenizer: PreTrainedTokenizerFast) -> None:
     encode = _encoder(tokenizer)
     trie = ft.RhymeTrie(["night", "delight", "kite", "night"], encode)

@@ -173,6 +173,19 @@ def test_fits_meter(line: str, cycle: str, fits: bool) -> None:
 def test_fits_meter_refuses_a_bad_cycle() -> None:
     with pytest.raises(ValueError):
         phonetics.fits_meter(["day"], "ab")
+    with pytest.raises(ValueError):
+        phonetics.fits_at("day", 0, "")
+
+
+def test_meter_positions_track_where_the_next_word_starts() -> None:
+    assert phonetics.meter_positions([], "01") == {0}
+    assert phonetics.meter_positions(["shall", "i", "compare"], "01") == {0}
+    assert phonetics.meter_positions(["the", "fire"], "01") == {0, 1}  # fire: 1 or 2 syllables
+    assert phonetics.meter_positions(["beautiful"], "01") == set()
+    assert phonetics.meter_positions(["beautiful"], "01", start=1) == set()
+    assert phonetics.meter_positions(["summer"], "10") == {0}
+    assert phonetics.fits_at("compare", 0, "01") and not phonetics.fits_at("compare", 1, "01")
+    assert phonetics.fits_at("summer", 1, "01") and phonetics.fits_at("the", 0, "01")
 
 
 def test_rhyme_index_finds_rhymes_in_vocabulary_order() -> None:

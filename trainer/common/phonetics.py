@@ -185,6 +185,38 @@ def _fits(pattern: str, start: int, cycle: str) -> bool:
     return True
 
 
+def _check_cycle(cycle: str) -> None:
+    if not cycle or set(cycle) - {"0", "1"}:
+        raise ValueError(f"a meter cycle is 0s and 1s, not {cycle!r}")
+
+
+def meter_positions(words: Sequence[str], cycle: str, start: int = 0) -> frozenset[int]:
+    """The beats (positions mod the cycle) where the next word can start once `words` are laid
+    on the repeating beat `cycle` from beat `start`, over every choice of pronunciations; empty
+    when no choice fits. See `fits_meter` for the rule."""
+    _check_cycle(cycle)
+    starts = {start % len(cycle)}
+    for word in words:
+        patterns = stress_patterns(word)
+        if not patterns:
+            continue
+        starts = {
+            (position + len(pattern)) % len(cycle)
+            for position in starts
+            for pattern in patterns
+            if _fits(pattern, position, cycle)
+        }
+        if not starts:
+            break
+    return frozenset(starts)
+
+
+def fits_at(word: str, position: int, cycle: str) -> bool:
+    """Whether some pronunciation of `word` fits the beat `cycle` starting at `position`."""
+    _check_cycle(cycle)
+    return any(_fits(pattern, position, cycle) for pattern in stress_patterns(word))
+
+
 def fits_meter(words: Sequence[str], cycle: str) -> bool:
     """Whether some choice of pronunciations lays the words on the repeating beat `cycle`.
 
@@ -192,23 +224,7 @@ def fits_meter(words: Sequence[str], cycle: str) -> bool:
     primary stress must fall on a strong beat and its unstressed syllables on weak ones;
     monosyllables fit anywhere and secondary stress counts as either.
     """
-    if not cycle or set(cycle) - {"0", "1"}:
-        raise ValueError(f"a meter cycle is 0s and 1s, not {cycle!r}")
-    # The syllable positions (mod the cycle) at which the next word can start.
-    starts = {0}
-    for word in words:
-        patterns = stress_patterns(word)
-        if not patterns:
-            continue
-        starts = {
-            (start + len(pattern)) % len(cycle)
-            for start in starts
-            for pattern in patterns
-            if _fits(pattern, start, cycle)
-        }
-        if not starts:
-            return False
-    return True
+    return bool(meter_positions(words, cycle))
 
 
 def rhyming_part(phones: Phones) -> str:
