@@ -2,13 +2,14 @@
 
 A plain sampling loop (KV cache, temperature, top-k; no emotion guidance, no best-of-n, no
 backtracking) over the smollm2 base with one bundled LoRA adapter, constrained only by
-studio/core/formtokens: the syllable budget mask on every token, and the rhyme trie forced once
-a rhymed line has at most `--rhyme-room` syllables left and some rhyme fits them. It is not the
+studio/core/formtokens: the syllable budget mask on every token, the rhyme trie forced once
+a rhymed line has at most `--rhyme-room` syllables left and some rhyme fits them, and (with
+`--meter-penalty`) a logit cut for word starts off the meter's beat. It is not the
 engine's form processor, only evidence for it: the form measures of what it writes, its tokens/s
 next to the same loop unconstrained, and the poems themselves to read.
 
 Run:  .venv/bin/python benchmarks/probe_form_decode.py [--forms ballad limerick sonnet haiku]
-      [--poems 5] [--emotion joy] [--vocabulary 8000] [--rhyme-room 3]
+      [--poems 5] [--emotion joy] [--vocabulary 8000] [--rhyme-room 3] [--meter-penalty 3]
       [--base ~/.local/share/poetstudio/bases/smollm2-135m]
 """
 
@@ -33,7 +34,7 @@ def main() -> None:
 
     from studio.core import formtokens as ft
     from trainer.common import phonetics
-    from trainer.common.form import parse_form
+    from trainer.common.form import METERS, parse_form
     from trainer.evaluation.formscore import poem_lines, score_poems
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -43,6 +44,7 @@ def main() -> None:
     parser.add_argument("--base", default="~/.local/share/poetstudio/bases/smollm2-135m")
     parser.add_argument("--rhyme-room", type=int, default=3)
     parser.add_argument("--vocabulary", type=int, default=None, help="rhyme words kept, by id")
+    parser.add_argument("--meter-penalty", type=float, default=0.0, help="logit cut, off-beat")
     parser.add_argument("--temperature", type=float, default=0.9)
     parser.add_argument("--top-k", type=int, default=40)
     parser.add_argument("--threads", type=int, default=1)
@@ -71,6 +73,14 @@ def main() -> None:
         if step not in masks:
             masks[step] = torch.tensor(ft.budget_mask(table, step))
         return masks[step]
+
+    meters: dict[tuple[frozenset[int], str, bool], torch.Tensor] = {}
+
+    def meter(positions: frozenset[int], cycle: str, at_boundary: bool) -> torch.Tensor:
+        key = (positions, cycle, at_boundary)
+        if key not in meters:
+            meters[key] = torch.tensor(ft.meter_mask(table, positions, cycle, at_boundary))
+        return meters[key]
 
     def write(form_name: str | None, seed: int) -> tuple[str, int, float]:
         form = parse_form(form_name or "free")
@@ -119,6 +129,11 @@ def main() -> None:
                         rhyme = (trie, [])
                         allowed = torch.zeros(vocab, dtype=torch.bool)
                         allowed[list(trie.step([])[0])] = True
+            if form.meter and args.meter_penalty and rhyme is None and step is not None:
+                cycle = METERS[form.meter]
+                positions = ft.meter_positions(position.text, cycle)
+                keeps = meter(positions, cycle, step.at_boundary)
+                scores = scores - args.meter_penalty * (~keeps).float()
             scores = scores.masked_fill(~allowed, float("-inf"))
             top = torch.topk(scores, min(args.top_k, int(allowed.sum())))
             choice = top.indices[torch.multinomial(top.values.softmax(-1), 1, generator=generator)]
