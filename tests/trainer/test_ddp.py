@@ -165,11 +165,15 @@ def test_a_killed_rank_ends_the_job_with_a_message_naming_it_and_the_checkpoint_
     job_id = start_job(data_home, args)
     wait_for(lambda: "checkpoint" in kinds(data_home, job_id), timeout_s=120.0)
     pid = int(read_job(job_dir(data_home, job_id))["pid"])
-    ranks_of(pid)[1].send_signal(signal.SIGKILL)
+    ranks = ranks_of(pid)
+    ranks[1].send_signal(signal.SIGKILL)
     final = follow(data_home, job_id, lambda _: None, poll_s=0.05)
 
     assert final.status == "error", log(data_home, job_id)
     assert final.message.startswith("rank 1 of 2 was killed by SIGKILL, so the job ended; ")
+    # Rank 0's own view of it (a raw collective error from its lost peer) is not an event.
+    assert kinds(data_home, job_id).count("error") == 1, events(data_home, job_id)[-3:]
+    assert not any(rank.is_running() for rank in ranks.values())  # the job ended with its ranks
     assert "`poetstudio train --emotion trust --resume`" in final.message
     assert "\n" not in final.message
     _, state = load_checkpoint(job_dir(data_home, job_id) / "checkpoint")

@@ -25,7 +25,7 @@ from trainer.jobs.control import (
     JOB_FILE,
     JobInfo,
     broken_job,
-    is_alive,
+    job_alive,
     job_dir,
     job_folders,
     read_job,
@@ -71,7 +71,7 @@ class JobWatch:
             return self._info
         # Liveness before events: a process that writes its final event and exits in between
         # is then seen gone together with that event, never gone without it.
-        alive = is_alive(self._job.get("pid"), self.path)
+        alive = job_alive(self.path, self._job)
         self._info = JobInfo(
             id=self.path.name,
             path=self.path,

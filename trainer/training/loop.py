@@ -362,6 +362,7 @@ def _train(
     def snapshot() -> None:
         if not ranks.is_main:
             return
+        distributed.die_if_orphaned()
         saved = {
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
@@ -474,6 +475,7 @@ def _train(
     if not ranks.is_main:
         return RunResult("done", state.step, None, state.best_val_loss)
 
+    distributed.die_if_orphaned()
     wall = state.prior_wall_s + time.time() - started
     model_dir = finish(
         config,
