@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import hashlib
 import os
 import signal
 import sys
@@ -245,6 +246,31 @@ def any_rank(flag: bool, ranks: Ranks, device: str) -> bool:
     value = torch.tensor([1 if flag else 0], device=device)
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return bool(value.item())
+
+
+def all_min(value: int, ranks: Ranks, device: str) -> int:
+    """The smallest of `value` across ranks: a setting every rank must share, such as the
+    automatic batch, which each rank measures on its own GPU."""
+    if not ranks.distributed:
+        return value
+    import torch
+    import torch.distributed as dist
+
+    tensor = torch.tensor([value], dtype=torch.int64, device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
+    return int(tensor.item())
+
+
+def step_seed(seed: int, rank: int, step: int) -> int:
+    """The seed of the random draws (dropout masks) of `rank` in optimizer step `step`.
+
+    Each rank draws its own masks: with one shared stream every rank would drop the same units of
+    its own rows. Derived afresh every step from the run's seed, it is a pure function of the
+    step, like the data position: a resumed run draws exactly what the uninterrupted one did,
+    on every rank, whatever was drawn before the checkpoint.
+    """
+    digest = hashlib.blake2b(f"{seed}:{rank}:{step}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1  # torch takes seeds below 2**63
 
 
 def wrap(model: torch.nn.Module, ranks: Ranks, device: str) -> torch.nn.Module:
