@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainer.common.atomic import atomic_write_json
+from trainer.common.atomic import atomic_write_json, sweep_staging
 from trainer.common.emotions import MODEL_EMOTIONS, NEUTRAL
 from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
@@ -251,6 +251,7 @@ def prepare_job(home: DataHome, args: list[str], *, one_machine: bool = True) ->
         raise PoetstudioError(busy_message(emotion, running))
     if request.resume:
         path = resume_target(home, request)
+        sweep_staging(path)  # a checkpoint whose writer was killed mid-way
         data = read_job(path)
         data.update(resume=True, resumed=time.time(), device=request.config.device)
         # The resume-safe options given (--nproc: another number of ranks, --compile, ...)
