@@ -141,11 +141,12 @@ def supervise(job_dir: Path) -> int:
         check_ranks(pick_device(job.get("device") or config.device), config.nproc)
         lock = EmotionLock(home, config.emotion)
         lock.acquire(job_dir.name)
-        seen = len(_events(events))
+        # Only what this run writes matters below: not the events of the job's earlier runs.
+        reader = EventReader(events, from_end=True)
         try:
             _launch(job_dir, config.nproc)
         except ChildFailedError as exc:
-            written = {record["event"] for record in _events(events)[seen:]}
+            written = {record["event"] for record in reader.read_new()}
             final = final_event(exc, config, job_dir, written, forwarder.requested.is_set())
             if final is None:
                 return 1
@@ -203,10 +204,6 @@ def _launch(job_dir: Path, nproc: int) -> None:
         # torchrun would give each rank one thread; on the CPU the ranks share the cores.
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
     run(parse_args(torchrun_args(job_dir, nproc)))
-
-
-def _events(path: Path) -> list[dict[str, Any]]:
-    return EventReader(path).read_new()
 
 
 def final_event(
