@@ -45,7 +45,7 @@ from trainer.jobs.control import LOG_FILE, prepare_job, read_job
 from trainer.jobs.locks import EmotionLock
 from trainer.training.checkpoint import CHECKPOINT_DIR, META, find_checkpoint
 from trainer.training.config import TrainConfig
-from trainer.training.distributed import LAUNCHER_PID, check_ranks
+from trainer.training.distributed import LAUNCHER_PID, check_ranks, usable_cores
 from trainer.training.events import EVENTS_FILE, FINAL_KINDS, EventReader, emit
 
 if TYPE_CHECKING:
@@ -202,7 +202,7 @@ def _launch(job_dir: Path, nproc: int) -> None:
     os.environ["TORCHELASTIC_SIGNALS_TO_HANDLE"] = AGENT_SIGNALS
     if "OMP_NUM_THREADS" not in os.environ:
         # torchrun would give each rank one thread; on the CPU the ranks share the cores.
-        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
+        os.environ["OMP_NUM_THREADS"] = str(max(1, usable_cores() // nproc))
     run(parse_args(torchrun_args(job_dir, nproc)))
 
 
