@@ -219,3 +219,39 @@ def test_more_ranks_than_gpus_is_refused(monkeypatch: pytest.MonkeyPatch) -> Non
         distributed.check_ranks("cuda", 3)
     with pytest.raises(PoetstudioError, match="runs on CUDA GPUs or the CPU, not mps"):
         distributed.check_ranks("mps", 2)
+
+
+# A launcher and its rank, where the platform has no parent-death signal (macOS): the rank
+# watches its parent instead.
+WATCHING_RANK = """
+import sys, time
+sys.platform = "darwin"
+from trainer.training import distributed
+distributed.bind_to_launcher()
+print("bound", flush=True)
+time.sleep(600)
+"""
+LAUNCHER = """
+import os, subprocess, sys, time
+env = {**os.environ, "POETSTUDIO_LAUNCHER_PID": str(os.getpid())}
+rank = subprocess.Popen([sys.executable, "-c", sys.argv[1]], env=env)
+print(rank.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_where_there_is_no_parent_death_signal_a_rank_watches_its_launcher() -> None:
+    launcher = subprocess.Popen(
+        [sys.executable, "-c", LAUNCHER, WATCHING_RANK], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert launcher.stdout is not None
+        rank = psutil.Process(int(launcher.stdout.readline()))
+        assert launcher.stdout.readline() == "bound\n"
+        assert rank.num_threads() == 2  # its main thread, and the one watching the launcher
+        launcher.kill()
+        launcher.wait()
+        wait_for(lambda: gone(rank), timeout_s=20.0)
+    finally:
+        launcher.kill()
+        launcher.wait()
