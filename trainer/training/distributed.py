@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -124,8 +125,8 @@ def check_ranks(device: str, nproc: int) -> None:
         )
 
 
-def _launcher(environ: Mapping[str, str] | None = None) -> int | None:
-    value = (os.environ if environ is None else environ).get(LAUNCHER_PID, "")
+def _launcher() -> int | None:
+    value = os.environ.get(LAUNCHER_PID, "")
     return int(value) if value.isdigit() else None
 
 
@@ -142,7 +143,7 @@ def _die() -> None:
 
 def _watch_launcher() -> None:
     while not launcher_gone():
-        threading.Event().wait(LAUNCHER_WATCH_S)
+        time.sleep(LAUNCHER_WATCH_S)
     _die()
 
 
@@ -156,7 +157,8 @@ def die_if_orphaned() -> None:
 def bind_to_launcher() -> None:
     """Make this rank die with the launcher that started it (LAUNCHER_PID names it).
 
-    On Linux the kernel sends SIGKILL the moment the launcher dies (prctl PR_SET_PDEATHSIG).
+    On Linux the kernel sends SIGKILL the moment the launcher dies (prctl PR_SET_PDEATHSIG; it
+    follows the thread that started this process, and torchrun starts ranks from its main one).
     Elsewhere (macOS) a thread sees this process handed to another parent within
     LAUNCHER_WATCH_S and kills it. A launcher that died before this ran is seen at once.
     """
