@@ -21,6 +21,7 @@ from trainer.training.events import (
     EVENTS_FILE,
     EventReader,
     JobProgress,
+    fold_new,
     format_duration,
     format_mfu,
 )
@@ -226,11 +227,12 @@ class _ForegroundChain(ChainView):
         for column in ("emotion", "job", "step", "loss", "val ppl", "tok/s", "MFU", "ETA"):
             table.add_column(column, no_wrap=column == "job")
         for job in running:
-            reader, progress = self.readers.setdefault(
-                job.id, (EventReader(job.path / EVENTS_FILE), JobProgress())
+            reader, progress = self.readers.get(job.id) or (
+                EventReader(job.path / EVENTS_FILE),
+                JobProgress(),
             )
-            for record in reader.read_new():
-                progress.apply(record)
+            progress = fold_new(reader, progress)
+            self.readers[job.id] = (reader, progress)
             table.add_row(
                 Text(job.emotion),
                 Text(job.id),

@@ -7,6 +7,7 @@ subprocess tests launch four jobs in all and keep every run to a few dozen tiny 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import sys
@@ -174,11 +175,15 @@ def test_a_killed_rank_ends_the_job_with_a_message_naming_it_and_the_checkpoint_
     job_id = start_job(data_home, args)
     wait_for(lambda: "checkpoint" in kinds(data_home, job_id), timeout_s=120.0)
     pid = int(read_job(job_dir(data_home, job_id))["pid"])
-    ranks_of(pid)[1].send_signal(signal.SIGKILL)
+    ranks = ranks_of(pid)
+    ranks[1].send_signal(signal.SIGKILL)
     final = follow(data_home, job_id, lambda _: None, poll_s=0.05)
 
     assert final.status == "error", log(data_home, job_id)
     assert final.message.startswith("rank 1 of 2 was killed by SIGKILL, so the job ended; ")
+    # Rank 0's own view of it (a raw collective error from its lost peer) is not an event.
+    assert kinds(data_home, job_id).count("error") == 1, events(data_home, job_id)[-3:]
+    assert not any(rank.is_running() for rank in ranks.values())  # the job ended with its ranks
     assert "`poetstudio train --emotion trust --resume`" in final.message
     assert "\n" not in final.message
     _, state = load_checkpoint(job_dir(data_home, job_id) / "checkpoint")
@@ -262,3 +267,82 @@ def test_the_rank_killed_first_is_named_not_the_ranks_that_failed_after_it(tmp_p
     assert text.startswith("rank 1 of 2 failed with exit code 1, so the job ended")
     stopped = final_event(failed(r0=-15, r1=-15), config, tmp_path, set(), stopping=True)
     assert stopped == ("stopped", "stop requested before training began")
+
+
+# Two ranks of a run, by hand: rank 1's device "holds" a smaller automatic batch than rank 0's.
+TWO_RANKS = """
+import json, sys
+from pathlib import Path
+import torch, torch.distributed as dist
+from trainer.common.home import DataHome
+from trainer.training import distributed, loop
+from trainer.training.config import TrainConfig
+
+ranks = distributed.env_ranks()
+distributed.start(ranks, "cpu")
+loop.auto_batch_size = lambda *args: 4 if ranks.rank == 0 else 2
+config = TrainConfig.from_dict(json.loads(sys.argv[2]))
+loop.train(config, DataHome(Path(sys.argv[1])), Path(sys.argv[3]), ranks=ranks)
+state = torch.get_rng_state().to(torch.int64)
+states = [torch.zeros_like(state) for _ in range(ranks.world)]
+dist.all_gather(states, state)
+if ranks.is_main:
+    print(json.dumps({"same_random_state": torch.equal(states[0], states[1])}))
+distributed.stop()
+"""
+
+
+@pytest.mark.subprocess
+def test_ranks_take_the_smallest_automatic_batch_and_draw_their_own_dropout(
+    data_home: DataHome, tiny_base: Path
+) -> None:
+    import socket
+    import subprocess
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    folder = data_home.jobs / "by-hand"
+    folder.mkdir()
+    config = tiny_config(tiny_base, batch_size=None, max_steps=2, eval_every=2)
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                TWO_RANKS,
+                str(data_home.root),
+                json.dumps(config.to_dict()),
+                str(folder),
+            ],
+            env={
+                **os.environ,
+                "MASTER_ADDR": "127.0.0.1",
+                "MASTER_PORT": str(port),
+                "RANK": str(rank),
+                "LOCAL_RANK": str(rank),
+                "WORLD_SIZE": "2",
+                "OMP_NUM_THREADS": "1",
+            },
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
+    try:
+        outputs = [process.communicate(timeout=300)[0] for process in processes]
+    finally:
+        for process in processes:
+            process.kill()
+    assert [process.returncode for process in processes] == [0, 0], outputs
+    start = json.loads((folder / EVENTS_FILE).read_text().splitlines()[0])
+    assert start["batch_size"] == 4  # the 2 blocks rank 1 holds, on each of the 2 ranks
+    # The tiny GPT-2 has dropout: each rank drew its own masks from its own stream.
+    assert json.loads(outputs[0].splitlines()[-1]) == {"same_random_state": False}
+
+
+def test_each_rank_draws_from_its_own_stream_a_pure_function_of_the_step() -> None:
+    seeds = {distributed.step_seed(7, rank, step) for rank in range(4) for step in range(100)}
+    assert len(seeds) == 400 and all(0 <= seed < 2**63 for seed in seeds)
+    assert distributed.step_seed(7, 1, 5) == distributed.step_seed(7, 1, 5)
+    assert distributed.step_seed(7, 1, 5) != distributed.step_seed(8, 1, 5)

@@ -8,7 +8,9 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -190,18 +192,18 @@ def test_a_finished_job_is_not_read_again_until_its_files_change(
     [done] = watcher.poll()
     assert done.state == "done" and not done.alive
     looks: list[str] = []
-    real_is_alive, real_read = trainer.jobs.watch.is_alive, trainer.jobs.watch.EventReader.read_new
+    real_alive, real_read = trainer.jobs.watch.job_alive, trainer.jobs.watch.EventReader.batches
 
-    def is_alive(*_args: object) -> bool:
+    def job_alive(*_args: object) -> bool:
         looks.append("pid")
         return False
 
-    def read_new(reader: EventReader) -> list[dict[str, object]]:
+    def batches(reader: EventReader, **options: bool) -> Iterator[list[dict[str, Any]]]:
         looks.append("events")
-        return real_read(reader)
+        return real_read(reader, **options)
 
-    monkeypatch.setattr(trainer.jobs.watch, "is_alive", is_alive)
-    monkeypatch.setattr(trainer.jobs.watch.EventReader, "read_new", read_new)
+    monkeypatch.setattr(trainer.jobs.watch, "job_alive", job_alive)
+    monkeypatch.setattr(trainer.jobs.watch.EventReader, "batches", batches)
     for _ in range(3):
         assert watcher.poll() == [done]
     assert looks == []
@@ -211,7 +213,7 @@ def test_a_finished_job_is_not_read_again_until_its_files_change(
     [resumed] = watcher.poll()
     assert looks == ["pid", "events"]
     assert resumed.progress.step == 3 and resumed.state == "interrupted"
-    assert real_is_alive(None, resumed.path) is False
+    assert real_alive(resumed.path, {"pid": None}) is False
 
 
 @pytest.mark.subprocess
@@ -270,3 +272,95 @@ def test_the_curve_keeps_each_step_and_evaluation_and_a_resume_replaces_the_late
     progress = JobWatch(home.jobs / FEAR).poll().progress
     assert progress.curve == [(1, 5.0), (2, 4.5), (3, 3.9)]
     assert progress.evals == [(2, 66.7)]
+
+
+LONG_RUN = 130_000
+
+
+def long_events(path: Path, steps_total: int = LONG_RUN, eval_every: int = 100) -> None:
+    """An events file of a long run, written as the trainer writes it (about 20 MB): stopped at
+    half way, resumed, then done."""
+    half = steps_total // 2
+    with open(path, "w") as handle:
+        handle.write(event_line("start", emotion="fear", total_steps=steps_total, step=0))
+        for step in range(1, steps_total + 1):
+            loss = 5.0 - step / steps_total
+            handle.write(
+                event_line(
+                    "step",
+                    step=step,
+                    epoch=step / 1000,
+                    loss=loss,
+                    smooth_loss=loss,
+                    lr=1e-4,
+                    tokens_per_s=1234.5,
+                    mfu=0.25,
+                )
+            )
+            if step % eval_every == 0:
+                ppl = 2.0 + step / LONG_RUN if step != 3000 else 1.5  # the best is early on
+                handle.write(event_line("eval", step=step, val_loss=1.0, val_ppl=ppl, best=True))
+            if step == half:
+                handle.write(event_line("stopped", step=step, reason="stop requested"))
+                handle.write(
+                    event_line("start", emotion="fear", total_steps=steps_total, step=step)
+                )
+        handle.write(event_line("done", step=steps_total, model_dir="models/fear"))
+
+
+def test_a_long_events_file_is_listed_and_followed_in_bounded_memory(home: DataHome) -> None:
+    import tracemalloc
+
+    from trainer.training.events import MAX_POINTS, read_progress
+
+    events = job_folder(home, FEAR) / EVENTS_FILE
+    long_events(events)
+    size = events.stat().st_size
+    assert size > 18_000_000
+
+    tracemalloc.start()
+    try:
+        listed = read_progress(events)  # what `poetstudio jobs` reads
+        _, listing_peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        watch = JobWatch(events.parent)
+        followed = watch.poll().progress  # what `jobs follow` and the studio read first
+        _, follow_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # Reading it all at once held the whole file and every event: hundreds of MB.
+    assert listing_peak < 4_000_000 and follow_peak < 4_000_000, (listing_peak, follow_peak)
+    for progress in (listed, followed):
+        assert progress.status == "done" and progress.step == LONG_RUN
+        assert progress.total_steps == LONG_RUN and progress.best_val_ppl == 1.5
+        assert progress.loss == pytest.approx(4.0) and progress.skipped == 0
+        assert progress.curve[-1] == (LONG_RUN, pytest.approx(4.0)) and progress.curve[0][0] < 100
+        assert len(progress.curve) <= MAX_POINTS and len(progress.evals) <= MAX_POINTS
+        assert progress.evals[-1] == (LONG_RUN, pytest.approx(3.0))
+    # Then only what is appended is read.
+    before = watch._reader.bytes_read
+    with open(events, "a") as handle:
+        handle.write(
+            event_line("start", total_steps=LONG_RUN + 1, step=LONG_RUN)
+            + steps(3.9, start=LONG_RUN + 1)
+        )
+    assert watch.poll().progress.step == LONG_RUN + 1
+    assert watch._reader.bytes_read - before < 1000
+
+
+def test_a_curve_keeps_its_first_and_newest_points_and_thins_evenly_past_its_bound() -> None:
+    from trainer.training.events import MAX_POINTS, add_point
+
+    points: list[tuple[int, float]] = []
+    stride = 1
+    for step in range(1, 50_001):
+        stride = add_point(points, (step, float(step)), stride)
+        assert len(points) <= MAX_POINTS
+    assert points[0] == (1, 1.0) and points[-1] == (50_000, 50_000.0)
+    gaps = [b[0] - a[0] for a, b in zip(points, points[1:-1], strict=False)]
+    assert len(points) > MAX_POINTS // 2 and max(gaps) <= 2 * stride  # evenly over the run
+    # Steps that do not spread out are cut to the newest.
+    same: list[tuple[int, float]] = []
+    for index in range(MAX_POINTS + 10):
+        add_point(same, (7, float(index)), 1)
+    assert len(same) <= MAX_POINTS and same[-1] == (7, float(MAX_POINTS + 9))

@@ -2,8 +2,9 @@
 
 Folders (models, datasets, bases, checkpoints) are written into a staging folder and swapped in
 by one routine, `replace_dir`, that a crash at any point leaves with the old or the new folder
-whole; `recover_swaps` puts back a folder that a crash left only set aside. Appends to a file
-land whole or not at all.
+whole; `recover_swaps` puts back a folder that a crash left only set aside. A staging folder is
+locked by its writer while it is written, so one that a kill -9 left behind is told apart from
+one being written, and `sweep_staging` removes it. Appends to a file land whole or not at all.
 """
 
 from __future__ import annotations
@@ -14,11 +15,17 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from trainer.common.errors import PoetstudioError
+
+STAGING = ".staging-"
+# A staging folder whose lock is free may still be one its writer made an instant ago and has
+# not locked yet; only one left unchanged this long is its dead writer's.
+STALE_STAGING_S = 10.0
 
 
 @contextlib.contextmanager
@@ -99,13 +106,18 @@ def staged_dir(final: Path) -> Iterator[Path]:
     """
     live = live_dir(final)
     live.parent.mkdir(parents=True, exist_ok=True)
-    staged = Path(tempfile.mkdtemp(prefix=f".{live.name}.staging-", dir=live.parent))
+    staged = Path(tempfile.mkdtemp(prefix=f".{live.name}{STAGING}", dir=live.parent))
+    # Held until the swap is done: the system lets go of it when this process dies, however.
+    held = os.open(staged, os.O_RDONLY)
     try:
+        fcntl.flock(held, fcntl.LOCK_EX)
         yield staged
         replace_dir(staged, live)
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise
+    finally:
+        os.close(held)
 
 
 def replace_dir(staged: Path, final: Path) -> None:
@@ -163,8 +175,10 @@ def recover_swaps(folder: Path) -> list[Path]:
     """Recover every folder in `folder` that a cut-short swap left only as `.<name>.old`.
 
     Called where the data home is opened; a folder that cannot be recovered is left as it is,
-    for the next swap of it to report. Returns the folders put back.
+    for the next swap of it to report. Staging folders left by dead writers are swept too
+    (`sweep_staging`). Returns the folders put back.
     """
+    sweep_staging(folder)
     try:
         entries = sorted(Path(folder).iterdir())
     except OSError:
@@ -184,6 +198,37 @@ def recover_swaps(folder: Path) -> list[Path]:
         except (OSError, PoetstudioError):
             continue
     return recovered
+
+
+def sweep_staging(folder: Path) -> list[Path]:
+    """Remove the staging folders in `folder` whose writer died (kill -9, a power cut).
+
+    A writer holds a lock on its staging folder (`staged_dir`); a folder whose lock is free and
+    that has not changed for STALE_STAGING_S is left from a dead one. Returns those removed.
+    """
+    try:
+        entries = sorted(Path(folder).iterdir())
+    except OSError:
+        return []
+    swept = []
+    for entry in entries:
+        if not (entry.name.startswith(".") and STAGING in entry.name) or entry.is_symlink():
+            continue
+        try:
+            fd = os.open(entry, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if time.time() - os.fstat(fd).st_mtime < STALE_STAGING_S:
+                continue
+            shutil.rmtree(entry)
+            swept.append(entry)
+        except OSError:
+            continue  # being written (the lock is held), or not ours to remove
+        finally:
+            os.close(fd)
+    return swept
 
 
 def _remove(path: Path) -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainer.common.atomic import atomic_write_json
+from trainer.common.atomic import atomic_write_json, sweep_staging
 from trainer.common.emotions import MODEL_EMOTIONS, NEUTRAL
 from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
@@ -36,7 +36,7 @@ from trainer.common.records import (
     read_object,
     required,
 )
-from trainer.jobs.locks import busy_message, is_locked
+from trainer.jobs.locks import busy_message, is_locked, ranks_alive
 from trainer.training.checkpoint import CHECKPOINT_DIR, find_checkpoint
 from trainer.training.config import TrainConfig, TrainRequest, check_block_size, parse_train_args
 from trainer.training.events import EVENTS_FILE, JobProgress, read_progress
@@ -131,6 +131,28 @@ def is_alive(pid: int | None, path: Path) -> bool:
         return False
 
 
+def job_alive(path: Path, job: dict[str, Any]) -> bool:
+    """Whether job `job` (its job.json) in folder `path` still runs: its process, or a rank that
+    outlived its launcher for an instant (which holds the emotion's ranks lock until it dies)."""
+    if is_alive(job.get("pid"), path):
+        return True
+    if int((job.get("config") or {}).get("nproc", 1)) <= 1:
+        return False
+    return ranks_alive(DataHome(path.parent.parent), str(job.get("emotion", "")), path.name)
+
+
+def rank_processes(path: Path) -> list[Any]:
+    """The rank processes of the job in folder `path` (psutil processes), by their command."""
+    import psutil
+
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        command = process.info.get("cmdline") or []
+        if "trainer.jobs.run" in command and str(path) in command:
+            found.append(process)
+    return found
+
+
 def broken_job(path: Path, reason: str) -> JobInfo:
     """The listing of a job whose job file is damaged: its emotion from its id, and `reason`."""
     parts = path.name.split("-")
@@ -149,7 +171,7 @@ def job_info(path: Path) -> JobInfo:
         path=path,
         emotion=str(data.get("emotion", "")),
         progress=read_progress(path / EVENTS_FILE),
-        alive=is_alive(data.get("pid"), path),
+        alive=job_alive(path, data),
     )
 
 
@@ -206,8 +228,21 @@ def resume_target(home: DataHome, request: TrainRequest) -> Path:
     return path
 
 
-def prepare_job(home: DataHome, args: list[str]) -> Path:
-    """Validate `train` arguments, check the lock, and create (or reopen) the job folder."""
+def check_machine(nproc: int, device: str | None) -> None:
+    """Refuse more ranks than this machine has devices for (one-line error); see check_ranks."""
+    if nproc > 1:
+        from trainer.common.device import pick_device
+        from trainer.training.distributed import check_ranks
+
+        check_ranks(pick_device(device), nproc)
+
+
+def prepare_job(home: DataHome, args: list[str], *, one_machine: bool = True) -> Path:
+    """Validate `train` arguments, check the lock, and create (or reopen) the job folder.
+
+    `one_machine`: the job's ranks all run here (bounded by this machine's devices); False for
+    a job that torchrun starts over several machines.
+    """
     request = parse_train_args(args)
     emotion = request.config.emotion
     home.ensure()
@@ -216,14 +251,20 @@ def prepare_job(home: DataHome, args: list[str]) -> Path:
         raise PoetstudioError(busy_message(emotion, running))
     if request.resume:
         path = resume_target(home, request)
+        sweep_staging(path)  # a checkpoint whose writer was killed mid-way
         data = read_job(path)
         data.update(resume=True, resumed=time.time(), device=request.config.device)
         # The resume-safe options given (--nproc: another number of ranks, --compile, ...)
         # hold from this run on; --device holds for this run only, as `device` above.
         if "config" in data:
             data["config"].update(request.resume_overrides())
+            if one_machine:
+                config = data["config"]
+                check_machine(int(config.get("nproc", 1)), data["device"] or config.get("device"))
         atomic_write_json(path / JOB_FILE, data)
         return path
+    if one_machine:
+        check_machine(request.config.nproc, request.config.device)
     preflight(home, request.config)
     job_id = new_job_id(emotion)
     path = home.jobs / job_id
@@ -331,11 +372,17 @@ def stop_job(home: DataHome, job_id: str, wait_s: float = 0.0) -> bool:
     With `wait_s`, wait up to that long for the job to write its final event.
     """
     path = job_dir(home, job_id)
-    pid = read_job(path).get("pid")
-    if pid is None or not is_alive(pid, path):
+    job = read_job(path)
+    pid = job.get("pid")
+    if pid is not None and is_alive(pid, path):
+        os.kill(int(pid), signal.SIGTERM)
+    elif job_alive(path, job):
+        # Ranks whose launcher died can no longer stop together: they are ended at once.
+        for process in rank_processes(path):
+            process.kill()
+    else:
         return False
-    os.kill(int(pid), signal.SIGTERM)
     deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline and is_alive(pid, path):
+    while time.monotonic() < deadline and job_alive(path, job):
         time.sleep(0.1)
     return True

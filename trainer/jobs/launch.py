@@ -7,11 +7,17 @@ emotion's lock, then runs torchrun's launcher (torch.distributed.run) in-process
     torchrun --standalone --nproc-per-node N --max-restarts 0 -m trainer.jobs.run <job folder>
 
 so each rank is an ordinary job process that finds its place in RANK, WORLD_SIZE and LOCAL_RANK.
-This process outlives every rank. The launcher reports each failed rank with its exit status, and
-with the message a rank records through TORCHELASTIC_ERROR_FILE, so when a rank dies (killed, out
-of memory, an exception) this process writes the job's final one-line error naming it; rank 0
-cannot, since it is stopped as soon as any rank fails. The last checkpoint stays as rank 0 wrote
-it, so `train --resume` continues the job on any number of ranks.
+This process outlives every rank: each rank dies with it (trainer/training/distributed.py
+`bind_to_launcher`: a parent-death signal on Linux, a watch on its parent elsewhere) and holds
+the emotion's ranks lock while it lives (trainer/jobs/locks.py); a rank still left when the
+launcher ends is killed before the launcher lets go of the lock.
+
+The launcher reports each failed rank with its exit status, and with the message a rank records
+through TORCHELASTIC_ERROR_FILE, so when a rank dies (killed, out of memory, an exception) this
+process writes the job's final one-line error naming it; rank 0 cannot, since it is stopped as
+soon as any rank fails, and writes only its own one-line errors (a raw collective error, which
+is what a lost peer looks like from rank 0, is left to this process). The last checkpoint stays
+as rank 0 wrote it, so `train --resume` continues the job on any number of ranks.
 
 A SIGTERM or SIGINT (`jobs stop`, Ctrl-C in the foreground) is passed on to every rank; the ranks
 agree on the step to stop at, rank 0 checkpoints, and all exit cleanly.
@@ -39,7 +45,7 @@ from trainer.jobs.control import LOG_FILE, prepare_job, read_job
 from trainer.jobs.locks import EmotionLock
 from trainer.training.checkpoint import CHECKPOINT_DIR, META, find_checkpoint
 from trainer.training.config import TrainConfig
-from trainer.training.distributed import check_gpus
+from trainer.training.distributed import LAUNCHER_PID, check_ranks, usable_cores
 from trainer.training.events import EVENTS_FILE, FINAL_KINDS, EventReader, emit
 
 if TYPE_CHECKING:
@@ -52,6 +58,8 @@ RANK_MODULE = "trainer.jobs.run"
 # and is not turned into the launcher's own shutdown, which kills the ranks after 30 seconds.
 AGENT_SIGNALS = "SIGHUP,SIGQUIT"
 FORWARD_POLL_S = 0.2
+# How long the launcher waits for ranks it killed to be gone before it lets go of the lock.
+RANKS_GONE_S = 10.0
 
 
 def job_command(job_dir: Path, nproc: int) -> list[str]:
@@ -130,14 +138,15 @@ def supervise(job_dir: Path) -> int:
                 f"job file {job_dir / 'job.json'} holds no training config; start a new job"
             )
         config = TrainConfig.from_dict(job["config"])
-        check_gpus(pick_device(job.get("device") or config.device), config.nproc)
+        check_ranks(pick_device(job.get("device") or config.device), config.nproc)
         lock = EmotionLock(home, config.emotion)
         lock.acquire(job_dir.name)
-        seen = len(_events(events))
+        # Only what this run writes matters below: not the events of the job's earlier runs.
+        reader = EventReader(events, from_end=True)
         try:
             _launch(job_dir, config.nproc)
         except ChildFailedError as exc:
-            written = {record["event"] for record in _events(events)[seen:]}
+            written = {record["event"] for record in reader.read_new()}
             final = final_event(exc, config, job_dir, written, forwarder.requested.is_set())
             if final is None:
                 return 1
@@ -156,8 +165,29 @@ def supervise(job_dir: Path) -> int:
         return 1
     finally:
         forwarder.close()
+        end_ranks()
         if lock is not None:
             lock.release()
+
+
+def end_ranks() -> list[int]:
+    """Kill every rank of this launcher still alive; return their pids.
+
+    torchrun ends the ranks of a failed job itself, but gives up on one that neither SIGTERM nor
+    SIGKILL ended in its wait; a job is over only when all its ranks are.
+    """
+    import psutil
+
+    ranks = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if RANK_MODULE in child.cmdline():
+                child.kill()
+                ranks.append(child)
+        except psutil.Error:
+            continue
+    psutil.wait_procs(ranks, timeout=RANKS_GONE_S)
+    return [rank.pid for rank in ranks]
 
 
 def _launch(job_dir: Path, nproc: int) -> None:
@@ -165,18 +195,15 @@ def _launch(job_dir: Path, nproc: int) -> None:
     from torch.distributed.run import parse_args, run
 
     os.environ[SUPERVISED] = job_dir.name
+    os.environ[LAUNCHER_PID] = str(os.getpid())  # each rank dies with this process
     # torchrun reads --signals-to-handle from PET_SIGNALS_TO_HANDLE; releases before that
     # option read TORCHELASTIC_SIGNALS_TO_HANDLE directly.
     os.environ["PET_SIGNALS_TO_HANDLE"] = AGENT_SIGNALS
     os.environ["TORCHELASTIC_SIGNALS_TO_HANDLE"] = AGENT_SIGNALS
     if "OMP_NUM_THREADS" not in os.environ:
         # torchrun would give each rank one thread; on the CPU the ranks share the cores.
-        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
+        os.environ["OMP_NUM_THREADS"] = str(max(1, usable_cores() // nproc))
     run(parse_args(torchrun_args(job_dir, nproc)))
-
-
-def _events(path: Path) -> list[dict[str, Any]]:
-    return EventReader(path).read_new()
 
 
 def final_event(
@@ -248,7 +275,7 @@ def main() -> None:
     args = sys.argv[1:]
     if args[:1] == ["prepare"] and len(args) > 1:
         try:
-            print(prepare_job(resolve_home(), args[1:]))
+            print(prepare_job(resolve_home(), args[1:], one_machine=False))
         except PoetstudioError as exc:
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(1)

@@ -5,8 +5,9 @@ It holds the emotion's lock for its whole life, turns SIGINT and SIGTERM into a 
 
 Started by torchrun (RANK, WORLD_SIZE and LOCAL_RANK set), it is one rank of a job: it joins the
 process group, and only rank 0 writes events. Under trainer/jobs/launch.py the launching process
-holds the lock and reports a dead rank; under a torchrun started by hand (several machines) rank
-0 takes the lock and records its pid, so `poetstudio jobs` and `jobs stop` find it.
+holds the lock and reports a dead rank, and each rank dies with that process and holds the
+emotion's ranks lock while it lives; under a torchrun started by hand (several machines) rank 0
+takes the lock and records its pid, so `poetstudio jobs` and `jobs stop` find it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
 from trainer.jobs.control import JOB_FILE, read_job
 from trainer.jobs.launch import SUPERVISED
-from trainer.jobs.locks import EmotionLock
+from trainer.jobs.locks import EmotionLock, hold_as_rank
 from trainer.training import distributed
 from trainer.training.config import TrainConfig
 from trainer.training.events import EVENTS_FILE, emit
@@ -41,9 +42,13 @@ def run(job_dir: Path) -> int:
         print(f"received {signal.Signals(signum).name}; checkpointing and stopping", flush=True)
         stop.set()
 
+    supervised = os.environ.get(SUPERVISED) == job_dir.name
+    if supervised:
+        distributed.bind_to_launcher()  # first: a rank never outlives its launcher
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     lock = None
+    rank_lock = None
     ranks = distributed.SINGLE
     try:
         ranks = distributed.env_ranks()
@@ -55,7 +60,9 @@ def run(job_dir: Path) -> int:
         config = TrainConfig.from_dict(job["config"])
         if job.get("device"):
             config.device = job["device"]
-        if ranks.is_main and os.environ.get(SUPERVISED) != job_dir.name:
+        if supervised:
+            rank_lock = hold_as_rank(home, config.emotion)
+        elif ranks.is_main:
             lock = EmotionLock(home, config.emotion)
             lock.acquire(job_dir.name)
             if ranks.distributed:
@@ -68,22 +75,30 @@ def run(job_dir: Path) -> int:
         train(config, home, job_dir, stop=stop, resume=bool(job.get("resume")), ranks=ranks)
         return 0
     except PoetstudioError as exc:
-        report(ranks, exc, events, str(exc))
+        report(ranks, exc, events, str(exc), to_events=True)
         return 1
     except Exception as exc:  # noqa: BLE001 - the job must always end with an event
         traceback.print_exc()
-        report(ranks, exc, events, f"{type(exc).__name__}: {exc}; see {job_dir / 'log.txt'}")
+        message = f"{type(exc).__name__}: {exc}; see {job_dir / 'log.txt'}"
+        # Under a launcher, this is most often a collective that lost a killed peer: the
+        # launcher knows which rank failed first and writes the one event that says so.
+        report(ranks, exc, events, message, to_events=not supervised)
         return 1
     finally:
         distributed.stop()
         if lock is not None:
             lock.release()
+        if rank_lock is not None:
+            os.close(rank_lock)
 
 
-def report(ranks: distributed.Ranks, exc: BaseException, events: Path, message: str) -> None:
-    """Say why this process failed: rank 0 in the events, every rank in its log lines and, under
-    torchrun, in the error file (TORCHELASTIC_ERROR_FILE) that the launcher reads back."""
-    if ranks.is_main:
+def report(
+    ranks: distributed.Ranks, exc: BaseException, events: Path, message: str, *, to_events: bool
+) -> None:
+    """Say why this process failed: rank 0 in the events (`to_events`), every rank in its log
+    lines and, under torchrun, in the error file (TORCHELASTIC_ERROR_FILE) that the launcher
+    reads back."""
+    if ranks.is_main and to_events:
         emit(events, "error", message=message)
     prefix = f"rank {ranks.rank}: " if ranks.distributed else ""
     print(f"{prefix}error: {message}", flush=True)

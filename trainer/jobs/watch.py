@@ -2,7 +2,8 @@
 
 The studio looks at its jobs every second. A `JobWatch` keeps one incremental reader on a job's
 events file, so a poll reads only the bytes appended since the last one (a half-written last line
-waits for the next poll; a truncated or replaced file is read again from its start). It reads
+waits for the next poll; a truncated or replaced file is read again from its start), and the first
+poll of a long file reads it in bounded memory (trainer/training/events.py `fold_new`). It reads
 job.json again only when that file changes: a spawn writes the pid, a resume a new one. A job
 whose process is gone is final: neither its files nor its process are looked at again until one
 of its two files changes, as when it is resumed. A `JobWatcher` keeps one JobWatch per job of a
@@ -25,12 +26,12 @@ from trainer.jobs.control import (
     JOB_FILE,
     JobInfo,
     broken_job,
-    is_alive,
+    job_alive,
     job_dir,
     job_folders,
     read_job,
 )
-from trainer.training.events import EVENTS_FILE, EventReader, JobProgress
+from trainer.training.events import EVENTS_FILE, EventReader, JobProgress, fold_new
 
 # What tells that a file changed: where it lives on disk, its size and its modification time.
 Signature = tuple[int, int, int, int] | None
@@ -50,7 +51,6 @@ class JobWatch:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._reader = EventReader(self.path / EVENTS_FILE)
-        self._restarts = 0
         self._progress = JobProgress()
         self._job: dict[str, Any] = {}
         self._broken = ""  # why job.json cannot be read, when it cannot
@@ -71,7 +71,7 @@ class JobWatch:
             return self._info
         # Liveness before events: a process that writes its final event and exits in between
         # is then seen gone together with that event, never gone without it.
-        alive = is_alive(self._job.get("pid"), self.path)
+        alive = job_alive(self.path, self._job)
         self._info = JobInfo(
             id=self.path.name,
             path=self.path,
@@ -88,13 +88,7 @@ class JobWatch:
             self._job, self._broken = {}, str(exc)
 
     def _read_events(self) -> JobProgress:
-        records = self._reader.read_new()
-        if self._reader.restarts != self._restarts:
-            self._restarts = self._reader.restarts
-            self._progress = JobProgress()
-        for record in records:
-            self._progress.apply(record)
-        self._progress.note_skipped(self._reader)
+        self._progress = fold_new(self._reader, self._progress)
         # A copy: the UI draws it on another thread while the next poll folds more events in.
         progress = self._progress
         return replace(progress, curve=list(progress.curve), evals=list(progress.evals))

@@ -6,12 +6,21 @@ same deterministic order of global micro-batches; each takes only its slice of e
 so the data position stays a pure function of the step whatever the number of ranks. Loss and
 token sums are added across ranks, so what rank 0 logs is what one process would have logged.
 Without torchrun (no WORLD_SIZE, or 1) nothing here starts a process group.
+
+The ranks of a job that trainer/jobs/launch.py started die with it (`bind_to_launcher`), so no
+rank outlives its job, trains on beside a resumed copy of it, or publishes a model.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import hashlib
 import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -22,6 +31,11 @@ if TYPE_CHECKING:
     import torch
 
 IGNORE = -100  # the label value the loss skips (trainer/training/packing.py uses the same)
+# Set by trainer/jobs/launch.py for its ranks: the pid of the launching process they die with.
+LAUNCHER_PID = "POETSTUDIO_LAUNCHER_PID"
+PR_SET_PDEATHSIG = 1  # prctl option, from <linux/prctl.h>
+# Where no parent-death signal exists, how often a rank looks whether its launcher is still there.
+LAUNCHER_WATCH_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -75,18 +89,89 @@ def rank_device(device: str, ranks: Ranks) -> str:
     return device
 
 
-def check_gpus(device: str, nproc: int) -> None:
-    """Refuse more ranks than GPUs: each rank needs a GPU of its own on CUDA."""
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the platform tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def check_ranks(device: str, nproc: int) -> None:
+    """Refuse more ranks than this machine has devices: a GPU each on CUDA, a core each on the CPU.
+
+    More ranks than cores only share the cores more thinly while each holds a copy of the model
+    (the out-of-memory killer then picks ranks off). Runs over several machines are prepared with
+    `python -m trainer.jobs.launch prepare` and started by torchrun, which this does not bound.
+    """
+    kind = device.split(":")[0]
+    if nproc <= 1:
+        return
+    if kind not in ("cuda", "cpu"):
+        raise PoetstudioError(f"--nproc above 1 runs on CUDA GPUs or the CPU, not {kind}")
+    if kind == "cpu":
+        cores = usable_cores()
+        if nproc > cores:
+            raise PoetstudioError(
+                f"--nproc {nproc} is more ranks than the {cores} CPU cores this machine gives "
+                f"poetstudio; use at most --nproc {cores}, one rank per core"
+            )
+        return
     import torch
 
-    kind = device.split(":")[0]
-    if nproc > 1 and kind not in ("cuda", "cpu"):
-        raise PoetstudioError(f"--nproc above 1 runs on CUDA GPUs or the CPU, not {kind}")
-    if kind == "cuda" and nproc > torch.cuda.device_count():
+    if nproc > torch.cuda.device_count():
         raise PoetstudioError(
             f"--nproc {nproc} needs {nproc} GPUs, one per rank, but this machine has "
             f"{torch.cuda.device_count()}"
         )
+
+
+def _launcher() -> int | None:
+    value = os.environ.get(LAUNCHER_PID, "")
+    return int(value) if value.isdigit() else None
+
+
+def launcher_gone() -> bool:
+    """Whether this rank's launcher has died (a rank that no launcher started never is)."""
+    launcher = _launcher()
+    return launcher is not None and os.getppid() != launcher
+
+
+def _die() -> None:
+    """End this process at once: no stop request, no checkpoint, no event, no model."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _watch_launcher() -> None:
+    while not launcher_gone():
+        time.sleep(LAUNCHER_WATCH_S)
+    _die()
+
+
+def die_if_orphaned() -> None:
+    """Called before a rank writes what outlives it (a checkpoint, the model): a rank whose
+    launcher is gone ends here, before a watch thread's next look."""
+    if launcher_gone():
+        _die()
+
+
+def bind_to_launcher() -> None:
+    """Make this rank die with the launcher that started it (LAUNCHER_PID names it).
+
+    On Linux the kernel sends SIGKILL the moment the launcher dies (prctl PR_SET_PDEATHSIG; it
+    follows the thread that started this process, and torchrun starts ranks from its main one).
+    Elsewhere (macOS) a thread sees this process handed to another parent within
+    LAUNCHER_WATCH_S and kills it. A launcher that died before this ran is seen at once.
+    """
+    if _launcher() is None:
+        return
+    armed = False
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        armed = libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+    if launcher_gone():
+        _die()
+    if not armed:
+        threading.Thread(target=_watch_launcher, name="launcher-watch", daemon=True).start()
 
 
 def start(ranks: Ranks, device: str) -> None:
@@ -163,6 +248,31 @@ def any_rank(flag: bool, ranks: Ranks, device: str) -> bool:
     value = torch.tensor([1 if flag else 0], device=device)
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return bool(value.item())
+
+
+def all_min(value: int, ranks: Ranks, device: str) -> int:
+    """The smallest of `value` across ranks: a setting every rank must share, such as the
+    automatic batch, which each rank measures on its own GPU."""
+    if not ranks.distributed:
+        return value
+    import torch
+    import torch.distributed as dist
+
+    tensor = torch.tensor([value], dtype=torch.int64, device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
+    return int(tensor.item())
+
+
+def step_seed(seed: int, rank: int, step: int) -> int:
+    """The seed of the random draws (dropout masks) of `rank` in optimizer step `step`.
+
+    Each rank draws its own masks: with one shared stream every rank would drop the same units of
+    its own rows. Derived afresh every step from the run's seed, it is a pure function of the
+    step, like the data position: a resumed run draws exactly what the uninterrupted one did,
+    on every rank, whatever was drawn before the checkpoint.
+    """
+    digest = hashlib.blake2b(f"{seed}:{rank}:{step}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1  # torch takes seeds below 2**63
 
 
 def wrap(model: torch.nn.Module, ranks: Ranks, device: str) -> torch.nn.Module:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,18 @@ EVENT_SCHEMAS: dict[str, Schema] = {
 }
 # Notes kept per reader about skipped lines, so a damaged file cannot grow them without bound.
 MAX_NOTES = 20
+# Reading a long events file: how much is read at once, how much of its end is read whole, how
+# far apart the step events before that are that are read to chart the loss, and the longest
+# line kept waiting for its end.
+CHUNK_BYTES = 256 << 10
+TAIL_BYTES = 256 << 10
+SAMPLE_BYTES = 64 << 10
+MAX_LINE_BYTES = 1 << 20
+# How every step event this module writes begins (json.dumps of a record whose first key is
+# the kind); a step event written otherwise is simply always read.
+STEP_PREFIX = b'{"event": "step"'
+# The most points a loss curve or evaluation list keeps; beyond it they are thinned evenly.
+MAX_POINTS = 2048
 
 
 # Step events are written at most this often (seconds); the other kinds are written at once.
@@ -138,54 +151,116 @@ class EventReader:
 
     A complete line that is not a valid event is skipped; `notes` says which and why. A file that
     was truncated or replaced is read again from its start, and `restarts` counts up, so that
-    whoever folds the events starts over too.
+    whoever folds the events starts over too. The file is read CHUNK_BYTES at a time, so memory
+    stays bounded however long the file has grown; `bytes_read` counts what was read.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, from_end: bool = False) -> None:
         self.path = Path(path)
         self._offset = 0
         self._line = 0
         self._identity: tuple[int, int] | None = None
+        self._next_sample = 0
         self.skipped = 0
         self.notes: list[str] = []
         self.restarts = 0
+        self.bytes_read = 0
+        if from_end:
+            self._skip_to_end()
+
+    def _skip_to_end(self) -> None:
+        """Start after what the file holds now: only events written from now on are read."""
+        try:
+            info = os.stat(self.path)
+        except FileNotFoundError:
+            return
+        self._identity = (info.st_dev, info.st_ino)
+        self._offset = info.st_size
 
     def read_new(self) -> list[dict[str, Any]]:
         """Return the complete events written since the last call."""
+        return [record for batch in self.batches() for record in batch]
+
+    def batches(self, *, thin: bool = False) -> Iterator[list[dict[str, Any]]]:
+        """The complete events written since the last call, a chunk's worth at a time.
+
+        With `thin`, step events more than TAIL_BYTES before the end of the file are not all
+        read: one per SAMPLE_BYTES of file is, enough to chart the loss, and the later ones say
+        where the run is. Every other kind, and every step in the tail, is read.
+        """
         try:
-            with open(self.path, "rb") as handle:
-                info = os.fstat(handle.fileno())
-                identity = (info.st_dev, info.st_ino)
-                if self._identity not in (None, identity) or info.st_size < self._offset:
-                    self._start_over()
-                self._identity = identity
-                handle.seek(self._offset)
-                chunk = handle.read()
+            handle = open(self.path, "rb")  # noqa: SIM115 - held open across the yields below
         except FileNotFoundError:
-            return []
-        end = chunk.rfind(b"\n")
-        if end < 0:
-            return []
-        self._offset += end + 1
+            return
+        with handle:
+            info = os.fstat(handle.fileno())
+            identity = (info.st_dev, info.st_ino)
+            if self._identity not in (None, identity) or info.st_size < self._offset:
+                self._start_over()
+            self._identity = identity
+            tail_from = info.st_size - TAIL_BYTES if thin else 0
+            handle.seek(self._offset)
+            pending = b""
+            while chunk := handle.read(CHUNK_BYTES):
+                self.bytes_read += len(chunk)
+                pending += chunk
+                end = pending.rfind(b"\n")
+                if end < 0:
+                    if len(pending) > MAX_LINE_BYTES:  # no writer of events writes such a line
+                        self._note(f"{self.path}: line {self._line + 1} is too long; line skipped")
+                        self._offset += len(pending)
+                        pending = b""
+                    continue
+                complete, pending = pending[: end + 1], pending[end + 1 :]
+                yield self._parse(complete, tail_from)
+
+    def _parse(self, complete: bytes, tail_from: int) -> list[dict[str, Any]]:
+        """The events of `complete` lines that start at the reader's offset; moves past them."""
         events = []
-        for raw in chunk[: end + 1].split(b"\n")[:-1]:
+        at = self._offset
+        for raw in complete.split(b"\n")[:-1]:
+            start, at = at, at + len(raw) + 1
             self._line += 1
+            if start < tail_from and raw.startswith(STEP_PREFIX):
+                if start < self._next_sample:
+                    continue
+                self._next_sample = start + SAMPLE_BYTES
             if not raw.strip():
                 continue
             try:
                 events.append(parse_event(raw, self.path, self._line))
             except RecordError as exc:
-                self.skipped += 1
-                if len(self.notes) < MAX_NOTES:
-                    self.notes.append(f"{exc}; line skipped")
+                self._note(f"{exc}; line skipped")
+        self._offset = at
         return events
+
+    def _note(self, note: str) -> None:
+        self.skipped += 1
+        if len(self.notes) < MAX_NOTES:
+            self.notes.append(note)
 
     def _start_over(self) -> None:
         self._offset = 0
         self._line = 0
+        self._next_sample = 0
         self.skipped = 0
         self.notes = []
         self.restarts += 1
+
+
+def fold_new(reader: EventReader, progress: JobProgress) -> JobProgress:
+    """`progress` with the events written since `reader`'s last read folded in, in bounded memory
+    however long the file (a fresh JobProgress when the file was truncated or replaced)."""
+    seen = reader.restarts
+    for batch in reader.batches(thin=True):
+        if reader.restarts != seen:
+            progress, seen = JobProgress(), reader.restarts
+        for record in batch:
+            progress.apply(record)
+    if reader.restarts != seen:
+        progress = JobProgress()
+    progress.note_skipped(reader)
+    return progress
 
 
 @dataclass
@@ -217,6 +292,9 @@ class JobProgress:
     evals: list[tuple[int, float]] = field(default_factory=list)
     skipped: int = 0  # event lines that were not valid events
     note: str = ""  # why the first skipped line was skipped
+    # How many steps each kept point of `curve` and `evals` stands for (see add_point).
+    curve_stride: int = 1
+    evals_stride: int = 1
 
     @property
     def fraction(self) -> float:
@@ -259,12 +337,15 @@ class JobProgress:
             self.tokens_per_s = record.get("tokens_per_s")
             self.mfu = record.get("mfu")
             if self.smooth_loss is not None:
-                self.curve.append((self.step, float(self.smooth_loss)))
+                self.curve_stride = add_point(
+                    self.curve, (self.step, float(self.smooth_loss)), self.curve_stride
+                )
         elif kind == "eval":
             self.val_loss = record.get("val_loss")
             self.val_ppl = record.get("val_ppl")
             if self.val_ppl is not None:
-                self.evals.append((int(record.get("step", self.step)), float(self.val_ppl)))
+                point = (int(record.get("step", self.step)), float(self.val_ppl))
+                self.evals_stride = add_point(self.evals, point, self.evals_stride)
             if self.val_ppl is not None and (
                 self.best_val_ppl is None or self.val_ppl < self.best_val_ppl
             ):
@@ -279,6 +360,28 @@ class JobProgress:
         elif kind == "error":
             self.status = "error"
             self.message = str(record.get("message", ""))
+
+
+def add_point(points: list[tuple[int, float]], point: tuple[int, float], stride: int) -> int:
+    """Add a (step, value) point to a chart's `points`, keeping at most about MAX_POINTS.
+
+    The steps fall in buckets of `stride` steps; each bucket keeps its first point, and the
+    newest point is always kept. When the points pass MAX_POINTS the buckets double in width.
+    Returns the stride now in use.
+    """
+    if len(points) >= 2 and points[-2][0] // stride == points[-1][0] // stride:
+        points.pop()  # not its bucket's first: it was kept only as the newest
+    points.append(point)
+    while len(points) > MAX_POINTS and stride <= abs(points[-1][0] - points[0][0]):
+        stride *= 2
+        kept: list[tuple[int, float]] = []
+        for item in points[:-1]:
+            if not kept or kept[-1][0] // stride != item[0] // stride:
+                kept.append(item)
+        points[:] = [*kept, points[-1]]
+    if len(points) > MAX_POINTS:  # steps that do not spread out: keep the newest
+        del points[: len(points) - MAX_POINTS]
+    return stride
 
 
 def format_mfu(mfu: float | None) -> str:
@@ -297,10 +400,5 @@ def format_duration(seconds: float | None) -> str:
 
 
 def read_progress(path: Path) -> JobProgress:
-    """Fold a whole events file into a JobProgress (bad lines skipped and noted)."""
-    progress = JobProgress()
-    reader = EventReader(path)
-    for record in reader.read_new():
-        progress.apply(record)
-    progress.note_skipped(reader)
-    return progress
+    """Fold an events file into a JobProgress (bad lines skipped and noted), in bounded memory."""
+    return fold_new(EventReader(path), JobProgress())

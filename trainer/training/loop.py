@@ -8,7 +8,8 @@ when validation stops improving, and checkpoints periodically and on a stop requ
 
 The data position is a pure function of the step: optimizer step `s` uses micro-batches
 `s * grad_accum ...`, and micro-batch `m` takes blocks from epoch `m // batches_per_epoch`'s
-permutation (seeded by seed and epoch). So a checkpoint needs only the step to resume exactly.
+permutation (seeded by seed and epoch), and the step's random draws (dropout) are seeded by seed,
+rank and step. So a checkpoint needs only the step to resume exactly.
 
 Step losses stay on the device and are read in one go every few steps (`StepLosses`), so an
 accelerator is never stalled waiting for the host; the step events are the same either way.
@@ -288,7 +289,9 @@ def _train(
     batch_size = config.batch_size or (checkpoint[1].get("batch_size") if checkpoint else None)
     if batch_size is None:
         value_bytes = 4 if dtype is None else 2
-        batch_size = auto_batch_size(model, device, config.block_size, value_bytes) * ranks.world
+        # Every rank must take the same share: the smallest that fits on all of their devices.
+        fits = auto_batch_size(model, device, config.block_size, value_bytes)
+        batch_size = distributed.all_min(fits, ranks, device) * ranks.world
     compiled = use_compile(config.compile, device)
     # From here on the config says what this run does: its batch, and whether it compiled.
     config = replace(config, batch_size=batch_size, compile="on" if compiled else "off")
@@ -362,6 +365,7 @@ def _train(
     def snapshot() -> None:
         if not ranks.is_main:
             return
+        distributed.die_if_orphaned()
         saved = {
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
@@ -431,6 +435,7 @@ def _train(
             event("stopped", step=state.step, reason="stop requested; resume with --resume")
             return RunResult("stopped", state.step)
         epoch_before = state.step * config.grad_accum // batches.per_epoch
+        torch.manual_seed(distributed.step_seed(config.seed, ranks.rank, state.step))
         step_loss = torch.zeros((), dtype=wide, device=device)
         step_tokens = 0
         for micro in range(state.step * config.grad_accum, (state.step + 1) * config.grad_accum):
@@ -474,6 +479,7 @@ def _train(
     if not ranks.is_main:
         return RunResult("done", state.step, None, state.best_val_loss)
 
+    distributed.die_if_orphaned()
     wall = state.prior_wall_s + time.time() - started
     model_dir = finish(
         config,
