@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from studio.cli import app
 from studio.cli import write as write_cli
-from studio.core.generate import SamplingParams
+from studio.core.generation.settings import SamplingParams
 from tests.helpers.models import build_tiny_lora
 from trainer.common.home import DataHome
 
@@ -75,6 +75,16 @@ def test_format_jsonl_prints_entries(runner: CliRunner) -> None:
     assert [row["emotion"] for row in rows] == ["joy", "joy"]
     assert rows[0]["text"].startswith(SEED + "\n")
     assert rows[0]["settings"]["seed"] == 11
+
+
+def test_a_saved_record_names_its_version_backend_dtype_and_processor(runner: CliRunner) -> None:
+    from studio.core.generation.machine import cpu_name
+    from studio.core.poemfile import RECORD_VERSION
+
+    result = write(runner, "-e", "joy", "--format", "jsonl", "--precision", "fp32", *QUICK)
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)
+    assert row["version"] == RECORD_VERSION and row["runtime"] == f"torch fp32 on {cpu_name()}"
 
 
 def test_unwritable_out_fails_but_prints_the_poem(runner: CliRunner, tmp_path: Path) -> None:

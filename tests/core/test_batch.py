@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from studio.core.batch import PoemRequest, write_poems
-from studio.core.generate import Poet, SamplingParams
+from studio.core.generation.poet import Poet
+from studio.core.generation.settings import SamplingParams
 from tests.helpers.models import build_guided_adapters
 from trainer.common.home import DataHome
 
