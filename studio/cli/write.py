@@ -97,10 +97,13 @@ def write(
     from studio.core.generation.poet import Poet
     from studio.core.poemfile import POEM_RULE, append_poem, format_for, render, saved_poem
     from studio.core.poemstats import runtime_label, stats_line
+    from trainer.common.form import check_line_limit
     from trainer.common.precision import check_precision
 
     name = parse_blend(emotion).spec
     params = settings.make_params(sampling)
+    if sampling.get("max_lines") is not None:
+        check_line_limit(params.poem_form(), params.max_lines)  # an explicit limit must fit
     seed = params.seed
     if seed is not None and seed + count > SEED_LIMIT:
         # Poem i uses seed + i, so the last seed must be in range too.

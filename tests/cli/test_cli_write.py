@@ -77,6 +77,15 @@ def test_format_jsonl_prints_entries(runner: CliRunner) -> None:
     assert rows[0]["settings"]["seed"] == 11
 
 
+def test_a_form_shapes_the_poem_and_its_record(runner: CliRunner) -> None:
+    args = ["-e", "joy", "--form", "couplets", "--syllables", "3", "--seed", "5"]
+    result = write(runner, *args, "--format", "jsonl", "--precision", "fp32")
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)
+    assert row["settings"]["form"] == "couplets" and row["settings"]["syllables"] == "3"
+    assert len([line for line in row["text"].split("\n") if line.strip()]) == 4
+
+
 def test_a_saved_record_names_its_version_backend_dtype_and_processor(runner: CliRunner) -> None:
     from studio.core.generation.machine import cpu_name
     from studio.core.poemfile import RECORD_VERSION
@@ -120,6 +129,12 @@ def test_unwritable_out_fails_but_prints_the_poem(runner: CliRunner, tmp_path: P
         (["-e", "joy+"], "empty part in the blend"),
         (["-e", "joy+anger"], "poetstudio train --emotion anger"),
         (["-e", "joy", "--precision", "fp8"], "unknown precision 'fp8'"),
+        (["-e", "joy", "--form", "ode"], "unknown form 'ode'"),
+        (["-e", "joy", "--rhyme", "AB1B"], "use letters, - or x, and spaces"),
+        (["-e", "joy", "--syllables", "31"], "each count is 1 to 30"),
+        (["-e", "joy", "--meter", "spondaic"], "unknown meter 'spondaic'"),
+        (["-e", "joy", "--rhyme", "ABAB", "--syllables", "5,7,5"], "do not fit the scheme"),
+        (["-e", "joy", "--form", "sonnet", "--max-lines", "8"], "conflicts with the sonnet"),
     ],
 )
 def test_bad_input_is_one_clear_line(runner: CliRunner, args: list[str], message: str) -> None:

@@ -26,6 +26,8 @@ class WithVerve(SamplingParams):
 def test_every_default_is_valid_and_every_setting_refuses_a_value_past_its_range() -> None:
     SamplingParams().validate()
     for spec in settings.declared():
+        if spec.kind is str:
+            continue  # text settings have a grammar, not a range (below)
         too_high = spec.cli[1] + (1 if spec.kind is int else 0.5)
         with pytest.raises(PoetstudioError, match=f"^{spec.label} must be "):
             SamplingParams(**{spec.name: spec.kind(too_high)}).validate()
@@ -41,8 +43,24 @@ def test_the_cli_and_the_studio_ranges_are_declared_side_by_side() -> None:
     assert setting_named("seed").cli == (0, SEED_LIMIT - 1)
 
 
+def test_text_settings_are_checked_by_their_grammar_and_together() -> None:
+    SamplingParams(form="sonnet", rhyme="ABAB CDCD EFEF GG", meter="iambic").validate()
+    for bad, message in (
+        ({"form": "ode"}, "unknown form 'ode'"),
+        ({"rhyme": "AB1B"}, "use letters, - or x, and spaces"),
+        ({"syllables": "0"}, "each count is 1 to 30"),
+        ({"meter": "spondaic"}, "unknown meter"),
+        ({"rhyme": "ABAB", "syllables": "5,7,5"}, "do not fit the scheme's 4 lines"),
+    ):
+        with pytest.raises(PoetstudioError, match=message):
+            SamplingParams(**bad).validate()  # type: ignore[arg-type]
+
+
 def test_a_poems_record_keeps_the_settings_declared_saved() -> None:
-    assert set(SamplingParams().to_dict()) == {s.name for s in settings.declared() if s.saved}
+    texts_unset = {s.name for s in settings.declared() if s.kind is str and s.default is None}
+    expected = {s.name for s in settings.declared() if s.saved} - texts_unset
+    assert set(SamplingParams().to_dict()) == expected
+    assert SamplingParams(form="haiku", rhyme="xxx").to_dict()["rhyme"] == "xxx"
 
 
 def test_the_settings_file_remembers_each_controlled_setting_in_its_studio_range(

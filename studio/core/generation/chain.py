@@ -1,7 +1,8 @@
 """Choosing the next token: the step's rows through every processor in order, then the draw.
 
-Should the masks leave no candidate at all (the neutral nucleus and the n-gram ban can), the
-processors run again relaxed (processors/base.py), so a defined token is always chosen.
+Should the masks leave no candidate at all, the processors run again with the weakest preferences
+relaxed (those with `yields_first`: the neutral nucleus and the n-gram ban), then with every
+preference relaxed (the form's too), so a defined token is always chosen; rules never relax.
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ class Chain:
         self.processors = list(processors)
         self.draw = draw
 
-    def scores(self, state: PoemState, rows: torch.Tensor, relaxed: bool = False) -> torch.Tensor:
-        """The final scores of one step: the first row's, through every processor."""
+    def scores(self, state: PoemState, rows: torch.Tensor, relax: int = 0) -> torch.Tensor:
+        """The final scores of one step: the first row's, through every processor; `relax` 1
+        relaxes the preferences that yield first, 2 every preference."""
         state.rows = rows
         scores = rows[0].float().clone()
         for processor in self.processors:
+            relaxed = relax >= 2 or (relax == 1 and processor.yields_first)
             scores = processor.rescore(state, scores, relaxed)
         return scores
 
@@ -44,8 +47,10 @@ class Chain:
                 "retrain it or restore its folder"
             )
         scores = self.scores(state, rows)
-        if not bool(torch.isfinite(scores).any()):
-            scores = self.scores(state, rows, relaxed=True)
+        for relax in (1, 2):
+            if bool(torch.isfinite(scores).any()):
+                break
+            scores = self.scores(state, rows, relax)
         return self.draw(scores)
 
     def observe(self, state: PoemState, token: int) -> None:

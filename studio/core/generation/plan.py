@@ -3,6 +3,7 @@ the prompt, the settings and the stats it reports."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -11,6 +12,7 @@ from studio.core.generation.stats import GenerationStats
 
 if TYPE_CHECKING:
     from studio.core.generation.backends.base import Model
+    from trainer.common.form import Form
 
 
 @dataclass
@@ -24,5 +26,21 @@ class PoemPlan:
     context: int
     prompt: list[int]
     first_line: str  # the first line as it will be shown (cleaned, maybe truncated)
-    params: SamplingParams
+    params: SamplingParams  # as fitted to the form (`fitted_to_form`)
     stats: GenerationStats
+    form: Form | None = None  # None for free verse
+
+
+def fitted_to_form(params: SamplingParams, form: Form) -> SamplingParams:
+    """The settings a form decodes with: a fixed form sets the lines and stanzas (no ending before
+    its last line), and the token budget grows to fit it (200 tokens would cut a sonnet short)."""
+    if form.is_free:
+        return params
+    budget = max(params.max_new_tokens, form.token_budget(params.max_lines))
+    count = form.line_count
+    if count is None:
+        return dataclasses.replace(params, max_new_tokens=budget)
+    stanzas = form.stanza_count or 1
+    return dataclasses.replace(
+        params, max_new_tokens=budget, max_lines=count, min_lines=count, max_stanzas=stanzas
+    )

@@ -26,7 +26,7 @@ from studio.core.cputhreads import CpuShare
 from studio.core.generation.backends.base import Backend, Model, ProgressFn
 from studio.core.generation.decode import PoemDecode
 from studio.core.generation.machine import cpu_name
-from studio.core.generation.plan import PoemPlan
+from studio.core.generation.plan import PoemPlan, fitted_to_form
 from studio.core.generation.settings import SEED_LIMIT, SamplingParams
 from studio.core.generation.stats import STOP_CANCELLED, STOP_ERROR, GenerationStats
 from studio.core.generation.text import clean_first_line
@@ -197,6 +197,8 @@ class Poet:
     ) -> PoemPlan:
         """Load what one poem needs and fix how it is decoded: rows, strength, prompt, stats."""
         params = (params or SamplingParams()).validate()
+        form = params.poem_form()
+        params = fitted_to_form(params, form)
         stats = GenerationStats()
         experts = [self.backend.load(info) for info in infos]
         model = experts[0]
@@ -249,7 +251,18 @@ class Poet:
             )
         stats.prompt_tokens = len(prompt)
         stats.cpu_threads = self._threads_for(model)
-        return PoemPlan(model, rows, blend.weights, strength, context, prompt, shown, params, stats)
+        return PoemPlan(
+            model,
+            rows,
+            blend.weights,
+            strength,
+            context,
+            prompt,
+            shown,
+            params,
+            stats,
+            None if form.is_free else form,
+        )
 
     def _neutral_for(self, model: Model) -> tuple[Model | None, str]:
         """The neutral model to guide `model` against, or None and why there is none."""

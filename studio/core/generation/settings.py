@@ -17,10 +17,21 @@ The declarations are read through this module's `SamplingParams` at call time (`
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any, get_type_hints
 
 from trainer.common.errors import PoetstudioError
+from trainer.common.form import (
+    METERS,
+    PRESETS,
+    Form,
+    check_form_name,
+    check_meter,
+    parse_form,
+    parse_scheme,
+    parse_syllables,
+)
 
 # Generation seeds: one limit for the CLI, the studio and fresh random seeds, small enough to type.
 # (Training seeds have their own limit, trainer.training.config.TRAIN_SEED_LIMIT.)
@@ -36,7 +47,7 @@ class Setting:
     """One generation setting as every surface sees it (made by `setting`, read by `declared`)."""
 
     name: str  # the SamplingParams field
-    kind: type  # int or float
+    kind: type  # int, float, or str for a setting read by its own grammar
     default: Any
     help: str
     cli: tuple[float, float]  # what `write` and the engine accept
@@ -50,6 +61,8 @@ class Setting:
     also: tuple[tuple[float, str], ...] = ()  # values allowed outside the range, and their names
     note: str = ""  # appended to the range in messages, e.g. "(0 turns it off)"
     optional: bool = False  # None is allowed (the seed: None draws a fresh one)
+    grammar: Callable[[str], Any] | None = None  # checks a text setting; raises its own error
+    default_help: str = ""  # the default as the help says it, where the value alone would not
 
     def range_text(self, studio: bool = False) -> str:
         """The accepted values in words, as the help and error messages say them."""
@@ -68,6 +81,12 @@ class Setting:
         """Whether `value` is allowed; written as "inside the range", so NaN fails."""
         if value is None:
             return self.optional
+        if self.kind is str:
+            try:
+                self.check(value)
+            except PoetstudioError:
+                return False
+            return True
         if isinstance(value, bool) or not isinstance(value, int | float):
             return False
         if self.kind is int and not isinstance(value, int):
@@ -80,6 +99,12 @@ class Setting:
 
     def check(self, value: Any) -> Any:
         """`value` if `write` and the engine accept it, else a one-line PoetstudioError."""
+        if self.kind is str and value is not None:
+            if not isinstance(value, str):
+                raise PoetstudioError(f"{self.label} must be text")
+            if self.grammar is not None:
+                self.grammar(value)
+            return value
         if not self.accepts(value):
             raise PoetstudioError(f"{self.label} must be {self.range_text()}")
         return value
@@ -94,7 +119,9 @@ class Setting:
 
     def help_text(self) -> str:
         """The `write` option's help: what it does, what it accepts, its default."""
-        shown = "a fresh one" if self.default is None else str(self.default)
+        shown = self.default_help or str(self.default)
+        if self.kind is str:
+            return f"{self.help} (default {shown})"
         return f"{self.help} Takes {self.range_text().removeprefix('in ')}. (default {shown})"
 
 
@@ -102,7 +129,7 @@ def setting(
     default: Any,
     help: str,
     *,
-    cli: tuple[float, float],
+    cli: tuple[float, float] = (0.0, 0.0),
     studio: tuple[float, float] | None = None,
     step: float = 1.0,
     control: str | None = None,
@@ -112,11 +139,14 @@ def setting(
     open_low: bool = False,
     also: tuple[tuple[float, str], ...] = (),
     note: str = "",
+    grammar: Callable[[str], Any] | None = None,
+    default_help: str = "",
 ) -> Any:
     """A SamplingParams field that is also a `write` option, a studio setting and a record key.
 
     The option is named after the field (`max_lines` is `--max-lines`) unless `flag` says
-    otherwise; `label` defaults to the field name with spaces.
+    otherwise; `label` defaults to the field name with spaces. A text setting (a `str` field)
+    has no range: its `grammar` checks it and raises a one-line error of its own.
     """
     meta = {
         "help": help,
@@ -130,6 +160,8 @@ def setting(
         "open_low": open_low,
         "also": also,
         "note": note,
+        "grammar": grammar,
+        "default_help": default_help,
     }
     return field(default=default, metadata={"setting": meta})
 
@@ -211,18 +243,52 @@ class SamplingParams:
         None,
         "Sampling seed for reproducible poems (poem i uses seed+i).",
         cli=(0, SEED_LIMIT - 1),
+        default_help="a fresh one",
+    )
+    # Form (trainer/common/form.py): a preset, and parts that replace the preset's.
+    form: str = setting(
+        "free",
+        f"The poem's form: {', '.join(PRESETS)} (not --format, the poems file's format).",
+        grammar=check_form_name,
+    )
+    rhyme: str | None = setting(
+        None,
+        "Rhyme scheme: a letter per line, - or x for an unrhymed one, spaces between stanzas "
+        "(ABAB CDCD EFEF GG).",
+        grammar=parse_scheme,
+        default_help="the form's",
+    )
+    syllables: str | None = setting(
+        None,
+        "Syllables per line: 10, 5,7,5 or 8-9,8-9,5-6 (a shorter list repeats).",
+        grammar=parse_syllables,
+        default_help="the form's",
+    )
+    meter: str | None = setting(
+        None,
+        f"Meter, a soft aim: {', '.join(METERS)} or none.",
+        grammar=check_meter,
+        default_help="the form's",
     )
 
     def validate(self) -> SamplingParams:
         """Return self if every setting is in range, else raise a one-line PoetstudioError."""
         for spec in declared(type(self)):
             spec.check(getattr(self, spec.name))
+        self.poem_form()
         return self
 
+    def poem_form(self) -> Form:
+        """The form these settings ask for: the preset with the parts given replacing its own."""
+        return parse_form(self.form, self.rhyme, self.syllables, self.meter)
+
     def to_dict(self) -> dict[str, Any]:
-        """The settings a poem's record keeps, as a plain dict."""
+        """The settings a poem's record keeps, as a plain dict (text settings left unset, such as
+        a rhyme scheme when the form's own applies, are left out)."""
+        unset = {spec.name for spec in declared(type(self)) if spec.kind is str}
         saved = {spec.name for spec in declared(type(self)) if spec.saved}
-        return {key: value for key, value in asdict(self).items() if key in saved}
+        values = asdict(self).items()
+        return {k: v for k, v in values if k in saved and not (v is None and k in unset)}
 
 
 def declared(params_class: type[SamplingParams] | None = None) -> tuple[Setting, ...]:
@@ -254,6 +320,8 @@ def declared(params_class: type[SamplingParams] | None = None) -> tuple[Setting,
                 also=meta["also"],
                 note=meta["note"],
                 optional=type(None) in kinds,
+                grammar=meta["grammar"],
+                default_help=meta["default_help"],
             )
         )
     return tuple(specs)

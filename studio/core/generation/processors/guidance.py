@@ -81,6 +81,8 @@ class Guidance(Processor):
     """Replaces the scores with the guided (or blended) scores of the step's rows, and keeps the
     choice inside the neutral nucleus unless relaxed."""
 
+    yields_first = True
+
     def __init__(self, weights: Sequence[float], strength: float) -> None:
         self.weights = tuple(weights)
         self.strength = strength

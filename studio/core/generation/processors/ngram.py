@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 class NgramBan(Processor):
     """Bans the tokens that would complete an n-gram the poem (first line included) already has."""
 
+    yields_first = True
+
     def __init__(self, n: int, state: PoemState) -> None:
         self.n = n
         self.ngrams: dict[tuple[int, ...], set[int]] = {}
