@@ -31,10 +31,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from studio.core.generate import DEFAULT_STRENGTH, Poet, SamplingParams  # noqa: E402
+from studio.core.generation.poet import Poet  # noqa: E402
+from studio.core.generation.settings import DEFAULT_STRENGTH, SamplingParams  # noqa: E402
 from trainer.common.home import DataHome, resolve_home  # noqa: E402
 
-SEED_LINE = "The lamps are out along the quay"
+FIRST_LINE = "The lamps are out along the quay"
 EMOTIONS = ("joy", "sadness")
 NEUTRAL = "neutral"  # the adapter guided decoding scores against
 THREADS_USED: list[int | None] = []  # the decoding threads of each stream_poem run
@@ -112,7 +113,7 @@ def weight_bytes(module: object) -> int:
 
 def run_ours(poet: Poet, emotion: str, params: SamplingParams) -> tuple[float, float]:
     """One stream of exactly params.max_new_tokens tokens: (ttft s, decode tokens/s)."""
-    for _ in poet.stream_poem(emotion, SEED_LINE, params):
+    for _ in poet.stream_poem(emotion, FIRST_LINE, params):
         pass
     stats = poet.last_stats
     THREADS_USED.append(stats.cpu_threads if stats else None)
@@ -137,7 +138,7 @@ def run_generate(module: object, tokenizer: object, params: SamplingParams) -> t
             marks.append(time.perf_counter())
 
     device = next(module.parameters()).device  # type: ignore[attr-defined]
-    ids = torch.tensor([prompt_ids(tokenizer, SEED_LINE, PoemTokens.of(tokenizer))], device=device)
+    ids = torch.tensor([prompt_ids(tokenizer, FIRST_LINE, PoemTokens.of(tokenizer))], device=device)
     torch.manual_seed(params.seed or 0)
     start = time.perf_counter()
     with torch.inference_mode():

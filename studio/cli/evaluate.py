@@ -30,7 +30,7 @@ def parse_strengths(given: list[float] | None, rest: list[str]) -> tuple[float, 
     None means none were given. Raises BadParameter for a bare argument without `--strength`
     or one that is not a number, and PoetstudioError for a strength out of range.
     """
-    from studio.core.generate import SamplingParams
+    from studio.core.generation.settings import SamplingParams
 
     if rest and not given:
         raise typer.BadParameter(f"unexpected argument {rest[0]!r}", param_hint="--strength")
@@ -89,7 +89,8 @@ def evaluate(
         run_eval,
         write_reports,
     )
-    from studio.core.generate import DEFAULT_STRENGTH, Poet
+    from studio.core.generation.poet import Poet
+    from studio.core.generation.settings import DEFAULT_STRENGTH
     from trainer.common.emotions import MODEL_EMOTIONS, check_emotion
     from trainer.evaluation.metrics import DEFAULT_N, QUICK_N
 

@@ -2,28 +2,58 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import typer
 from rich.text import Text
 
 from studio.cli.common import bundled_dir, err_console, handle_errors, home
-from studio.core.generate import MAX_STRENGTH, SEED_LIMIT, SamplingParams
+from studio.core.generation import settings
+from studio.core.generation.settings import SEED_LIMIT, SamplingParams
 from trainer.common.errors import PoetstudioError
 
 if TYPE_CHECKING:
-    from studio.core.generate import Poet
+    from studio.core.generation.poet import Poet
 
-# Sampling defaults live in SamplingParams (a light import: torch loads only when generating).
-_DEFAULTS = SamplingParams()
+F = TypeVar("F", bound=Callable[..., Any])
 PRECISION_HELP = "auto (the device's best dtype), fp32, bf16, or fp16 on a GPU"
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
-    app.command(name="write")(handle_errors(write))
+    app.command(name="write")(handle_errors(_with_sampling_options(write)))
+
+
+def _with_sampling_options(command: F) -> F:
+    """`command` with one option per generation setting, from the settings' declarations.
+
+    Each setting's flag, type and help come from studio/core/generation/settings.py, which also
+    checks the values; the command receives them as `**sampling` (None: not given).
+    """
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return command(*args, **kwargs)
+
+    signature = inspect.signature(command, eval_str=True)
+    params = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    for spec in settings.declared():
+        option = typer.Option(spec.flag, help=spec.help_text())
+        params.append(
+            inspect.Parameter(
+                spec.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=None,
+                annotation=Annotated[spec.kind | None, option],
+            )
+        )
+    wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+    return cast(F, wrapper)
 
 
 def write(
@@ -42,45 +72,6 @@ def write(
     count: Annotated[
         int, typer.Option("--count", "-n", min=1, max=100, help="How many poems.")
     ] = 1,
-    temperature: Annotated[
-        float | None,
-        typer.Option(help=f"Sampling temperature; 0 is greedy. (default {_DEFAULTS.temperature})"),
-    ] = None,
-    top_p: Annotated[
-        float | None, typer.Option("--top-p", help=f"Nucleus mass. (default {_DEFAULTS.top_p})")
-    ] = None,
-    top_k: Annotated[
-        int | None, typer.Option("--top-k", help=f"0 turns it off. (default {_DEFAULTS.top_k})")
-    ] = None,
-    max_lines: Annotated[
-        int | None,
-        typer.Option(
-            "--max-lines", help=f"Stop after this many lines. (default {_DEFAULTS.max_lines})"
-        ),
-    ] = None,
-    min_lines: Annotated[
-        int | None,
-        typer.Option(
-            "--min-lines", help=f"No ending before this many lines. (default {_DEFAULTS.min_lines})"
-        ),
-    ] = None,
-    max_tokens: Annotated[
-        int | None,
-        typer.Option(
-            "--max-tokens",
-            help=f"Stop after this many tokens. (default {_DEFAULTS.max_new_tokens})",
-        ),
-    ] = None,
-    strength: Annotated[
-        float | None,
-        typer.Option(
-            help=f"Emotion guidance, 0 to {MAX_STRENGTH:g}: 0 samples the emotion model alone, "
-            f"higher steers further from the neutral model. (default {_DEFAULTS.strength})"
-        ),
-    ] = None,
-    seed: Annotated[
-        int | None, typer.Option(help="Sampling seed for reproducible poems (poem i uses seed+i).")
-    ] = None,
     device: Annotated[
         str | None, typer.Option(help="cuda, mps or cpu (default: the best).")
     ] = None,
@@ -98,27 +89,22 @@ def write(
             "or print whole entries in this format instead of bare poems.",
         ),
     ] = None,
+    **sampling: Any,
 ) -> None:
     """Write poems for an emotion or a blend, streamed to the terminal; --out appends them to a
     poems file."""
     from studio.core.blend import parse_blend
-    from studio.core.generate import Poet
+    from studio.core.generation.poet import Poet
     from studio.core.poemfile import POEM_RULE, append_poem, format_for, render, saved_poem
-    from studio.core.poemstats import stats_line
+    from studio.core.poemstats import runtime_label, stats_line
+    from trainer.common.form import check_line_limit
     from trainer.common.precision import check_precision
 
     name = parse_blend(emotion).spec
-    overrides: dict[str, Any] = {
-        "temperature": temperature,
-        "top_p": top_p,
-        "top_k": top_k,
-        "max_lines": max_lines,
-        "min_lines": min_lines,
-        "max_new_tokens": max_tokens,
-        "strength": strength,
-        "seed": seed,
-    }
-    params = SamplingParams(**{k: v for k, v in overrides.items() if v is not None}).validate()
+    params = settings.make_params(sampling)
+    if sampling.get("max_lines") is not None:
+        check_line_limit(params.poem_form(), params.max_lines)  # an explicit limit must fit
+    seed = params.seed
     if seed is not None and seed + count > SEED_LIMIT:
         # Poem i uses seed + i, so the last seed must be in range too.
         raise PoetstudioError(
@@ -158,6 +144,7 @@ def write(
             sampling=params.to_dict(),
             seed=stats.seed,
             strength=stats.strength,
+            runtime=runtime_label(stats),
         )
         if entries and fmt is not None:
             sys.stdout.write(render(entry, fmt))

@@ -20,18 +20,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from studio.core.blend import Blend, parse_blend
-from studio.core.generate import (
-    GenerationStats,
-    PoemPlan,
-    PoemState,
-    RowForward,
-    SamplingParams,
-    torch_threads,
-)
+from studio.core.generation.decode import PoemDecode
+from studio.core.generation.plan import PoemPlan
+from studio.core.generation.settings import SamplingParams
+from studio.core.generation.stats import GenerationStats
 from studio.core.registry import ModelInfo
 
 if TYPE_CHECKING:
-    from studio.core.generate import Poet
+    from studio.core.generation.backends.base import RowBatch
+    from studio.core.generation.poet import Poet
 
 # Rows per batched forward. On a 2-core CPU, 64 poems of 2 rows wrote 63 tokens/s at 128 rows,
 # 57 at 64 and 29 at 16, against 10-17 for one stream.
@@ -61,7 +58,8 @@ def write_poems(
     plans = [_plan(poet, request) for request in requests]
     groups: dict[tuple[Any, ...], list[int]] = {}
     for index, plan in enumerate(plans):
-        key = (tuple(plan.prompt), _forward_key(plan, index))
+        shared = poet.backend.batch_key(plan.rows)
+        key = (tuple(plan.prompt), ("alone", index) if shared is None else shared)
         groups.setdefault(key, []).append(index)
     results: list[tuple[str, GenerationStats] | None] = [None] * len(plans)
     finished = 0
@@ -94,16 +92,6 @@ def _plan(poet: Poet, request: PoemRequest) -> PoemPlan:
     return poet.plan(blend, poet.resolve(blend), request.first_line, request.params)
 
 
-def _forward_key(plan: PoemPlan, index: int) -> tuple[Any, ...]:
-    """Plans with equal keys can share one batched forward."""
-    first = plan.rows[0]
-    if all(row.adapter is None and row.module is first.module for row in plan.rows):
-        return ("module", id(first.module))
-    if all(row.adapter is not None and row.base is first.base for row in plan.rows):
-        return ("base", id(first.base))
-    return ("alone", index)
-
-
 def _decode_batch(
     poet: Poet, batch: list[tuple[int, PoemPlan]], poem_done: Callable[[int, str], None]
 ) -> None:
@@ -111,12 +99,12 @@ def _decode_batch(
     import torch
 
     started = time.perf_counter()
-    states = [PoemState(plan, started) for _, plan in batch]
-    texts = [plan.seed + "\n" if plan.seed else "" for _, plan in batch]
+    states = [PoemDecode(plan, started) for _, plan in batch]
+    texts = [plan.first_line + "\n" if plan.first_line else "" for _, plan in batch]
     first = batch[0][1]
     active = list(range(len(batch)))
-    with torch.inference_mode(), torch_threads(first.stats.cpu_threads):
-        forward = RowForward(poet.loader, [row for _, plan in batch for row in plan.rows])
+    with poet.backend.decoding(first.stats.cpu_threads):
+        forward = poet.backend.rows([row for _, plan in batch for row in plan.rows])
         ids = torch.tensor([first.prompt], dtype=torch.long, device=first.model.exempt.device)
         tokens: dict[int, int] = {}
         while True:
@@ -127,7 +115,7 @@ def _decode_batch(
             if tokens:  # after the prompt, each row is fed its own poem's last token
                 column = [tokens[p] for p in active for _ in batch[p][1].rows]
                 ids = torch.tensor(column, dtype=torch.long, device=ids.device)[:, None]
-            logits = forward.step(ids)
+            logits = forward.forward(ids)
             offset = 0
             for p in active:
                 width = len(batch[p][1].rows)
@@ -139,7 +127,7 @@ def _decode_batch(
 
 
 def _narrow(
-    forward: RowForward,
+    forward: RowBatch,
     batch: list[tuple[int, PoemPlan]],
     active: list[int],
     keep: list[int],

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from studio.core.generate import DEFAULT_STRENGTH, Poet, SamplingParams
+from studio.core.generation.poet import Poet
+from studio.core.generation.settings import DEFAULT_STRENGTH, SamplingParams
 from studio.core.loader import LoadedModel
 from studio.core.registry import ModelInfo, no_models_hint
 from trainer.common.emotions import EMOTIONS, MODEL_EMOTIONS, NEUTRAL
@@ -162,14 +163,14 @@ def _poem_nll(model: LoadedModel, case: EvalCase, text: str) -> float | None:
     """The raw base's mean token loss on a poem's written part, given its first line."""
     import torch
 
-    from studio.core.generate import clean_seed
+    from studio.core.generation.text import clean_first_line
     from trainer.common.textformat import prompt_ids
 
     body = written_part(text, case.first_line)
     target = model.tokenizer.encode(body, add_special_tokens=False)
     if not target:
         return None
-    prompt = prompt_ids(model.tokenizer, clean_seed(case.first_line), model.tokens)
+    prompt = prompt_ids(model.tokenizer, clean_first_line(case.first_line), model.tokens)
     ids = (prompt + target)[: model.context]
     if len(ids) <= len(prompt):
         return None

@@ -11,11 +11,12 @@ class SessionPoem:
     """One poem written in this session, and everything needed to save or regenerate it."""
 
     emotion: str  # the emotion, or a blend's canonical spec such as `joy=0.70+sadness=0.30`
-    seed_line: str
+    first_line: str
     seed: int
     sampling: dict[str, Any]
     text: str = ""
     model: str = ""
+    runtime: str = ""  # what decoded it (backend, dtype, processor), once done
     title: str = ""
     finished: bool = False
     stop_reason: str = ""

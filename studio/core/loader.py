@@ -10,12 +10,12 @@ from __future__ import annotations
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from studio.core import fastlora
+from studio.core.generation.backends.base import ProgressFn
 from studio.core.registry import MANIFEST, ModelInfo
 from trainer.common.errors import PoetstudioError, first_line
 from trainer.common.home import DataHome
@@ -25,8 +25,6 @@ if TYPE_CHECKING:
     import torch
     from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
-# on_progress(fraction 0..1, message): loading reports its steps through this.
-ProgressFn = Callable[[float, str], None]
 # A plain verse line that any tokenizer fit for English verse encodes to a few known tokens.
 _PROBE_LINE = "The lamps are out along the quay,"
 

@@ -11,6 +11,9 @@ entry reads back exactly as it was saved. An empty poem is never saved.
 An entry's emotion is an emotion or a blend's canonical spec (`joy=0.70+sadness=0.30`); its
 settings are the sampling settings, the guidance `strength` among them, plus `strength_applied`
 when the core fell back to another strength. Every format reads back all of them.
+
+Records carry a format `version` (RECORD_VERSION; one without it is version 1) and the `runtime`
+that wrote the poem (backend, dtype, processor), since a seed reproduces a poem only on the same.
 """
 
 from __future__ import annotations
@@ -30,7 +33,11 @@ from trainer.common.errors import PoetstudioError
 FORMATS = ("md", "txt", "jsonl")
 # The rule that ends each entry of a plain-text poems file; `write` prints it between poems too.
 POEM_RULE = "* * *"
-_DETAIL_KEYS = frozenset({"emotion", "first line", "model", "settings", "date"})
+_DETAIL_KEYS = frozenset(
+    {"emotion", "first line", "model", "settings", "date", "runtime", "version"}
+)
+# The record format: 2 added `runtime` and `version`; a record without a version is version 1.
+RECORD_VERSION = 2
 
 
 @dataclass
@@ -44,6 +51,8 @@ class SavedPoem:
     settings: dict[str, Any] = field(default_factory=dict)
     title: str = ""
     created: str = ""
+    runtime: str = ""  # e.g. "torch fp32 on AMD EPYC 7B13"
+    version: int = RECORD_VERSION  # readers give a record without one 1
 
     def __post_init__(self) -> None:
         self.text = self.text.strip("\n")
@@ -64,6 +73,7 @@ def saved_poem(
     seed: int | None,
     strength: float | None,
     title: str = "",
+    runtime: str = "",
 ) -> SavedPoem:
     """The entry for a poem just written: its sampling settings with the seed that sampled it.
 
@@ -81,6 +91,7 @@ def saved_poem(
         model=model,
         settings=settings,
         title=title,
+        runtime=runtime,
     )
 
 
@@ -206,6 +217,8 @@ def _details(poem: SavedPoem) -> list[tuple[str, str]]:
         ("model", _field(poem.model)),
         ("settings", _field(_settings_line(poem.settings))),
         ("date", _field(poem.created)),
+        *([("runtime", _field(poem.runtime))] if poem.runtime else []),
+        ("version", str(poem.version)),
     ]
 
 
@@ -279,6 +292,7 @@ def _lines(text: str) -> list[str]:
 def _from_md(text: str) -> list[SavedPoem]:
     poems: list[SavedPoem] = []
     names = {"emotion": "emotion", "first line": "first_line", "model": "model", "date": "created"}
+    names["runtime"] = "runtime"
     current: dict[str, Any] | None = None
     lines: list[str] = []
 
@@ -291,7 +305,8 @@ def _from_md(text: str) -> list[SavedPoem]:
     for raw in _lines(text):
         if raw.startswith("## "):
             close()
-            current, lines = {"title": _unescape(raw[3:].strip()), "emotion": ""}, []
+            current = {"title": _unescape(raw[3:].strip()), "emotion": "", "version": 1}
+            lines = []
         elif current is None:
             continue
         elif raw.startswith("- ") and ": " in raw and not lines:
@@ -300,6 +315,8 @@ def _from_md(text: str) -> list[SavedPoem]:
                 current[names[key]] = _field_from(value)
             elif key == "settings":
                 current["settings"] = _settings_from(_field_from(value))
+            elif key == "version":
+                current["version"] = _version(value)
         elif raw.startswith(">"):
             line = raw[1:].removeprefix(" ").removesuffix("  ")
             lines.append(_unescape(line))
@@ -308,7 +325,8 @@ def _from_md(text: str) -> list[SavedPoem]:
 
 
 def _from_jsonl(text: str) -> list[SavedPoem]:
-    kinds = {f.name: dict if f.name == "settings" else str for f in fields(SavedPoem)}
+    special = {"settings": dict, "version": int}
+    kinds = {f.name: special.get(f.name, str) for f in fields(SavedPoem)}
     poems = []
     for raw in text.split("\n"):
         try:
@@ -318,7 +336,7 @@ def _from_jsonl(text: str) -> list[SavedPoem]:
         if isinstance(data, dict) and isinstance(data.get("text"), str) and data["text"].strip():
             # A field of the wrong type (a hand-edited line) is dropped, not trusted.
             known = {k: v for k, v in data.items() if k in kinds and isinstance(v, kinds[k])}
-            poems.append(SavedPoem(**{"emotion": "", **known}))  # type: ignore[arg-type]
+            poems.append(SavedPoem(**{"emotion": "", "version": 1, **known}))  # type: ignore[arg-type]
     return poems
 
 
@@ -345,9 +363,16 @@ def _from_txt(text: str) -> list[SavedPoem]:
                 settings=_settings_from(details.get("settings", "")),
                 title=_unescape(rows[0]),
                 created=details.get("date", ""),
+                runtime=details.get("runtime", ""),
+                version=_version(details.get("version", "1")),
             )
         )
     return poems
+
+
+def _version(text: str) -> int:
+    """A record's format version from its text; anything unreadable counts as version 1."""
+    return int(text) if text.isascii() and text.isdigit() else 1
 
 
 def parse_poems(text: str, fmt: str) -> list[SavedPoem]:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from studio.core.settings import strength_label
 
 if TYPE_CHECKING:
-    from studio.core.generate import GenerationStats
+    from studio.core.generation.stats import GenerationStats
 
 
 def ttft_label(stats: GenerationStats) -> str:
@@ -32,3 +32,12 @@ def stats_line(stats: GenerationStats) -> str:
         f"seed {stats.seed}",
     ]
     return " · ".join(part for part in parts if part)
+
+
+def runtime_label(stats: GenerationStats) -> str:
+    """What decoded the poem, for its record: `torch fp32 on AMD EPYC 7B13` (a seed reproduces a
+    poem only on the same); empty when unknown."""
+    what = " ".join(part for part in (stats.backend, stats.dtype) if part)
+    if stats.processor:
+        what = f"{what} on {stats.processor}" if what else stats.processor
+    return what

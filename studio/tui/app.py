@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import secrets
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -28,9 +27,12 @@ from textual.widgets import Footer, Header, Input, TabbedContent, TabPane
 
 from models import BUNDLED_DIR
 from studio.core.blend import blend_choices, parse_blend
-from studio.core.generate import STOP_CANCELLED, GenerationStats, Poet, SamplingParams
+from studio.core.generation import settings as generation_settings
+from studio.core.generation.poet import Poet, fresh_seed
+from studio.core.generation.settings import SEED_LIMIT, SamplingParams
+from studio.core.generation.stats import STOP_CANCELLED, GenerationStats
 from studio.core.history import History, SessionPoem
-from studio.core.poemstats import speed_label, ttft_label
+from studio.core.poemstats import runtime_label, speed_label, ttft_label
 from studio.core.registry import ModelInfo, ModelScan, no_models_hint, train_hint, untrained
 from studio.core.settings import (
     DEFAULT_BLEND_MIX,
@@ -62,8 +64,6 @@ from trainer.common.home import DataHome, resolve_home
 
 if TYPE_CHECKING:
     from studio.core.poemfile import SavedPoem
-
-SEED_LIMIT = 2**31
 
 
 @dataclass
@@ -146,7 +146,7 @@ class PoetStudioApp(App[None]):
         self.settings: StudioSettings = load_settings(self.home.settings_file)
         self.history = History()
         self._seeds: Callable[[], int] = (
-            itertools.count(seed).__next__ if seed is not None else self._random_seed
+            itertools.count(seed).__next__ if seed is not None else fresh_seed
         )
         # Made now (it imports nothing heavy); its scan of the model folders is the app's too.
         self.poet = Poet(
@@ -161,10 +161,6 @@ class PoetStudioApp(App[None]):
         # Key bursts (see studio.tui.key_bursts): the last key's time, and a "^" held back.
         self._last_key_time: float | None = None
         self._held_caret: events.Key | None = None
-
-    @staticmethod
-    def _random_seed() -> int:
-        return secrets.randbelow(SEED_LIMIT)
 
     # ----- layout -----------------------------------------------------------------------------
 
@@ -184,7 +180,7 @@ class PoetStudioApp(App[None]):
                 with Vertical(id="centre-col"):
                     yield FirstLineInput(
                         placeholder="First line (or leave empty), then Enter",
-                        id="seed",
+                        id="first-line",
                     )
                     yield PoemPanel(id="poem")
                 yield EmotionMeter(id="meter")
@@ -196,22 +192,18 @@ class PoetStudioApp(App[None]):
         yield Footer()
 
     def _sampling_values(self) -> dict[str, Any]:
-        defaults = SamplingParams()
+        """Each controlled setting as remembered, else its default (0 is a choice, not unset)."""
+        remembered = self.settings.sampling
         return {
-            "temperature": self.settings.temperature or defaults.temperature,
-            "top_p": self.settings.top_p or defaults.top_p,
-            "max_lines": self.settings.max_lines or defaults.max_lines,
-            # `is None`, not `or`: a remembered strength of 0 (guidance off) is a choice.
-            "strength": (
-                defaults.strength if self.settings.strength is None else self.settings.strength
-            ),
+            spec.name: remembered.get(spec.name, spec.default)
+            for spec in generation_settings.controlled()
         }
 
     def on_mount(self) -> None:
         self.query_one(EmotionMeter).show({}, self.blend_spec)
         self.query_one(StatusBar).set(guidance=self._guidance_label())
         self._refresh_models()
-        self.query_one("#seed", Input).focus()
+        self.query_one("#first-line", Input).focus()
 
     def on_ready(self) -> None:
         # The first frame is on screen: now pay for torch and the model.
@@ -249,13 +241,7 @@ class PoetStudioApp(App[None]):
 
     def _params(self, seed: int) -> SamplingParams:
         values = self.query_one(SamplingControls).values
-        return SamplingParams(
-            temperature=values["temperature"],
-            top_p=values["top_p"],
-            max_lines=values["max_lines"],
-            strength=values["strength"],
-            seed=seed,
-        )
+        return generation_settings.make_params({**values, "seed": seed})
 
     def _guidance_label(self) -> str:
         """The strength the next poem asks for, as the status line names it."""
@@ -275,14 +261,14 @@ class PoetStudioApp(App[None]):
 
     # ----- generation -------------------------------------------------------------------------
 
-    def start_poem(self, seed_line: str, seed: int) -> None:
+    def start_poem(self, first_line: str, seed: int) -> None:
         """Cancel any poem in flight and start writing a new one with the blend picked now."""
         self._cancel_run()
         emotion = self.blend_spec
         params = self._params(seed)
         poem = SessionPoem(
             emotion=emotion,
-            seed_line=seed_line,
+            first_line=first_line,
             seed=seed,
             sampling={k: v for k, v in params.to_dict().items() if k != "seed"},
         )
@@ -326,7 +312,7 @@ class PoetStudioApp(App[None]):
                 self.post_message(
                     StatusUpdate(model=_model_label(poem.emotion, info), device=poet.device)
                 )
-                stream = poet.stream_poem(poem.emotion, poem.seed_line, run.params, run.cancel)
+                stream = poet.stream_poem(poem.emotion, poem.first_line, run.params, run.cancel)
                 for chunk in stream:
                     text += chunk
                     self.post_message(PoemChunk(run.id, chunk, count_emotions(text)))
@@ -397,6 +383,7 @@ class PoetStudioApp(App[None]):
         if stats is not None:
             poem.stop_reason = stats.stop_reason or ""
             poem.model = stats.model or ""
+            poem.runtime = runtime_label(stats)
             poem.applied_strength = stats.strength
             poem.notice = "; ".join(stats.notices)
             if stats.notices:
@@ -459,8 +446,8 @@ class PoetStudioApp(App[None]):
             self._held_caret = None
             await super().on_event(caret)
 
-    @on(Input.Submitted, "#seed")
-    def _seed_submitted(self, event: Input.Submitted) -> None:
+    @on(Input.Submitted, "#first-line")
+    def _first_line_submitted(self, event: Input.Submitted) -> None:
         self.start_poem(event.value, self._seeds())
 
     def action_stop(self) -> None:
@@ -474,17 +461,17 @@ class PoetStudioApp(App[None]):
         """Write the poem on screen again, with the emotion and sampling controls set now."""
         poem = self.history.current
         if poem is None:
-            self.start_poem(self.query_one("#seed", Input).value, self._seeds())
+            self.start_poem(self.query_one("#first-line", Input).value, self._seeds())
         else:
-            self.start_poem(poem.seed_line, poem.seed)
+            self.start_poem(poem.first_line, poem.seed)
 
     def action_variation(self) -> None:
         """Write the next variation: same first line, the next sampling seed."""
         poem = self.history.current
         if poem is None:
-            self.start_poem(self.query_one("#seed", Input).value, self._seeds())
+            self.start_poem(self.query_one("#first-line", Input).value, self._seeds())
         else:
-            self.start_poem(poem.seed_line, (poem.seed + 1) % SEED_LIMIT)
+            self.start_poem(poem.first_line, (poem.seed + 1) % SEED_LIMIT)
 
     def action_history(self, delta: int) -> None:
         """Page through this session's poems."""
@@ -499,7 +486,7 @@ class PoetStudioApp(App[None]):
         """Switch to the write, train or saved tab."""
         self.query_one(TabbedContent).active = tab
         if tab == "write":
-            self.query_one("#seed", Input).focus()
+            self.query_one("#first-line", Input).focus()
 
     @on(EmotionPicker.Changed)
     def _emotion_changed(self, event: EmotionPicker.Changed) -> None:
@@ -522,7 +509,7 @@ class PoetStudioApp(App[None]):
             poem = self._run.poem
             if poem.emotion != spec:
                 # Switching mid-stream: the same first line and seed, now in the new blend.
-                self.start_poem(poem.seed_line, poem.seed)
+                self.start_poem(poem.first_line, poem.seed)
             return
         current = self.history.current
         self.query_one(EmotionMeter).show(current.counts if current else {}, spec)
@@ -530,10 +517,7 @@ class PoetStudioApp(App[None]):
 
     @on(SamplingControls.Changed)
     def _sampling_changed(self, event: SamplingControls.Changed) -> None:
-        self.settings.temperature = event.values["temperature"]
-        self.settings.top_p = event.values["top_p"]
-        self.settings.max_lines = event.values["max_lines"]
-        self.settings.strength = event.values["strength"]
+        self.settings.sampling = dict(event.values)
         self._save_settings()
         if self._run is None:
             self.query_one(StatusBar).set(guidance=self._guidance_label())
@@ -693,10 +677,11 @@ def _saved_poem(poem: SessionPoem) -> SavedPoem:
     return saved_poem(
         poem.text,
         poem.emotion,
-        first_line=poem.seed_line,
+        first_line=poem.first_line,
         model=poem.model,
         sampling=poem.sampling,
         seed=poem.seed,
         strength=poem.applied_strength,
         title=poem.title,
+        runtime=poem.runtime,
     )

@@ -9,7 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from studio.cli import app
-from studio.core.generate import DEFAULT_STRENGTH, Poet
+from studio.core.generation.poet import Poet
+from studio.core.generation.settings import DEFAULT_STRENGTH
 from tests.helpers.models import build_tiny_lora
 from tests.helpers.training import write_dataset
 from trainer.common.home import DataHome

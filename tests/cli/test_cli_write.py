@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from studio.cli import app
 from studio.cli import write as write_cli
-from studio.core.generate import SamplingParams
+from studio.core.generation.settings import SamplingParams
 from tests.helpers.models import build_tiny_lora
 from trainer.common.home import DataHome
 
@@ -77,6 +77,25 @@ def test_format_jsonl_prints_entries(runner: CliRunner) -> None:
     assert rows[0]["settings"]["seed"] == 11
 
 
+def test_a_form_shapes_the_poem_and_its_record(runner: CliRunner) -> None:
+    args = ["-e", "joy", "--form", "couplets", "--syllables", "3", "--seed", "5"]
+    result = write(runner, *args, "--format", "jsonl", "--precision", "fp32")
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)
+    assert row["settings"]["form"] == "couplets" and row["settings"]["syllables"] == "3"
+    assert len([line for line in row["text"].split("\n") if line.strip()]) == 4
+
+
+def test_a_saved_record_names_its_version_backend_dtype_and_processor(runner: CliRunner) -> None:
+    from studio.core.generation.machine import cpu_name
+    from studio.core.poemfile import RECORD_VERSION
+
+    result = write(runner, "-e", "joy", "--format", "jsonl", "--precision", "fp32", *QUICK)
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)
+    assert row["version"] == RECORD_VERSION and row["runtime"] == f"torch fp32 on {cpu_name()}"
+
+
 def test_unwritable_out_fails_but_prints_the_poem(runner: CliRunner, tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
@@ -110,6 +129,12 @@ def test_unwritable_out_fails_but_prints_the_poem(runner: CliRunner, tmp_path: P
         (["-e", "joy+"], "empty part in the blend"),
         (["-e", "joy+anger"], "poetstudio train --emotion anger"),
         (["-e", "joy", "--precision", "fp8"], "unknown precision 'fp8'"),
+        (["-e", "joy", "--form", "ode"], "unknown form 'ode'"),
+        (["-e", "joy", "--rhyme", "AB1B"], "use letters, - or x, and spaces"),
+        (["-e", "joy", "--syllables", "31"], "each count is 1 to 30"),
+        (["-e", "joy", "--meter", "spondaic"], "unknown meter 'spondaic'"),
+        (["-e", "joy", "--rhyme", "ABAB", "--syllables", "5,7,5"], "do not fit the scheme"),
+        (["-e", "joy", "--form", "sonnet", "--max-lines", "8"], "conflicts with the sonnet"),
     ],
 )
 def test_bad_input_is_one_clear_line(runner: CliRunner, args: list[str], message: str) -> None:

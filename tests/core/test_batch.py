@@ -15,7 +15,10 @@ from typing import Any
 import pytest
 
 from studio.core.batch import PoemRequest, write_poems
-from studio.core.generate import PoemState, Poet, RowForward, SamplingParams
+from studio.core.generation.backends.torch_peft import RowForward
+from studio.core.generation.decode import PoemDecode
+from studio.core.generation.poet import Poet
+from studio.core.generation.settings import SamplingParams
 from tests.helpers.models import build_guided_adapters, pinned_poet
 from trainer.common.home import DataHome
 
@@ -67,14 +70,14 @@ def test_poems_batched_together_score_every_token_as_if_alone(
     import torch
 
     steps: dict[int, tuple[Any, list[tuple[Any, int]]]] = {}
-    choose = PoemState.choose
+    choose = PoemDecode.choose
 
-    def recording(state: PoemState, logits: Any) -> int:
+    def recording(state: PoemDecode, logits: Any) -> int:
         token = choose(state, logits)
         steps.setdefault(id(state.stats), (state.plan, []))[1].append((logits.clone(), token))
         return token
 
-    monkeypatch.setattr(PoemState, "choose", recording)
+    monkeypatch.setattr(PoemDecode, "choose", recording)
     wanted = requests(poet)
     done: list[tuple[int, int]] = []
     results = write_poems(poet, wanted, max_rows=7, on_poem=lambda d, t: done.append((d, t)))
@@ -92,7 +95,7 @@ def test_poems_batched_together_score_every_token_as_if_alone(
                 # fp32 logits of the tiny model are of order 1 to 10; another summation order
                 # moves them by about 1e-6, and a row of another poem or adapter by far more.
                 torch.testing.assert_close(
-                    alone.step(ids).float(), batched_logits.float(), rtol=1e-4, atol=1e-4
+                    alone.forward(ids).float(), batched_logits.float(), rtol=1e-4, atol=1e-4
                 )
                 ids = torch.tensor([[token]])
 

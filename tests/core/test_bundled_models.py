@@ -45,7 +45,8 @@ def test_bundled_manifest_is_usable(folder: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("folder", BUNDLED, ids=lambda p: p.name)
 def test_bundled_model_loads_and_generates(folder: Path, real_base: DataHome) -> None:
-    from studio.core.generate import Poet, SamplingParams
+    from studio.core.generation.poet import Poet
+    from studio.core.generation.settings import SamplingParams
 
     poet = Poet(real_base, device="cpu", bundled_dir=BUNDLED_DIR)
     info = read_model(folder, "bundled", folder.name)

@@ -11,17 +11,16 @@ from typing import Any
 
 import pytest
 
-from studio.core.generate import (
+from studio.core.generation.poet import Poet
+from studio.core.generation.settings import SamplingParams
+from studio.core.generation.stats import (
     STOP_CANCELLED,
     STOP_EOS,
     STOP_MAX_LINES,
     STOP_MAX_STANZAS,
     STOP_MAX_TOKENS,
-    Poet,
-    SamplingParams,
-    clean_output,
-    clean_seed,
 )
+from studio.core.generation.text import clean_first_line, clean_output
 from studio.core.loader import LoadedModel
 from tests.helpers.models import build_tiny_lora, pinned_poet
 from trainer.common.errors import PoetstudioError
@@ -42,8 +41,8 @@ def poet(tiny_base: Path, home: DataHome, tmp_path: Path) -> Poet:
     return pinned_poet(home, tmp_path / "no-bundled")
 
 
-def poem(poet: Poet, emotion: str, seed_line: str = "", **settings: Any) -> str:
-    return "".join(poet.stream_poem(emotion, seed_line, SamplingParams(**settings)))
+def poem(poet: Poet, emotion: str, first_line: str = "", **settings: Any) -> str:
+    return "".join(poet.stream_poem(emotion, first_line, SamplingParams(**settings)))
 
 
 def test_adapters_hot_swap_on_one_base(poet: Poet, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -122,7 +121,7 @@ def test_the_same_seed_gives_the_same_poem(poet: Poet, home: DataHome, tmp_path:
 def test_cancel_stops_within_one_token(poet: Poet) -> None:
     cancel = threading.Event()
     stream = poet.stream_poem("joy", "O weep", SamplingParams(seed=1, **ENDLESS), cancel=cancel)
-    next(stream)  # the seed line
+    next(stream)  # the first line
     for generated, _ in enumerate(stream, start=1):
         if generated == 3:
             tokens_at_cancel = poet.last_stats.tokens  # type: ignore[union-attr]
@@ -298,7 +297,7 @@ def test_markup_and_control_characters_in_the_seed(poet: Poet) -> None:
     chunks = list(poet.stream_poem("joy", seed, SamplingParams(seed=1, max_new_tokens=5)))
     assert chunks[0] == "[bold red]x[/] [31mred and more\n"
     assert all("\x1b" not in chunk and "\r" not in chunk for chunk in chunks)
-    assert clean_seed("a\u200bb\x00c") == "abc"
+    assert clean_first_line("a\u200bb\x00c") == "abc"
     assert clean_output("ok\n\x1b[2Jyes\tno\x00") == "ok\n[2Jyes no"
 
 

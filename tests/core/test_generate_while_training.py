@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from studio.core.generate import STOP_MAX_TOKENS, Poet, SamplingParams
+from studio.core.generation.poet import Poet
+from studio.core.generation.settings import SamplingParams
+from studio.core.generation.stats import STOP_MAX_TOKENS
 from tests.helpers.models import build_tiny_lora
 from tests.helpers.training import config_args, tiny_config, write_dataset
 from trainer.common.home import DataHome

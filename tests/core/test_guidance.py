@@ -8,14 +8,11 @@ from typing import Any
 
 import pytest
 
-from studio.core.generate import (
-    STOP_CANCELLED,
-    Poet,
-    RowForward,
-    SamplingParams,
-    guided_scores,
-    nucleus_mask,
-)
+from studio.core.generation.backends.torch_peft import RowForward
+from studio.core.generation.poet import Poet
+from studio.core.generation.processors.guidance import guided_scores, nucleus_mask
+from studio.core.generation.settings import SamplingParams
+from studio.core.generation.stats import STOP_CANCELLED
 from tests.helpers.models import build_guided_adapters, build_tiny_full_model, pinned_poet
 from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
@@ -39,8 +36,8 @@ def fp32_poet(tiny_base: Path, home: DataHome, tmp_path: Path) -> Poet:
     return pinned_poet(home, tmp_path / "no-bundled", precision="fp32")
 
 
-def poem(poet: Poet, emotion: str, seed_line: str = "", **settings: Any) -> str:
-    return "".join(poet.stream_poem(emotion, seed_line, SamplingParams(**settings)))
+def poem(poet: Poet, emotion: str, first_line: str = "", **settings: Any) -> str:
+    return "".join(poet.stream_poem(emotion, first_line, SamplingParams(**settings)))
 
 
 def separate_logits(poet: Poet, emotions: list[str], ids: list[int]) -> Any:
@@ -109,10 +106,21 @@ def test_a_blend_mixes_the_emotions_around_neutral(poet: Poet) -> None:
     )
 
 
+def _chain(processors: list[Any], params: SamplingParams) -> Any:
+    """A chain of `processors` and the draw of `params`, on the CPU with seed 0."""
+    import torch
+
+    from studio.core.generation.chain import Chain
+    from studio.core.generation.draw import Draw
+
+    return Chain(processors, Draw(params, 0, torch.device("cpu")))
+
+
 def test_the_nucleus_filter_keeps_guided_choices_inside_the_neutral_nucleus() -> None:
     import torch
 
-    from studio.core.generate import _Sampler
+    from studio.core.generation.processors.guidance import Guidance
+    from studio.core.generation.state import PoemState
 
     vocab = 50
     neutral = torch.full((vocab,), -10.0)
@@ -124,38 +132,57 @@ def test_the_nucleus_filter_keeps_guided_choices_inside_the_neutral_nucleus() ->
     mask = nucleus_mask(torch.log_softmax(neutral, -1), 0.9)
     assert not bool(allowed[40]) and not bool(mask[40])
     assert bool(allowed[0]) and int(scores.argmax()) == 40, "unfiltered, 40 would win"
-    model = type("M", (), {"exempt": torch.zeros(vocab, dtype=torch.bool)})()
     params = SamplingParams(temperature=1.0, top_k=0, top_p=1.0, repetition_penalty=1.0)
-    sampler = _Sampler(params, model, [0], seed=0)  # type: ignore[arg-type]
-    draws = {sampler.sample(scores, False, 49, allowed) for _ in range(300)}
+    chain = _chain([Guidance((1.0,), 2.0)], params)
+    state = PoemState([0], torch.zeros(vocab, dtype=torch.bool), eos=49)
+    rows = torch.stack([emotion, neutral])
+    draws = {chain.choose(state, rows) for _ in range(300)}
     assert draws <= set(torch.nonzero(allowed).flatten().tolist())
 
 
 def test_a_fully_banned_candidate_set_falls_back_instead_of_failing() -> None:
     import torch
 
-    from studio.core.generate import _Sampler
+    from studio.core.generation.processors.base import Processor
+    from studio.core.generation.processors.min_lines import MinLines
+    from studio.core.generation.processors.ngram import NgramBan
+    from studio.core.generation.processors.repetition import RepetitionPenalty
+    from studio.core.generation.state import PoemState
 
     vocab = 10
-    model = type("M", (), {"exempt": torch.zeros(vocab, dtype=torch.bool)})()
-    sampler = _Sampler(SamplingParams(no_repeat_ngram_size=2), model, [0, 3], seed=0)  # type: ignore[arg-type]
     allowed = torch.zeros(vocab, dtype=torch.bool)
     allowed[3] = True  # the only allowed token would repeat the bigram (3, 3)... then banned
-    sampler.push(3)
-    logits = torch.zeros(vocab)
-    token = sampler.sample(logits, True, 9, allowed)
+
+    class OnlyThree(Processor):
+        """A preference mask, as guidance's nucleus is."""
+
+        def rescore(self, state: Any, scores: Any, relaxed: bool) -> Any:
+            return scores if relaxed else scores.masked_fill(~allowed, float("-inf"))
+
+    state = PoemState([0, 3], torch.zeros(vocab, dtype=torch.bool), eos=9)
+    params = SamplingParams(no_repeat_ngram_size=2)
+    processors = [
+        OnlyThree(),
+        RepetitionPenalty(params.repetition_penalty, state),
+        NgramBan(2, state),
+        MinLines(1),  # eos is banned: the poem has no line yet
+    ]
+    chain = _chain(processors, params)
+    state.push(3)
+    chain.observe(state, 3)
+    token = chain.choose(state, torch.zeros(1, vocab))
     assert 0 <= token < 9, "a defined fallback token, never eos while eos is banned"
 
 
 def test_non_finite_scores_are_a_one_line_error() -> None:
     import torch
 
-    from studio.core.generate import _Sampler
+    from studio.core.generation.state import PoemState
 
-    model = type("M", (), {"exempt": torch.zeros(4, dtype=torch.bool)})()
-    sampler = _Sampler(SamplingParams(), model, [0], seed=0)  # type: ignore[arg-type]
+    chain = _chain([], SamplingParams())
+    state = PoemState([0], torch.zeros(4, dtype=torch.bool), eos=3)
     with pytest.raises(PoetstudioError, match="damaged"):
-        sampler.sample(torch.tensor([float("nan")] * 4), False, 3)
+        chain.choose(state, torch.tensor([[float("nan")] * 4]))
 
 
 def test_the_batched_rows_match_separate_forwards(fp32_poet: Poet) -> None:
@@ -169,9 +196,9 @@ def test_the_batched_rows_match_separate_forwards(fp32_poet: Poet) -> None:
     with torch.inference_mode():
         rows = RowForward(poet.loader, models)
         assert rows.batched
-        batched = [rows.step(torch.tensor([ids]))]
+        batched = [rows.forward(torch.tensor([ids]))]
         for token in (7, 21):
-            batched.append(rows.step(torch.tensor([[token]])))
+            batched.append(rows.forward(torch.tensor([[token]])))
     for position, logits in enumerate(batched):
         context = ids + [7, 21][:position]
         torch.testing.assert_close(

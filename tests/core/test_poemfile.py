@@ -7,8 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from studio.core.generate import SamplingParams
-from studio.core.poemfile import SavedPoem, append_poem, format_for, read_poems, render
+from studio.core.generation.settings import SamplingParams
+from studio.core.poemfile import (
+    RECORD_VERSION,
+    SavedPoem,
+    append_poem,
+    format_for,
+    read_poems,
+    render,
+)
 from trainer.common.errors import PoetstudioError
 
 TEXT = "\n".join(
@@ -145,3 +152,32 @@ def test_markdown_keeps_a_blend_spec_and_the_strengths_as_plain_details(tmp_path
     text = path.read_text()
     assert f"\n- emotion: {BLEND}\n" in text
     assert "- settings: temperature 0.8, strength 1.5, seed 7, strength applied 0.0\n" in text
+
+
+@pytest.mark.parametrize("name", ["poems.md", "poems.txt", "poems.jsonl"])
+def test_a_record_keeps_its_version_and_runtime_in_every_format(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    append_poem(path, make_poem(runtime="torch fp32 on AMD EPYC 7B13"))
+    (poem,) = read_poems(path)
+    assert poem.version == RECORD_VERSION == 2 and poem.runtime == "torch fp32 on AMD EPYC 7B13"
+
+
+OLD_RECORDS = {
+    "poems.md": "## Grey Sea\n\n- emotion: joy\n- first line: \n- model: m\n"
+    "- settings: temperature 0.8, seed 7\n- date: 2026-01-01T00:00:00+00:00\n\n> a line  \n",
+    "poems.txt": "Grey Sea\n========\n\na line\n\nemotion: joy\nfirst line: \nmodel: m\n"
+    "settings: temperature 0.8, seed 7\ndate: 2026-01-01T00:00:00+00:00\n\n* * *\n",
+    "poems.jsonl": json.dumps(
+        {"text": "a line", "emotion": "joy", "settings": {"seed": 7}, "title": "Grey Sea"}
+    )
+    + "\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(OLD_RECORDS))
+def test_a_record_without_a_version_reads_as_version_1(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_text(OLD_RECORDS[name])
+    (poem,) = read_poems(path)
+    assert (poem.text, poem.emotion, poem.settings["seed"]) == ("a line", "joy", 7)
+    assert poem.version == 1 and poem.runtime == ""

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 import models
 from studio.cli import app
-from studio.core.generate import SEED_LIMIT, SamplingParams
+from studio.core.generation.settings import SEED_LIMIT, SamplingParams
 from tests.helpers.models import build_tiny_lora
 from tests.helpers.training import write_dataset
 from trainer.common.errors import PoetstudioError
@@ -175,7 +175,7 @@ def writer(
 def test_write_refuses_bad_sampling_values_before_loading(
     writer: None, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str
 ) -> None:
-    from studio.core.generate import Poet
+    from studio.core.generation.poet import Poet
 
     def no_load(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("a model was loaded")

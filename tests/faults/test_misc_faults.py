@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 import trainer.common.home
 from studio.cli import app
-from studio.core.generate import clean_output, clean_seed
+from studio.core.generation.text import clean_first_line, clean_output
 from tests.helpers.training import write_dataset
 from trainer.common.errors import PoetstudioError
 from trainer.common.home import ENV_VAR, DataHome, resolve_home
@@ -144,12 +144,12 @@ def test_two_runs_starting_together_refuse_one_naming_the_other(home: DataHome) 
 def test_eval_checks_its_dataset_before_loading_any_model(
     home: DataHome, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import studio.core.generate
+    import studio.core.generation.poet
 
     def no_poet(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("a model was about to load")
 
-    monkeypatch.setattr(studio.core.generate.Poet, "__init__", no_poet)
+    monkeypatch.setattr(studio.core.generation.poet.Poet, "__init__", no_poet)
     result = runner.invoke(app, ["eval", "--quick", "--dataset", "nope"])
     assert result.exit_code == 1
     assert result.output.startswith("error: dataset 'nope' is not built; run `poetstudio corpus")
@@ -159,12 +159,12 @@ def test_eval_checks_its_dataset_before_loading_any_model(
 def test_eval_checks_its_out_folder_before_loading_any_model(
     home: DataHome, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import studio.core.generate
+    import studio.core.generation.poet
 
     def no_poet(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("a model was about to load")
 
-    monkeypatch.setattr(studio.core.generate.Poet, "__init__", no_poet)
+    monkeypatch.setattr(studio.core.generation.poet.Poet, "__init__", no_poet)
     write_dataset(home)
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
@@ -189,13 +189,13 @@ SCOTLAND = "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e00
 
 def test_zero_width_joiners_in_a_seed_line_keep_emoji_whole() -> None:
     line = f"my {FAMILY} and {HEART} from {SCOTLAND}"
-    assert clean_seed(line) == line
+    assert clean_first_line(line) == line
     assert clean_output(line + "\n") == line + "\n"
 
 
 def test_bidi_overrides_and_controls_are_still_dropped() -> None:
     hostile = "a\u202eevil\u202c b\u2066x\u2069 c\u200e\x1b[31m d\ufeff"
-    assert clean_seed(hostile) == "aevil bx c[31m d"
+    assert clean_first_line(hostile) == "aevil bx c[31m d"
     assert clean_output(hostile) == "aevil bx c[31m d"
 
 

@@ -247,7 +247,9 @@ async def test_the_studio_says_why_it_does_not_save_an_empty_poem(
     async with studio.run_test(size=(120, 36)) as pilot:
         await pilot.pause()
         studio.history.add(
-            SessionPoem(emotion="joy", seed_line="", seed=7, sampling={}, text=" \n", finished=True)
+            SessionPoem(
+                emotion="joy", first_line="", seed=7, sampling={}, text=" \n", finished=True
+            )
         )
         studio.action_save()
         await pilot.pause()

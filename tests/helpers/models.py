@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from studio.core.generate import Poet
+    from studio.core.generation.poet import Poet
     from trainer.common.home import DataHome
 
 VERSES = """The lamps are out along the quay,
@@ -101,7 +101,7 @@ def pinned_poet(home: DataHome, bundled_dir: Path, precision: str = "auto") -> P
     The thread count otherwise follows how busy the cores are, and a matmul split over another
     number of threads may sum in another order: two runs that must agree bit for bit pin it.
     """
-    from studio.core.generate import Poet
+    from studio.core.generation.poet import Poet
 
     poet = Poet(home, device="cpu", bundled_dir=bundled_dir, precision=precision)
     poet.decode_threads = 1

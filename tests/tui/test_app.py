@@ -168,7 +168,7 @@ async def test_control_characters_in_the_seed_never_reach_the_poem(studio_home, 
     app = make_app(studio_home, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
-        app.query_one("#seed").value = "grey\x1b[31m sea\x07\tsighs"
+        app.query_one("#first-line").value = "grey\x1b[31m sea\x07\tsighs"
         await write_poem(app, pilot)
         text = app.history.current.text
         assert text.splitlines()[0] == "grey[31m sea sighs"
@@ -220,7 +220,7 @@ async def test_regenerate_variation_and_history(studio_home, tmp_path):
         assert len(app.history) == 3
         first, again, variation = app.history._poems
         assert again.seed == first.seed and again.text == first.text  # same seed: same poem
-        assert variation.seed == first.seed + 1 and variation.seed_line == "Joy comes"
+        assert variation.seed == first.seed + 1 and variation.first_line == "Joy comes"
         panel = app.query_one(PoemPanel)
         assert panel.border_title.startswith("Poem 3/3")
         await pilot.press("pageup", "pageup")
@@ -242,7 +242,7 @@ async def test_switching_emotion_mid_stream_rewrites_in_the_new_emotion(studio_h
         first, second = app.history._poems
         assert first.emotion == "neutral" and first.stop_reason == "cancelled"
         assert second.emotion == "joy" and second.finished and second.stop_reason != "cancelled"
-        assert second.seed_line == "The night" and second.seed == first.seed
+        assert second.first_line == "The night" and second.seed == first.seed
         assert json.loads(studio_home.settings_file.read_text())["emotion"] == "joy"
 
 
@@ -295,7 +295,7 @@ async def test_no_models_at_all_explains_what_to_do_and_stays_usable(home, tmp_p
         assert any("no emotion models found" in m for m in messages(app))
         assert len(app.history) == 0
         await pilot.press(*" again")
-        assert app.query_one("#seed").value == "hello again"
+        assert app.query_one("#first-line").value == "hello again"
 
 
 async def test_untrained_and_corrupt_emotions_say_how_to_train(studio_home, tmp_path):
@@ -323,7 +323,7 @@ async def test_an_overlong_seed_line_is_truncated_with_a_notice(studio_home, tmp
     app = make_app(studio_home, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
-        app.query_one("#seed").value = "the grey sea sighs beneath the stars " * 60
+        app.query_one("#first-line").value = "the grey sea sighs beneath the stars " * 60
         await write_poem(app, pilot)
         poem = app.history.current
         assert poem.finished and "truncated" in poem.notice
@@ -511,7 +511,7 @@ async def test_a_guided_poem_streams_and_is_saved_with_its_strength(studio_home,
         app.query_one("#picker").pick("joy")
         app.query_one("#control-strength").value = 2.5
         await settle(app, pilot)
-        app.query_one("#seed").focus()
+        app.query_one("#first-line").focus()
         await write_poem(app, pilot, "Joy comes laughing")
         poem = app.history.current
         assert poem.finished and poem.emotion == "joy" and poem.text.startswith("Joy comes")
@@ -581,7 +581,7 @@ async def test_a_blended_poem_streams_and_is_saved_under_its_spec(
         await settle(app, pilot)
         assert app.blend_spec == "joy=0.70+sadness=0.30"
         app.query_one("#control-strength").value = 1.5
-        app.query_one("#seed").focus()
+        app.query_one("#first-line").focus()
         await write_poem(app, pilot, "O weep")
         poem = app.history.current
         assert poem.finished and poem.text.startswith("O weep\n")
@@ -624,7 +624,7 @@ async def test_changing_the_blend_mid_stream_rewrites_the_poem_in_it(
         first, second = app.history._poems
         assert first.emotion == "joy" and first.stop_reason == "cancelled"
         assert second.emotion == "joy=0.50+sadness=0.50" and second.finished
-        assert second.seed_line == "The night" and second.seed == first.seed
+        assert second.first_line == "The night" and second.seed == first.seed
 
 
 async def test_a_blend_with_an_untrained_emotion_says_how_to_train_it(studio_home, tmp_path):

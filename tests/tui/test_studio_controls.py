@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from textual.app import App, ComposeResult
 
+from studio.core.generation.settings import setting_named
 from studio.core.settings import (
-    STRENGTH_RANGE,
     StudioSettings,
     load_settings,
     save_settings,
@@ -32,10 +32,15 @@ def test_strength_and_blend_settings_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "settings.json"
     write_settings(path, theme="kept by someone else")
     save_settings(
-        path, StudioSettings(emotion="joy", strength=0.0, blend_with="fear", blend_mix=0.3)
+        path,
+        StudioSettings(emotion="joy", sampling={"strength": 0.0}, blend_with="fear", blend_mix=0.3),
     )
     loaded = load_settings(path)
-    assert loaded.strength == 0.0 and loaded.blend_with == "fear" and loaded.blend_mix == 0.3
+    assert (
+        loaded.sampling["strength"] == 0.0
+        and loaded.blend_with == "fear"
+        and loaded.blend_mix == 0.3
+    )
     assert json.loads(path.read_text())["theme"] == "kept by someone else"
 
 
@@ -45,14 +50,14 @@ def test_a_strength_out_of_range_or_not_a_number_falls_back_to_the_default(
 ) -> None:
     path = write_settings(tmp_path / "settings.json", strength=raw, temperature=1.1)
     settings = load_settings(path)
-    assert settings.strength is None  # None: the generation core's default
-    assert settings.temperature == 1.1  # the other values are still read
+    assert "strength" not in settings.sampling  # absent: the generation core's default
+    assert settings.sampling["temperature"] == 1.1  # the other values are still read
 
 
 @pytest.mark.parametrize("raw", [0, 0.25, "1.5", 3])
 def test_a_strength_in_range_is_kept(tmp_path: Path, raw: object) -> None:
     path = write_settings(tmp_path / "settings.json", strength=raw)
-    assert load_settings(path).strength == float(raw)  # type: ignore[arg-type]
+    assert load_settings(path).sampling["strength"] == float(raw)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("partner", ["neutral", "happy", "../joy", 3, None, ["joy"]])
@@ -91,9 +96,9 @@ async def test_the_stepper_cannot_go_below_its_minimum_or_above_its_maximum() ->
         stepper = app.query_one(Stepper)
         stepper.focus()
         await pilot.press("left", "minus", "left", "left", "left")
-        assert stepper.value == STRENGTH_RANGE[0] == 0.0
+        assert stepper.value == setting_named("strength").studio[0] == 0.0
         await pilot.press(*["right"] * 20)
-        assert stepper.value == STRENGTH_RANGE[1] == 3.0
+        assert stepper.value == setting_named("strength").studio[1] == 3.0
         await pilot.press("home")
         assert stepper.value == 0.0
         await pilot.press("end", "plus", "equals_sign")

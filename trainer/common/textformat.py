@@ -1,6 +1,6 @@
 """How a poem becomes tokens, shared by training and generation so that both see one format.
 
-A training example is `[bos] poem [eos]`; generation starts from `[bos] seed-line "\\n"` and the
+A training example is `[bos] poem [eos]`; generation starts from `[bos] first-line "\\n"` and the
 model continues it. Tokenizers without a bos token use eos as the separator, as GPT-2 does.
 
 Each model's manifest records the two ids it was trained with (`poem_tokens`), because one base
@@ -69,9 +69,11 @@ def poem_ids(tokenizer: PreTrainedTokenizerBase, text: str, tokens: PoemTokens) 
     return [tokens.bos, *body, tokens.eos]
 
 
-def prompt_ids(tokenizer: PreTrainedTokenizerBase, seed_line: str, tokens: PoemTokens) -> list[int]:
-    """Token ids that generation starts from: bos, then the seed line and a newline if given."""
-    seed = seed_line.strip()
-    if not seed:
+def prompt_ids(
+    tokenizer: PreTrainedTokenizerBase, first_line: str, tokens: PoemTokens
+) -> list[int]:
+    """Token ids that generation starts from: bos, then the first line and a newline if given."""
+    first = first_line.strip()
+    if not first:
         return [tokens.bos]
-    return [tokens.bos, *tokenizer.encode(seed + "\n", add_special_tokens=False)]
+    return [tokens.bos, *tokenizer.encode(first + "\n", add_special_tokens=False)]

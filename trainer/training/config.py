@@ -29,8 +29,9 @@ MAX_STEPS = 1_000_000
 MAX_EPOCHS = 1000.0
 MAX_WEIGHT_DECAY = 1.0
 MAX_CLIP = 1e6
-# Training seeds the batch order with seed * 1000 + epoch, which torch needs below 2**64.
-SEED_LIMIT = 2**32
+# Training seeds the batch order with seed * 1000 + epoch, which torch needs below 2**64 (generation
+# seeds have their own limit: studio/core/generation/settings.py SEED_LIMIT).
+TRAIN_SEED_LIMIT = 2**32
 # Sizes and intervals: any more than this is a typo, and would overflow tensors or memory.
 MAX_COUNT = 1_000_000
 # Blocks per micro-batch where no device memory decides it (trainer/training/batchsize.py).
@@ -203,8 +204,8 @@ class TrainConfig:
             )
         if not 0 <= self.warmup < 1:
             raise PoetstudioError("--warmup is a share of the steps, at least 0 and below 1")
-        if not 0 <= self.seed < SEED_LIMIT:
-            raise PoetstudioError(f"--seed must be a whole number from 0 to {SEED_LIMIT - 1}")
+        if not 0 <= self.seed < TRAIN_SEED_LIMIT:
+            raise PoetstudioError(f"--seed must be a whole number from 0 to {TRAIN_SEED_LIMIT - 1}")
         too_big = [name for name in _COUNTS if (getattr(self, name) or 0) > MAX_COUNT]
         if too_big:
             flag = "--" + too_big[0].replace("_", "-")

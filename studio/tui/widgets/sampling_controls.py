@@ -1,9 +1,9 @@
-"""Sampling controls: temperature, top-p and max lines typed in place and checked as you type, and
-the guidance strength, stepped with a control that cannot leave its range."""
+"""Sampling controls: one per generation setting declared with a studio control
+(studio/core/generation/settings.py): numbers typed in place and checked as you type, and
+stepped values (the guidance strength) on a control that cannot leave its range."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from textual.app import ComposeResult
@@ -11,21 +11,8 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Input, Label
 
-from studio.core.settings import (
-    STRENGTH_RANGE,
-    STRENGTH_STEP,
-    parse_max_lines,
-    parse_temperature,
-    parse_top_p,
-)
+from studio.core.generation import settings
 from studio.tui.widgets.stepper import Stepper
-
-# (input id, label, parser)
-FIELDS: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
-    ("temperature", "temperature", parse_temperature),
-    ("top_p", "top-p", parse_top_p),
-    ("max_lines", "max lines", parse_max_lines),
-)
 
 
 def strength_text(strength: float) -> str:
@@ -33,8 +20,12 @@ def strength_text(strength: float) -> str:
     return "off" if strength == 0 else f"{strength:.2f}"
 
 
+# How a stepped setting's value reads on its control, where "{:g}" would not do.
+_STEPPER_TEXT = {"strength": strength_text}
+
+
 class SamplingControls(Vertical):
-    """Three small inputs and the strength stepper; a valid change posts Changed, an invalid
+    """An input or a stepper per controlled setting; a valid change posts Changed, an invalid
     typed value is marked and ignored."""
 
     class Changed(Message):
@@ -45,8 +36,10 @@ class SamplingControls(Vertical):
             self.values = values
 
     def __init__(self, values: dict[str, Any], *, id: str | None = None) -> None:
+        """`values` holds a value for each controlled setting, by name."""
         super().__init__(id=id)
         self._values = dict(values)
+        self._specs = {spec.name: spec for spec in settings.controlled()}
 
     @property
     def values(self) -> dict[str, Any]:
@@ -54,42 +47,45 @@ class SamplingControls(Vertical):
         return dict(self._values)
 
     def compose(self) -> ComposeResult:
-        for key, label, _ in FIELDS:
+        for spec in self._specs.values():
             with Horizontal(classes="control"):
-                yield Label(label, classes="control-label")
-                yield Input(str(self._values[key]), id=f"control-{key}", compact=True)
-        with Horizontal(classes="control"):
-            yield Label("strength", classes="control-label")
-            yield Stepper(
-                self._values["strength"],
-                minimum=STRENGTH_RANGE[0],
-                maximum=STRENGTH_RANGE[1],
-                step=STRENGTH_STEP,
-                fmt=strength_text,
-                id="control-strength",
-            )
+                yield Label(spec.label, classes="control-label")
+                if spec.control == "stepper":
+                    yield Stepper(
+                        self._values[spec.name],
+                        minimum=spec.studio[0],
+                        maximum=spec.studio[1],
+                        step=spec.step,
+                        fmt=_STEPPER_TEXT.get(spec.name, "{:g}".format),
+                        id=f"control-{spec.name}",
+                    )
+                else:
+                    yield Input(
+                        str(self._values[spec.name]), id=f"control-{spec.name}", compact=True
+                    )
 
     def on_mount(self) -> None:
         self.border_title = "Sampling"
-        # The stepper snaps what it was given (settings may hold 1.1): that is the value in force.
-        self._values["strength"] = self.query_one(Stepper).value
+        # A stepper snaps what it was given (settings may hold 1.1): that is the value in force.
+        for stepper in self.query(Stepper):
+            self._values[(stepper.id or "").removeprefix("control-")] = stepper.value
 
     def on_stepper_changed(self, event: Stepper.Changed) -> None:
         event.stop()
-        if event.value != self._values.get("strength"):
-            self._values["strength"] = event.value
+        key = (event.stepper.id or "").removeprefix("control-")
+        if key in self._specs and event.value != self._values.get(key):
+            self._values[key] = event.value
             self.post_message(self.Changed(self.values))
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()
-        key = (event.input.id or "").removeprefix("control-")
-        parser = {k: p for k, _, p in FIELDS}.get(key)
-        if parser is None:
+        spec = self._specs.get((event.input.id or "").removeprefix("control-"))
+        if spec is None:
             return
-        value = parser(event.value)
+        value = spec.parse(event.value, studio=True)
         event.input.set_class(value is None, "invalid")
-        if value is not None and value != self._values.get(key):
-            self._values[key] = value
+        if value is not None and value != self._values.get(spec.name):
+            self._values[spec.name] = value
             self.post_message(self.Changed(self.values))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

@@ -1,0 +1,54 @@
+"""The processors that shape each next token, in the order they run.
+
+A new constraint is one module with a `build(plan, state) -> Processor | None` function (None:
+not needed for this poem) and one line in `PROCESSORS`. Order matters where masks and rescoring
+meet: guidance makes the scores from the step's rows, so it comes first; the repetition rules
+see the guided scores; the form's rules (stanza breaks, syllables, rhyme) mask what is left, the
+rhyme last since it reads which token would win; the line limits come last. The draw
+(temperature, top-k, top-p) follows the whole list (studio/core/generation/draw.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from studio.core.generation.processors import (
+    form_breaks,
+    guidance,
+    max_lines,
+    max_stanzas,
+    min_lines,
+    ngram,
+    repetition,
+    rhyme,
+    syllables,
+)
+from studio.core.generation.processors.base import Processor
+
+if TYPE_CHECKING:
+    from studio.core.generation.plan import PoemPlan
+    from studio.core.generation.state import PoemState
+
+Builder = Callable[["PoemPlan", "PoemState"], "Processor | None"]
+
+PROCESSORS: list[Builder] = [
+    guidance.build,
+    repetition.build,
+    ngram.build,
+    min_lines.build,
+    form_breaks.build,
+    syllables.build,
+    rhyme.build,
+    max_lines.build,
+    max_stanzas.build,
+]
+
+
+def build_processors(plan: PoemPlan, state: PoemState) -> list[Processor]:
+    """The processors one poem needs, in `PROCESSORS` order."""
+    built = (build(plan, state) for build in PROCESSORS)
+    return [processor for processor in built if processor is not None]
+
+
+__all__ = ["PROCESSORS", "Processor", "build_processors"]

@@ -1,0 +1,183 @@
+"""The rhyme target: a line that must rhyme ends on a word that rhymes with its group's first line,
+and a group's first line ends on a word that has rhymes (not "the", not a word left alone).
+
+When the line's last word is due, only the tokens that spell a rhyming word may come, along the
+tokenizer's own spelling of it (studio/core/formtokens.py's `RhymeTrie`), until the word is whole.
+The last word is due when the syllables left fit one word of at most MAX_RHYME_SYLLABLES (a line
+with a syllable count), or, in a line without one, once it has a few words and would end now (a
+line break scores best). A preference: relaxed, it yields, and the line misses its rhyme.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+
+from studio.core.formtokens import (
+    FormPosition,
+    Kind,
+    RhymeTrie,
+    form_position,
+    line_state,
+    vocabulary_words,
+)
+from studio.core.generation.processors.base import Processor
+from studio.core.generation.vocabulary import encoder, ids_mask, kinds_mask, token_table
+from trainer.common import phonetics
+
+if TYPE_CHECKING:
+    import torch
+
+    from studio.core.formtokens import TokenTable
+    from studio.core.generation.plan import PoemPlan
+    from studio.core.generation.state import PoemState
+    from trainer.common.form import Form
+
+MAX_RHYME_SYLLABLES = 3
+# A line without a syllable count takes its rhyme once it has this many words and would end...
+MIN_WORDS_BEFORE_RHYME = 4
+# ...or once it has this many, whatever it would do.
+MAX_WORDS_BEFORE_RHYME = 10
+# Rhymes come from the commonest single-token words (BPE merges come roughly by frequency), so
+# that a forced rhyme reaches for "night", not "samurai".
+RHYME_VOCABULARY = 16_000
+# Short words a line may end on; other one- and two-letter "words" in the dictionary are mostly
+# fragments and abbreviations ("re", "ag"). Function words make weak rhymes that end nothing.
+_SHORT_ENDINGS = frozenset({"me", "be", "he", "we", "go", "so", "no", "do", "my", "by", "lo", "oh"})
+_NO_ENDINGS = frozenset({"the", "and", "for", "but", "nor", "its", "his", "her", "our", "than"})
+
+
+class RhymeTarget(Processor):
+    """Steers each rhymed line's last word onto a rhyme."""
+
+    def __init__(self, form: Form, table: TokenTable, encode: Any) -> None:
+        self.form = form
+        self.table = table
+        self.encode = encode
+        self.spelling: list[int] | None = None  # the rhyme word's tokens so far
+        self.trie: RhymeTrie | None = None
+        self.offered: frozenset[int] = frozenset()  # the tokens this step allowed
+
+    @functools.cached_property
+    def words(self) -> list[str]:
+        """The words a rhyme may be drawn from."""
+        return vocabulary_words(self.table, self.encode, limit=RHYME_VOCABULARY)
+
+    @functools.cached_property
+    def endings(self) -> list[str]:
+        """The words a line may end on: real words, not function words, that have a rhyme."""
+        usable = [
+            word
+            for word in self.words
+            if (len(word) > 2 or word in _SHORT_ENDINGS) and word not in _NO_ENDINGS
+        ]
+        sounds: dict[str, set[str]] = {}
+        for word in usable:
+            for part in phonetics.rhyme_parts(word):
+                sounds.setdefault(part, set()).add(word)
+        shared = {part for part, words in sounds.items() if len(words) > 1}
+        return [word for word in usable if phonetics.rhyme_parts(word) & shared]
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019 - one processor per poem, a few targets each
+    def _trie(self, target: str | None, low: int, high: int) -> RhymeTrie:
+        """The words that may end the line: rhyming with `target` (any that can be rhymed with,
+        for a group's first line), with `low` to `high` syllables."""
+        fits = [
+            word
+            for word in self.endings
+            if (target is None or phonetics.rhymes(word, target))
+            and any(low <= count <= high for count in phonetics.syllable_counts(word))
+        ]
+        return RhymeTrie(fits, self.encode)
+
+    def rescore(self, state: PoemState, scores: torch.Tensor, relaxed: bool) -> torch.Tensor:
+        self.offered = frozenset()
+        if relaxed:
+            return scores
+        position = form_position(state.text, self.form)
+        if position.finished or position.line.rhyme is None:
+            self.spelling = None
+            return scores
+        if self.spelling is None:
+            span = self._due(position, scores)
+            if span is None:
+                return scores
+            if span[0] > span[1]:  # not yet: keep room for the shortest rhyme after this word
+                return self._leave_room(position.rhyme_word, span[1], scores)
+            self.trie = self._trie(position.rhyme_word, *span)
+            if not self.trie:
+                return scores  # no word fits: the line misses its rhyme
+            allowed, can_end = self.trie.step([])
+        else:
+            assert self.trie is not None
+            allowed, can_end = self.trie.step(self.spelling)
+            if not allowed:
+                return scores  # the word is whole: the line's other rules decide what follows
+        self.offered = frozenset(allowed)
+        mask = ids_mask(allowed, scores.shape[0], scores.device)
+        if can_end:
+            ends = (Kind.NEWLINE, Kind.STANZA, Kind.PUNCT)
+            mask = mask | kinds_mask(self.table, ends, scores.device)
+        return scores.masked_fill(~mask, float("-inf"))
+
+    def _due(self, position: FormPosition, scores: torch.Tensor) -> tuple[int, int] | None:
+        """The syllables the last word may have when it is due now, else None."""
+        state = line_state(position.text)
+        if not position.text.strip() or (state.partial and not phonetics.is_known(state.partial)):
+            return None  # nothing written on the line yet, or mid-word
+        target = position.line.syllables
+        if target is not None:
+            totals = state.done
+            if state.partial:  # a whole word so far: the next word starts after it
+                counts = phonetics.syllable_counts(state.partial)
+                totals = frozenset(t + c for t in totals for c in counts) or totals
+            done = min(totals, default=0)
+            low, high = max(target[0] - done, 1), target[1] - done
+            if high < 1:
+                return None
+            if high > MAX_RHYME_SYLLABLES or not self._trie(position.rhyme_word, low, high):
+                return (high + 1, high)  # not due: an empty span carrying the room left
+            return low, high
+        words = len(phonetics.words_of(position.text))
+        ends = kinds_mask(self.table, (Kind.NEWLINE, Kind.STANZA), scores.device)
+        would_end = bool(ends[int(scores.argmax())])
+        if words >= MAX_WORDS_BEFORE_RHYME or (words >= MIN_WORDS_BEFORE_RHYME and would_end):
+            return 1, MAX_RHYME_SYLLABLES
+        return None
+
+    def _leave_room(self, target: str | None, room: int, scores: torch.Tensor) -> torch.Tensor:
+        """Mask words so long that no rhyme would fit after them in the `room` syllables left."""
+        shortest = min(
+            (n for n in range(1, MAX_RHYME_SYLLABLES + 1) if self._trie(target, n, n)), default=None
+        )
+        if shortest is None:
+            return scores
+        syllables = self._syllables.to(scores.device)
+        too_long = self._word_starts.to(scores.device) & (syllables > room - shortest)
+        return scores.masked_fill(too_long, float("-inf")) if bool(too_long.any()) else scores
+
+    @functools.cached_property
+    def _syllables(self) -> torch.Tensor:
+        import torch
+
+        return torch.tensor(self.table.syllables)
+
+    @functools.cached_property
+    def _word_starts(self) -> torch.Tensor:
+        import torch
+
+        return torch.tensor([kind is Kind.WORD for kind in self.table.kinds])
+
+    def observe(self, state: PoemState, token: int) -> None:
+        if token in self.offered:
+            self.spelling = [*(self.spelling or []), token]
+        else:
+            self.spelling = None
+
+
+def build(plan: PoemPlan, state: PoemState) -> Processor | None:
+    """Rhyme targets for a form with a rhyme scheme; None otherwise."""
+    form = plan.form
+    if form is None or not any(label for stanza in form.stanzas for label in stanza):
+        return None
+    return RhymeTarget(form, token_table(plan.model), encoder(plan.model))

@@ -1,0 +1,46 @@
+"""The syllable budget of each line: a word may start only if it fits the syllables left, the line
+may end only once some reading of it meets its count, and must end when nothing more fits
+(studio/core/formtokens.py's `budget_mask`). A preference: relaxed, it yields."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from studio.core.formtokens import budget_mask, budget_step, form_position, line_state
+from studio.core.generation.processors.base import Processor
+from studio.core.generation.vocabulary import mask_tensor, token_table
+
+if TYPE_CHECKING:
+    import torch
+
+    from studio.core.formtokens import TokenTable
+    from studio.core.generation.plan import PoemPlan
+    from studio.core.generation.state import PoemState
+    from trainer.common.form import Form
+
+
+class SyllableBudget(Processor):
+    """Keeps each line within its form's syllable count."""
+
+    def __init__(self, form: Form, table: TokenTable) -> None:
+        self.form = form
+        self.table = table
+
+    def rescore(self, state: PoemState, scores: torch.Tensor, relaxed: bool) -> torch.Tensor:
+        if relaxed:
+            return scores
+        position = form_position(state.text, self.form)
+        target = position.line.syllables
+        if position.finished or position.break_due or target is None:
+            return scores
+        step = budget_step(line_state(position.text), target, position.line.ends_stanza)
+        allowed = mask_tensor(budget_mask(self.table, step), scores.device)
+        return scores.masked_fill(~allowed, float("-inf"))
+
+
+def build(plan: PoemPlan, state: PoemState) -> Processor | None:
+    """The budget of a form with syllable counts; None otherwise."""
+    form = plan.form
+    if form is None or not form.syllables:
+        return None
+    return SyllableBudget(form, token_table(plan.model))

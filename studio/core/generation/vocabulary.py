@@ -1,0 +1,65 @@
+"""A model's vocabulary as form constraints see it (studio/core/formtokens.py), built once per
+tokenizer, and its per-token masks as tensors on the model's device, built once per mask."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from studio.core.formtokens import Kind, TokenTable
+
+if TYPE_CHECKING:
+    import torch
+
+    from studio.core.generation.backends.base import Model
+
+# (tokenizer id, vocabulary size) -> (the tokenizer, kept so that its id is never reused; table)
+_TABLES: dict[tuple[int, int], tuple[Any, TokenTable]] = {}
+# (id of a mask's flags, device) -> (the flags, kept alive; the tensor)
+_MASKS: dict[tuple[int, str], tuple[Sequence[bool], torch.Tensor]] = {}
+
+
+def token_table(model: Model) -> TokenTable:
+    """The token table of `model`'s tokenizer, over its whole (maybe padded) vocabulary."""
+    size = int(model.exempt.shape[0])
+    key = (id(model.tokenizer), size)
+    if key not in _TABLES:
+        _TABLES[key] = (model.tokenizer, TokenTable.from_tokenizer(model.tokenizer, size))
+    return _TABLES[key][1]
+
+
+def encoder(model: Model) -> Any:
+    """`text -> token ids` for `model`, without special tokens."""
+    return lambda text: model.tokenizer.encode(text, add_special_tokens=False)
+
+
+def mask_tensor(flags: Sequence[bool], device: torch.device) -> torch.Tensor:
+    """`flags` (one per token id, True: allowed) as a bool tensor; cached while `flags` lives."""
+    import torch
+
+    key = (id(flags), str(device))
+    cached = _MASKS.get(key)
+    if cached is None or cached[0] is not flags:
+        cached = _MASKS[key] = (flags, torch.tensor(flags, dtype=torch.bool, device=device))
+    return cached[1]
+
+
+def kinds_mask(table: TokenTable, kinds: Iterable[Kind], device: torch.device) -> torch.Tensor:
+    """Which tokens are of one of `kinds`."""
+    wanted = frozenset(kinds)
+    flags = _KIND_FLAGS.setdefault((id(table), wanted), tuple(k in wanted for k in table.kinds))
+    return mask_tensor(flags, device)
+
+
+_KIND_FLAGS: dict[tuple[int, frozenset[Kind]], tuple[bool, ...]] = {}
+
+
+def ids_mask(ids: Iterable[int], size: int, device: torch.device) -> torch.Tensor:
+    """A mask allowing exactly `ids`."""
+    import torch
+
+    mask = torch.zeros(size, dtype=torch.bool, device=device)
+    chosen = list(ids)
+    if chosen:
+        mask[torch.tensor(chosen, device=device)] = True
+    return mask

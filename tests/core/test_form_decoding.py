@@ -1,0 +1,177 @@
+"""Form at decode time on a model whose vocabulary the test controls: every poem meets its form."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from studio.core.generation.poet import Poet
+from studio.core.generation.settings import SamplingParams
+from tests.helpers.models import build_guided_adapters
+from trainer.common import phonetics
+from trainer.common.home import DataHome
+from trainer.common.textformat import PoemTokens
+
+# Word tokens (each after a space), every line-ending word with rhymes beside it.
+WORDS = [
+    "the",
+    "cold",
+    "sea",
+    "walk",
+    "under",
+    "stars",
+    "and",
+    "sing",
+    "free",
+    "we",
+    "night",
+    "light",
+    "bright",
+    "day",
+    "away",
+    "grey",
+    "gold",
+    "old",
+    "talk",
+    "bars",
+    "ring",
+    "thunder",
+]
+TOKENS = ["<s>", "</s>", "\n", "\n\n", ",", "the"] + [" " + word for word in WORDS]
+# The model's taste, the same at every step: it would never rhyme or count on its own.
+TASTE = {" walk": 5.0, " the": 4.5, " cold": 4.2, " under": 3.8, " stars": 3.5, "\n": 3.0}
+
+
+class WordTokenizer:
+    """One token per entry of TOKENS; text is split greedily into the longest tokens."""
+
+    all_special_ids = [0, 1]
+
+    def __len__(self) -> int:
+        return len(TOKENS)
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        ids, rest = [], text
+        while rest:
+            best = max(
+                (i for i, token in enumerate(TOKENS) if i > 1 and rest.startswith(token)),
+                key=lambda i: len(TOKENS[i]),
+            )
+            ids.append(best)
+            rest = rest[len(TOKENS[best]) :]
+        return ids
+
+    def decode(self, ids: list[int], skip_special_tokens: bool = True, **_: Any) -> str:
+        return "".join(TOKENS[i] for i in ids if not (skip_special_tokens and i < 2))
+
+    def batch_decode(self, batch: list[list[int]], **kwargs: Any) -> list[str]:
+        return [self.decode(ids, skip_special_tokens=False) for ids in batch]
+
+    def convert_ids_to_tokens(self, ids: list[int]) -> list[str]:
+        return [TOKENS[i] for i in ids]
+
+    def get_vocab(self) -> dict[str, int]:
+        return {token: i for i, token in enumerate(TOKENS)}
+
+
+class TasteModel:
+    def __init__(self, info: Any, tokenizer: WordTokenizer) -> None:
+        self.info = info
+        self.tokenizer = tokenizer
+        self.context = 512
+        self.exempt = torch.tensor([not any(ch.isalpha() for ch in t) for t in TOKENS])
+        self.tokens = PoemTokens(0, 1)
+        self.scores = torch.tensor([TASTE.get(token, 1.0) for token in TOKENS])
+
+
+class TasteRows:
+    def __init__(self, models: list[TasteModel]) -> None:
+        self.models = models
+        self.length = 0
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        self.length += ids.shape[1]
+        return torch.stack([model.scores for model in self.models])
+
+    def keep(self, indices: list[int]) -> None:
+        self.models = [self.models[i] for i in indices]
+
+    def fork(self, row: int, copies: int) -> None:
+        self.keep([*range(row), *[row] * copies, *range(row + 1, len(self.models))])
+
+    def truncate(self, length: int) -> None:
+        self.length = min(self.length, length)
+
+
+class TasteBackend:
+    name = "taste"
+    per_row_adapters = True
+    device = "cpu"
+
+    def __init__(self) -> None:
+        self.tokenizer = WordTokenizer()
+
+    def load(self, info: Any, on_progress: Any = None) -> TasteModel:
+        return TasteModel(info, self.tokenizer)
+
+    def rows(self, models: list[Any]) -> TasteRows:
+        return TasteRows(models)
+
+    def batch_key(self, models: list[Any]) -> Any:
+        return "taste"
+
+    def dtype(self, model: Any) -> str:
+        return "fp32"
+
+    def decoding(self, threads: int | None) -> Any:
+        return contextlib.nullcontext()
+
+
+@pytest.fixture
+def poet(home: DataHome, tiny_base: Path, tmp_path: Path) -> Poet:
+    build_guided_adapters(tiny_base, home.models)  # folders for the registry; never loaded
+    return Poet(home, bundled_dir=tmp_path / "no-bundled", backend=TasteBackend())
+
+
+def last_word(line: str) -> str:
+    return phonetics.words_of(line)[-1]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_quatrain_of_four_syllable_lines_rhymes_abab_every_time(poet: Poet, seed: int) -> None:
+    params = SamplingParams(form="quatrain", syllables="4", temperature=1.0, seed=seed)
+    text = "".join(poet.stream_poem("joy", "", params))
+    lines = [line for line in text.split("\n") if line.strip()]
+    assert len(lines) == 4, text
+    for line in lines:
+        assert 4 in phonetics.line_syllables(phonetics.words_of(line)), (line, text)
+    assert phonetics.rhymes(last_word(lines[2]), last_word(lines[0])), text
+    assert phonetics.rhymes(last_word(lines[3]), last_word(lines[1])), text
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_haiku_counts_five_seven_five(poet: Poet, seed: int) -> None:
+    params = SamplingParams(form="haiku", temperature=1.0, seed=seed)
+    text = "".join(poet.stream_poem("joy", "", params))
+    lines = [line for line in text.split("\n") if line.strip()]
+    counts = [phonetics.line_syllables(phonetics.words_of(line)) for line in lines]
+    assert len(lines) == 3 and all(n in c for n, c in zip((5, 7, 5), counts, strict=True)), text
+
+
+def test_stanza_breaks_fall_where_the_scheme_puts_them(poet: Poet) -> None:
+    params = SamplingParams(rhyme="AB AB", syllables="3", temperature=1.0, seed=1)
+    text = "".join(poet.stream_poem("joy", "", params))
+    stanzas = [s for s in text.split("\n\n") if s.strip()]
+    assert [len([ln for ln in s.split("\n") if ln.strip()]) for s in stanzas] == [2, 2], text
+
+
+def test_a_first_line_that_breaks_the_form_is_kept_and_sets_the_rhyme(poet: Poet) -> None:
+    params = SamplingParams(form="couplets", syllables="4", temperature=1.0, seed=2)
+    text = "".join(poet.stream_poem("joy", "the grey sea", params))
+    lines = [line for line in text.split("\n") if line.strip()]
+    assert lines[0] == "the grey sea" and len(lines) == 4
+    assert phonetics.rhymes(last_word(lines[1]), "sea"), text
