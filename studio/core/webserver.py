@@ -46,6 +46,8 @@ SHUTDOWN_S = 2.0
 # as it goes, and its training jobs are processes of their own.
 QUIT_S = 0.4
 TERM_S = 0.3
+# How long a killed studio's pipes may take to close (a child it left holding them open).
+REAP_S = 5.0
 CROSS_SITE_MESSAGE = "poetstudio serve: refused a websocket opened by another site's page"
 
 # Our own page, not textual-serve's template: it would fetch a web font from the internet, which
@@ -138,27 +140,46 @@ class StudioSession(AppService):
         process = self._process
         if process is None:
             return
+        # The tab is gone: stop forwarding, and read the studio's output to nowhere, so that a
+        # studio blocked on a full pipe can exit and its pipes can close (asyncio reports the
+        # exit only once they have).
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        drains = [
+            asyncio.ensure_future(_discard(stream))
+            for stream in (process.stdout, process.stderr)
+            if stream is not None
+        ]
         await self._download_manager.cancel_app_downloads(app_service_id=self.app_service_id)
         if process.returncode is None:
             # A studio blocked writing a frame reads nothing: asking must not block us too.
-            with contextlib.suppress(asyncio.TimeoutError):
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.send_meta({"type": "quit"}), QUIT_S)
         for stop, grace in ((None, QUIT_S), (signal.SIGTERM, TERM_S)):
             if process.returncode is not None:
                 break
             if stop is not None:
                 _signal_group(process.pid, stop)
-            with contextlib.suppress(asyncio.TimeoutError):
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(process.wait(), grace)
         # Whatever is left in the studio's group, the studio itself included, goes now.
         _signal_group(process.pid, signal.SIGKILL)
-        await process.wait()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+        try:
+            await asyncio.wait_for(process.wait(), REAP_S)
+        except TimeoutError:
+            log.warning("studio process %d was killed but its output pipes stay open", process.pid)
+        for drain in drains:
+            drain.cancel()
         if self._stdin is not None:
             self._stdin.close()
+
+
+async def _discard(stream: asyncio.StreamReader) -> None:
+    with contextlib.suppress(Exception):
+        while await stream.read(1 << 16):
+            pass
 
 
 def _signal_group(group: int, signum: int) -> None:

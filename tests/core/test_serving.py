@@ -4,6 +4,7 @@ and the printed URL, and the server enforcing them in process (aiohttp's test cl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import logging
@@ -188,6 +189,17 @@ while True:
     sys.stdout.buffer.flush()
 """
 
+# A stand-in like a studio busy loading a model when the server stops: it ignores the quit it
+# is sent and SIGTERM; its pid goes to the file named by its argument.
+STUBBORN = """
+import os, signal, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+with open(sys.argv[1] + ".tmp", "w") as out:
+    out.write(str(os.getpid()))
+os.replace(sys.argv[1] + ".tmp", sys.argv[1])
+time.sleep(120)
+"""
+
 ClientFactory = Callable[[str], Awaitable["TestClient"]]
 
 
@@ -223,8 +235,9 @@ async def client(serve_command: ClientFactory) -> TestClient:
 
 
 def _script(path: Path, code: str, *args: Path) -> str:
+    """A command running `code` in place of the shell, as the studio's command does."""
     path.write_text(code)
-    return shlex.join([sys.executable, str(path), *map(str, args)])
+    return "exec " + shlex.join([sys.executable, str(path), *map(str, args)])
 
 
 async def _raw_get(client: TestClient, target: str) -> tuple[str, dict[str, str]]:
@@ -356,3 +369,21 @@ async def test_a_session_past_the_cap_is_told_why_and_starts_no_studio(client: T
         await asyncio.sleep(0.1)
     else:
         pytest.fail("the session's place never came back after its socket closed")
+
+
+async def test_stopping_the_server_ends_a_busy_studio_before_it_returns(
+    serve_command: ClientFactory, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "studio.pid"
+    client = await serve_command(_script(tmp_path / "stubborn.py", STUBBORN, pid_file))
+    await client.get("/?token=s3cret")
+    await client.ws_connect("/ws?width=80&height=24")
+
+    async def started() -> bool:
+        return pid_file.is_file()
+
+    await _wait_until(started, 20, "the stand-in studio never started")
+    studio = psutil.Process(int(pid_file.read_text()))
+    await client.close()  # the server's shutdown, as on SIGINT, SIGTERM or SIGHUP
+    with contextlib.suppress(psutil.NoSuchProcess):
+        assert studio.status() == psutil.STATUS_ZOMBIE, "the studio outlived its server"
