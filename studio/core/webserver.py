@@ -99,11 +99,6 @@ class StudioSession(AppService):
         await self._websocket.close()
 
     @property
-    def pid(self) -> int | None:
-        """The studio's process id, once started."""
-        return None if self._process is None else self._process.pid
-
-    @property
     def reader(self) -> asyncio.Task[None] | None:
         """The task that forwards the studio's output to the tab; done once the studio's
         output ends (it exited) or the tab can no longer be written to."""
