@@ -20,6 +20,11 @@ home's cached weights file) and with every studio holding its own copy (the cach
 unwritable, the loader's fallback).
 
     .venv/bin/python benchmarks/bench_serve.py [--runs 5] [--tabs 3] [--home DIR]
+    .venv/bin/python benchmarks/bench_serve.py --loads 3 --home DIR
+
+--loads N times instead how long a fresh process takes to load the neutral model on CPU (the
+studio's "ready"), with the cached mapped weights against an own converted copy, alternating,
+N times each.
 
 Without --home the sessions use tiny test models; with it they use the bundled models on the
 converted base of that data home (linked read-only into a temporary home).
@@ -31,6 +36,7 @@ import argparse
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -146,6 +152,57 @@ def memory(home: Path, tabs: int) -> dict[str, float]:
     }
 
 
+# One model load in a fresh process, on the home given, printing its seconds.
+_LOAD = """
+import sys, time
+from pathlib import Path
+from studio.core.loader import ModelLoader
+from studio.core.registry import scan_models
+from trainer.common.home import DataHome
+import peft, torch, transformers  # imported before the clock starts: the load alone is timed
+home = DataHome(Path(sys.argv[1]))
+info = scan_models(home).models["neutral"]
+start = time.perf_counter()
+ModelLoader(home, device="cpu").load(info)
+print(time.perf_counter() - start)
+"""
+
+
+def load_seconds(home: Path) -> float:
+    """Seconds a fresh process takes to load the neutral model from `home`."""
+    done = subprocess.run(
+        [sys.executable, "-c", _LOAD, str(home)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
+    return float(done.stdout.split()[-1])
+
+
+def compare_loads(real_home: Path, rounds: int) -> None:
+    """Load times with mapped weights and with an own copy, alternating, and their medians."""
+    with tempfile.TemporaryDirectory(prefix="bench-load-") as temp:
+        shared = prepare_home(Path(temp) / "shared", real_home)
+        private = prepare_home(Path(temp) / "private", real_home)
+        (private / "cache").write_text("a file where the cache folder would go")
+        load_seconds(shared)  # writes the mapped weights once
+        times: dict[str, list[float]] = {"mapped": [], "own copy": []}
+        for _ in range(rounds):
+            times["mapped"].append(load_seconds(shared))
+            times["own copy"].append(load_seconds(private))
+    print(f"model load, neutral on CPU; CPU {cpu_model()}, {os.cpu_count()} cores")
+    for name, values in times.items():
+        print(f"  {name}: {' '.join(f'{v:.2f}' for v in values)} s")
+    ratio = statistics.median(times["mapped"]) / statistics.median(times["own copy"])
+    print(
+        f"median: mapped {statistics.median(times['mapped']):.2f} s, own copy "
+        f"{statistics.median(times['own copy']):.2f} s (ratio {ratio:.2f}); load average "
+        f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}"
+    )
+
+
 def cpu_model() -> str:
     """The CPU's model name, as the kernel reports it."""
     try:
@@ -173,7 +230,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--tabs", type=int, default=3, help="tabs open at once for memory")
     parser.add_argument("--home", type=Path, default=None, help="use this home's real base")
+    parser.add_argument("--loads", type=int, default=0, help="time model loads instead")
     args = parser.parse_args()
+    if args.loads:
+        if args.home is None:
+            parser.error("--loads needs --home (a home with the converted base)")
+        compare_loads(args.home, args.loads)
+        return
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as temp:
         home = prepare_home(Path(temp) / "shared", args.home)
         with serving(home) as served:
