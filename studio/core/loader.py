@@ -325,10 +325,14 @@ class ModelLoader:
             _column_major_weights(model)
             try:
                 sharedweights.write_mapped(model, path)
-            except OSError:
-                return model  # a read-only or full home: this process keeps its own copy
+            except Exception:  # a read-only or full home (safetensors' own error type on I/O)
+                return model  # this process keeps its own copy
             del model
-        return sharedweights.load_mapped(folder, path, dtype)
+        try:
+            return sharedweights.load_mapped(folder, path, dtype)
+        except Exception:  # a damaged cache file: drop it; the ordinary load rewrites it later
+            path.unlink(missing_ok=True)
+            return None
 
     def _load_lora(self, info: ModelInfo, report: ProgressFn) -> LoadedModel:
         from trainer.common.bases import resolve_base

@@ -110,3 +110,27 @@ def test_a_home_that_cannot_hold_the_file_still_loads_its_own_copy(
     )
     assert _logits(loaded).shape[-1] == loaded.module.config.vocab_size
     assert (home.root / "cache").read_text() == "not a folder"
+
+
+def test_a_failed_cache_write_or_a_damaged_cache_file_still_loads(
+    home: DataHome, tiny_base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from studio.core import sharedweights
+
+    folder = _tiny_llama(home.models / "joy", tiny_base, seed=0)
+    info = read_model(folder, "user", "joy")
+    expected = _logits(ModelLoader(home, device="cpu", precision="fp32").load(info))
+    (cached,) = _cached(home)
+    cached.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{broken}")
+    assert torch.equal(
+        _logits(ModelLoader(home, device="cpu", precision="fp32").load(info)), expected
+    )
+    assert not cached.exists()  # dropped, to be written afresh by the next load
+
+    def disk_full(*args: object) -> None:
+        raise RuntimeError("Error while serializing: IoError(No space left on device)")
+
+    monkeypatch.setattr(sharedweights, "write_mapped", disk_full)
+    assert torch.equal(
+        _logits(ModelLoader(home, device="cpu", precision="fp32").load(info)), expected
+    )
