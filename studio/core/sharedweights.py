@@ -10,6 +10,7 @@ parameters into the mapping. The pages come from the page cache, one copy for al
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from pathlib import Path
@@ -76,12 +77,11 @@ def load_mapped(source: Path, path: Path, dtype: torch.dtype) -> PreTrainedModel
     `path`; None when `path` does not fit the model (then load it the ordinary way)."""
     from safetensors import safe_open
     from transformers import AutoConfig, AutoModelForCausalLM
-    from transformers.initialization import no_init_weights
 
     config = AutoConfig.from_pretrained(str(source), trust_remote_code=False)
     # Built without initialising its weights: they are replaced at once, and pages never
     # written are never made resident.
-    with no_init_weights():
+    with _no_init_weights():
         model = AutoModelForCausalLM.from_config(config, dtype=dtype, trust_remote_code=False)
     state: dict[str, torch.Tensor] = {}
     with safe_open(str(path), framework="pt", device="cpu") as handle:
@@ -104,3 +104,11 @@ def load_mapped(source: Path, path: Path, dtype: torch.dtype) -> PreTrainedModel
     model.tie_weights()  # tied names were assigned one tensor each; make them one parameter again
     model.requires_grad_(False)
     return model
+
+
+def _no_init_weights() -> contextlib.AbstractContextManager[object]:
+    try:
+        from transformers.initialization import no_init_weights
+    except ImportError:  # an early 5.x: initialising costs time, not correctness
+        return contextlib.nullcontext()
+    return no_init_weights()
