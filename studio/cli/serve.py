@@ -52,6 +52,7 @@ def serve(
 ) -> None:
     """Serve the studio in a browser: one studio per tab, behind a token, local by default."""
     from studio.core.serving import (
+        check_host,
         check_max_sessions,
         check_token,
         exposure_warning,
@@ -63,6 +64,8 @@ def serve(
     from trainer.common.device import pick_device
     from trainer.common.precision import check_precision
 
+    host = check_host(host)
+    sessions = check_max_sessions(max_sessions)
     if not web_available():
         raise PoetstudioError(f"`poetstudio serve` needs textual-serve: `{WEB_HINT}` adds it")
     from studio.core.webserver import StudioServer
@@ -74,7 +77,6 @@ def serve(
     if device is not None:
         device = pick_device(device)  # a bad name fails here, not in every tab's studio
     secret = new_token() if token is None else check_token(token)
-    sessions = check_max_sessions(max_sessions)
     command = studio_command(data.root, device, check_precision(precision.strip().lower()))
     server = StudioServer(command, host, port, secret, sessions, title="poetstudio")
 

@@ -275,15 +275,15 @@ class ModelLoader:
 
         _quiet_transformers()
         report(0.1, f"loading tokenizer for {what}")
+        dtype = inference_dtype(self.device, self.precision)
         try:
             tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
             report(0.2, f"loading {what} weights")
-            model = AutoModelForCausalLM.from_pretrained(
-                source,
-                dtype=inference_dtype(self.device, self.precision),
-                trust_remote_code=False,
-                use_safetensors=True,
-            )
+            model = self._shared_weights(source, dtype) if self.device == "cpu" else None
+            if model is None:
+                model = AutoModelForCausalLM.from_pretrained(
+                    source, dtype=dtype, trust_remote_code=False, use_safetensors=True
+                )
         except Exception as exc:  # a broken or foreign folder fails in many ways; report any
             raise PoetstudioError(f"cannot load {what} from {source}: {first_line(exc)}") from None
         vocab = model.get_output_embeddings().weight.shape[0]
@@ -293,7 +293,7 @@ class ModelLoader:
         model.to(self.device)  # type: ignore[arg-type]
         model.eval()
         if self.device == "cpu":
-            _column_major_weights(model)
+            _column_major_weights(model)  # a no-op for shared weights, stored that way
         exempt = _exempt_tokens(tokenizer, vocab).to(self.device)
         return _Base(
             model=model,
@@ -302,6 +302,35 @@ class ModelLoader:
             exempt=exempt,
             cache_arg=_cache_argument(model),
         )
+
+    def _shared_weights(self, source: str, dtype: torch.dtype) -> PreTrainedModel | None:
+        """The CPU model of folder `source` on weights memory-mapped from the data home's
+        cache, written there from an ordinary load the first time; shared by every process
+        that loads it (each browser tab's studio). None where it cannot be: not a local folder
+        of safetensors weights, or a data home that cannot be written."""
+        from transformers import AutoModelForCausalLM
+
+        from studio.core import sharedweights
+
+        folder = Path(source)
+        path = sharedweights.mapped_path(self.home, folder, dtype) if folder.is_dir() else None
+        if path is None:
+            return None
+        if not path.is_file():
+            model = AutoModelForCausalLM.from_pretrained(
+                source, dtype=dtype, trust_remote_code=False, use_safetensors=True
+            )
+            _column_major_weights(model)
+            try:
+                sharedweights.write_mapped(model, path)
+            except Exception:  # a read-only or full home (safetensors' own error type on I/O)
+                return model  # this process keeps its own copy
+            del model
+        try:
+            return sharedweights.load_mapped(folder, path, dtype)
+        except Exception:  # a damaged cache file: drop it; the ordinary load rewrites it later
+            path.unlink(missing_ok=True)
+            return None
 
     def _load_lora(self, info: ModelInfo, report: ProgressFn) -> LoadedModel:
         from trainer.common.bases import resolve_base

@@ -11,13 +11,14 @@ from __future__ import annotations
 import hmac
 import importlib.util
 import ipaddress
+import os
 import secrets
 import shlex
 import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from trainer.common.errors import PoetstudioError
 
@@ -26,8 +27,17 @@ DEFAULT_PORT = 8000
 # Each session is a studio process with its own model: a handful fits in an ordinary machine's
 # memory (see the README's measured figure per session).
 DEFAULT_MAX_SESSIONS = 4
+# More sessions than this would need tens of GB for their models: a typo, not a plan.
+MAX_SESSIONS = 64
+# The terminal a browser may ask for: larger than any screen shows, small enough that a studio
+# draws its frames in bounded time and memory (a 3000x3000 frame is tens of MB per refresh).
+MAX_COLUMNS = 500
+MAX_ROWS = 200
+DEFAULT_SIZE = (80, 24)
 TOKEN_PARAM = "token"
 WEB_HINT = "pip install -e '.[web]'"
+# What a session's studio runs before the CLI: tie its life to the server's.
+STUDIO_BOOT = "from studio.core.lifeline import die_with_parent; die_with_parent"
 
 
 def web_available() -> bool:
@@ -62,10 +72,58 @@ def token_matches(given: str | None, token: str) -> bool:
 
 
 def check_max_sessions(count: int) -> int:
-    """`count`, or a one-line error when it is below one."""
-    if count < 1:
-        raise PoetstudioError(f"--max-sessions must be at least 1, not {count}")
+    """`count`, or a one-line error when it is below one or beyond MAX_SESSIONS."""
+    if not 1 <= count <= MAX_SESSIONS:
+        raise PoetstudioError(
+            f"--max-sessions must be between 1 and {MAX_SESSIONS} (each session runs its own "
+            f"studio and model), not {count}"
+        )
     return count
+
+
+def check_host(host: str) -> str:
+    """`host` stripped, or a one-line error when it is blank: an empty bind address would
+    listen on every interface while the printed URL named no host at all."""
+    host = host.strip()
+    if not host:
+        raise PoetstudioError(
+            "--host must not be empty: leave it out for 127.0.0.1 (this machine only), "
+            "or give 0.0.0.0 to listen on every interface"
+        )
+    return host
+
+
+def terminal_size(width: object, height: object) -> tuple[int, int]:
+    """The terminal size to give a studio for a browser's `width` and `height` (query values
+    or resize fields): decimal integers, clamped to 1..MAX_COLUMNS by 1..MAX_ROWS; the default
+    80x24 for a value that is missing or not a number."""
+    return (
+        _bounded(width, DEFAULT_SIZE[0], MAX_COLUMNS),
+        _bounded(height, DEFAULT_SIZE[1], MAX_ROWS),
+    )
+
+
+def _bounded(value: object, default: int, largest: int) -> int:
+    if isinstance(value, bool):
+        return default
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and value.isascii() and value.strip().isdigit():
+        number = int(value.strip()[:9])  # any longer number is past the bound anyway
+    else:
+        return default
+    return min(max(number, 1), largest)
+
+
+def local_location(path: str, query: list[tuple[str, str]]) -> str:
+    """A redirect target on this server for request path `path` (decoded) plus `query`.
+
+    Browsers read a Location of `//host/...` or `/\\host/...` (or with tabs or newlines in
+    between, which they drop) as another site: so any run of leading slashes, backslashes and
+    control characters becomes one slash, and the rest is percent-encoded."""
+    rest = path.lstrip("/\\\x00\t\n\r\x0b\x0c ")
+    location = "/" + quote(rest, safe="/:@!$&'()*+,;=-._~")
+    return location + (f"?{urlencode(query)}" if query else "")
 
 
 def is_local_host(host: str) -> bool:
@@ -103,10 +161,16 @@ def serve_url(host: str, port: int, token: str) -> str:
     return f"http://{shown}:{port}/?{TOKEN_PARAM}={quote(token, safe='')}"
 
 
-def studio_command(home: Path, device: str | None, precision: str) -> str:
+def studio_command(
+    home: Path, device: str | None, precision: str, parent: int | None = None
+) -> str:
     """The shell command textual-serve runs for each session: this interpreter's studio, in
-    place of the shell (exec), so that the session's process is the studio itself."""
-    args = [sys.executable, "-m", "studio", "--home", str(home), "--precision", precision]
+    place of the shell (exec), so that the session's process is the studio itself. The studio
+    first ties its life to `parent` (this server's pid by default): it dies when the server
+    does, even by kill -9."""
+    parent = os.getpid() if parent is None else parent
+    code = f"{STUDIO_BOOT}({parent}); from studio.cli import main; main()"
+    args = [sys.executable, "-c", code, "--home", str(home), "--precision", precision]
     if device is not None:
         args += ["--device", device]
     return f"exec {shlex.join(args)}"

@@ -181,6 +181,13 @@ def start_browser(width: int = 1200, height: int = 800) -> Any:
     return driver
 
 
+def new_tab(driver: Any) -> None:
+    """Open a new tab in `driver`'s browser and switch to it, with the frame hook installed
+    (the hook is per tab)."""
+    driver.switch_to.new_window("tab")
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": _FRAME_HOOK})
+
+
 class BrowserTerminal:
     """The studio's screen in one browser tab, as text, and keys sent to it."""
 

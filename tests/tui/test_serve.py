@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import http.cookiejar
+import os
+import signal
 import time
 import urllib.error
 import urllib.request
@@ -16,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from studio.cli import app
-from studio.core.serving import TOKEN_MESSAGE, sessions_full_message
+from studio.core.serving import MAX_SESSIONS, TOKEN_MESSAGE, sessions_full_message
 from tests.helpers.serving import BrowserTerminal, browser_paths, build_tiny_home, serving
 from trainer.common.emotions import MODEL_EMOTIONS, NEUTRAL
 
@@ -155,3 +157,65 @@ def test_serve_without_the_web_extra_says_how_to_get_it(
     assert result.output.strip() == (
         "error: `poetstudio serve` needs textual-serve: `pip install -e '.[web]'` adds it"
     )
+
+
+def _gone(process: psutil.Process) -> bool:
+    """Whether `process` has ended (a zombie waiting for init to reap it has)."""
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGHUP, signal.SIGINT, signal.SIGTERM])
+def test_studios_end_with_their_server_however_it_is_stopped(
+    tiny_home: Path, signum: signal.Signals
+) -> None:
+    _needs_web_extra()
+    import aiohttp
+
+    async def open_session_then_stop(served_pid: int, origin: str) -> psutil.Process:
+        server = psutil.Process(served_pid)
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+            await session.get(f"{origin}/?token={TOKEN}")
+            socket = await session.ws_connect(f"{origin}/ws?width=80&height=24")
+            await socket.receive(timeout=START_S)  # the studio is up and drawing
+            (studio,) = server.children()
+            os.kill(served_pid, signum)
+            await asyncio.to_thread(served.process.wait, 30)
+            return studio
+
+    with serving(tiny_home, "--token", TOKEN) as served:
+        studio = asyncio.run(open_session_then_stop(served.process.pid, served.origin()))
+        if signum != signal.SIGKILL:
+            # Stopped in good order, the server has ended its studio before exiting.
+            assert _gone(studio), f"the studio outlived serve stopped by {signum.name}"
+            assert "Traceback" not in "".join(served.stderr)
+        deadline = time.monotonic() + 20  # killed outright, the kernel ends it
+        while not _gone(studio):
+            if time.monotonic() > deadline:
+                studio.kill()
+                pytest.fail(f"the studio outlived serve killed by {signum.name}")
+            time.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--host", ""], "error: --host must not be empty: leave it out for 127.0.0.1"),
+        (["--host", "  "], "error: --host must not be empty: leave it out for 127.0.0.1"),
+        (
+            ["--max-sessions", "100000000000000000000"],
+            f"error: --max-sessions must be between 1 and {MAX_SESSIONS}",
+        ),
+        (["--max-sessions", "0"], f"error: --max-sessions must be between 1 and {MAX_SESSIONS}"),
+    ],
+)
+def test_a_blank_host_or_an_unbounded_cap_is_one_line_and_serves_nothing(
+    args: list[str], error: str
+) -> None:
+    result = CliRunner().invoke(app, ["serve", *args])
+    assert result.exit_code == 1
+    assert result.output.startswith(error) and result.output.count("\n") == 1
+    assert "Serving the studio" not in result.output
