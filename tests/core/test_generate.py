@@ -82,7 +82,7 @@ def test_a_retrained_adapter_replaces_the_old_one(poet: Poet, tiny_base: Path) -
     assert len([name for name in base.adapters.values() if name.startswith("joy")]) == 1
 
 
-def test_first_chunk_is_the_seed_line_and_it_is_not_echoed(poet: Poet) -> None:
+def test_first_chunk_is_the_first_line_and_it_is_not_echoed(poet: Poet) -> None:
     seed = "The lamps are out along the quay,"
     chunks = list(poet.stream_poem("joy", f"  {seed}  ", SamplingParams(seed=1, max_new_tokens=20)))
     assert chunks[0] == seed + "\n"
@@ -271,7 +271,7 @@ def test_eos_is_suppressed_until_min_lines(poet: Poet, monkeypatch: pytest.Monke
     assert poet.last_stats is not None and poet.last_stats.stop_reason == STOP_EOS
 
 
-def test_max_lines_counts_the_seed_line(poet: Poet, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_max_lines_counts_the_first_line(poet: Poet, monkeypatch: pytest.MonkeyPatch) -> None:
     scripted(poet, monkeypatch, ["one\ntwo\n\nthree\nfour\n", None])
     text = poem(poet, "joy", "seed", **GREEDY, min_lines=0, max_lines=3)
     assert text == "seed\none\ntwo"

@@ -187,7 +187,7 @@ HEART = "\u2764\ufe0f"  # a heart with the emoji variation selector
 SCOTLAND = "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"
 
 
-def test_zero_width_joiners_in_a_seed_line_keep_emoji_whole() -> None:
+def test_zero_width_joiners_in_a_first_line_keep_emoji_whole() -> None:
     line = f"my {FAMILY} and {HEART} from {SCOTLAND}"
     assert clean_first_line(line) == line
     assert clean_output(line + "\n") == line + "\n"

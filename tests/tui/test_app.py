@@ -131,7 +131,7 @@ async def test_generate_streams_a_poem_with_stats_and_meter(studio_home, tmp_pat
         assert "anger" in meter and "trust" in meter
 
 
-async def test_markup_in_the_seed_line_is_shown_literally(studio_home, tmp_path):
+async def test_markup_in_the_first_line_is_shown_literally(studio_home, tmp_path):
     app = make_app(studio_home, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
@@ -319,7 +319,7 @@ async def test_untrained_and_corrupt_emotions_say_how_to_train(studio_home, tmp_
         assert app.history.current.emotion == "neutral" and app.history.current.finished
 
 
-async def test_an_overlong_seed_line_is_truncated_with_a_notice(studio_home, tmp_path):
+async def test_an_overlong_first_line_is_truncated_with_a_notice(studio_home, tmp_path):
     app = make_app(studio_home, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)

@@ -129,7 +129,7 @@ async def test_escape_and_ctrl_s_bursts_never_put_a_caret_into_the_first_line(
         assert len(app.history) == 1
         await pilot.press("enter")  # the next poem starts from the first line as typed
         await settle(app, pilot)
-        assert app.history.current.seed_line == "The sea"
+        assert app.history.current.first_line == "The sea"
         await pilot.press("ctrl+s")
         await settle(app, pilot)
         # The burst's last ctrl+s may have saved the stopped poem too: its first line is whole.
@@ -186,7 +186,7 @@ async def test_an_unbracketed_paste_is_one_first_line_and_never_submits(
         await pilot.press("enter")  # typed: submits
         await settle(app, pilot)
         assert len(app.history) == 1
-        assert app.history.current.seed_line.strip() == "The sea was grey and cold and still"
+        assert app.history.current.first_line.strip() == "The sea was grey and cold and still"
 
 
 async def test_a_bracketed_paste_is_one_first_line_and_never_submits(
