@@ -37,7 +37,7 @@ DEFAULT_SIZE = (80, 24)
 TOKEN_PARAM = "token"
 WEB_HINT = "pip install -e '.[web]'"
 # What a session's studio runs before the CLI: tie its life to the server's.
-STUDIO_BOOT = "from studio.core.lifeline import die_with_parent; die_with_parent"
+STUDIO_BOOT = "from trainer.common.lifeline import die_with_parent; die_with_parent"
 
 
 def web_available() -> bool:

@@ -14,18 +14,15 @@ rank outlives its job, trains on beside a resumed copy of it, or publishes a mod
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import hashlib
 import os
 import signal
-import sys
-import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from trainer.common.errors import PoetstudioError
+from trainer.common.lifeline import die_with_parent
 
 if TYPE_CHECKING:
     import torch
@@ -33,9 +30,6 @@ if TYPE_CHECKING:
 IGNORE = -100  # the label value the loss skips (trainer/training/packing.py uses the same)
 # Set by trainer/jobs/launch.py for its ranks: the pid of the launching process they die with.
 LAUNCHER_PID = "POETSTUDIO_LAUNCHER_PID"
-PR_SET_PDEATHSIG = 1  # prctl option, from <linux/prctl.h>
-# Where no parent-death signal exists, how often a rank looks whether its launcher is still there.
-LAUNCHER_WATCH_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -141,12 +135,6 @@ def _die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _watch_launcher() -> None:
-    while not launcher_gone():
-        time.sleep(LAUNCHER_WATCH_S)
-    _die()
-
-
 def die_if_orphaned() -> None:
     """Called before a rank writes what outlives it (a checkpoint, the model): a rank whose
     launcher is gone ends here, before a watch thread's next look."""
@@ -155,23 +143,12 @@ def die_if_orphaned() -> None:
 
 
 def bind_to_launcher() -> None:
-    """Make this rank die with the launcher that started it (LAUNCHER_PID names it).
-
-    On Linux the kernel sends SIGKILL the moment the launcher dies (prctl PR_SET_PDEATHSIG; it
-    follows the thread that started this process, and torchrun starts ranks from its main one).
-    Elsewhere (macOS) a thread sees this process handed to another parent within
-    LAUNCHER_WATCH_S and kills it. A launcher that died before this ran is seen at once.
-    """
-    if _launcher() is None:
-        return
-    armed = False
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        armed = libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
-    if launcher_gone():
-        _die()
-    if not armed:
-        threading.Thread(target=_watch_launcher, name="launcher-watch", daemon=True).start()
+    """Make this rank die with the launcher that started it (LAUNCHER_PID names it), however the
+    launcher ends (trainer/common/lifeline.py). torchrun starts ranks from its main thread, which
+    the parent-death signal follows."""
+    launcher = _launcher()
+    if launcher is not None:
+        die_with_parent(launcher)
 
 
 def start(ranks: Ranks, device: str) -> None:

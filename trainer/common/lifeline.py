@@ -1,9 +1,10 @@
 """A child process that ends with its parent, however the parent ends (kill -9 included).
 
-`poetstudio serve` runs one studio process per browser tab. Were the server killed outright,
-its studios would live on without a browser, each holding a model in memory. A studio that calls
-`die_with_parent` first is killed by the kernel when its server dies (Linux: the parent-death
-signal), or, where that does not exist, by a watch thread that sees it re-parented.
+`poetstudio serve` runs one studio process per browser tab, and a training job under torchrun
+one process per rank. Were the server or the launcher killed outright, those children would live
+on, each holding a model in memory (and ranks would go on writing the job's folder). A child that
+calls `die_with_parent` first is killed by the kernel when its parent dies (Linux: the
+parent-death signal), or, where that does not exist, by a watch thread that sees it re-parented.
 """
 
 from __future__ import annotations
@@ -24,12 +25,12 @@ def die_with_parent(parent: int) -> None:
     """Have this process killed when `parent`, the process that started it, exits.
 
     Exits at once if `parent` is already gone (the process was re-parented before the call).
-    Children this process starts later (training jobs) are not affected.
+    Children this process starts later (a studio's training jobs) are not affected.
     """
     if sys.platform.startswith("linux") and _set_parent_death_signal():
         # Set after the fork: if the parent died in between, no signal will ever come.
         if os.getppid() != parent:
-            os._exit(1)
+            _die()
         return
     threading.Thread(target=_watch, args=(parent,), name="lifeline", daemon=True).start()
 
@@ -46,4 +47,9 @@ def _watch(parent: int) -> None:
     # A process whose parent exits is re-parented (to init or a subreaper): its ppid changes.
     while os.getppid() == parent:
         time.sleep(WATCH_S)
-    os._exit(1)  # at once, as the parent-death signal would: nothing is left to serve
+    _die()
+
+
+def _die() -> None:
+    # At once and as the parent-death signal would end it: nothing is left to serve or save.
+    os.kill(os.getpid(), signal.SIGKILL)
