@@ -3,9 +3,10 @@
 A new constraint is one module with a `build(plan, state) -> Processor | None` function (None:
 not needed for this poem) and one line in `PROCESSORS`. Order matters where masks and rescoring
 meet: guidance makes the scores from the step's rows, so it comes first; the repetition rules
-see the guided scores; the form's rules (stanza breaks, syllables, rhyme) mask what is left, the
-rhyme last since it reads which token would win; the line limits come last. The draw
-(temperature, top-k, top-p) follows the whole list (studio/core/generation/draw.py).
+see the guided scores; the form's rules (stanza breaks, syllables, the meter's soft cut, rhyme)
+mask or rescore what is left, the rhyme last since it reads which token would win; the line
+limits come last. The draw (temperature, top-k, top-p) follows the whole list
+(studio/core/generation/draw.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from studio.core.generation.processors import (
     guidance,
     max_lines,
     max_stanzas,
+    meter,
     min_lines,
     ngram,
     repetition,
@@ -39,6 +41,7 @@ PROCESSORS: list[Builder] = [
     min_lines.build,
     form_breaks.build,
     syllables.build,
+    meter.build,
     rhyme.build,
     max_lines.build,
     max_stanzas.build,
