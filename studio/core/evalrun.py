@@ -74,6 +74,7 @@ class EvalPlan:
     block_size: int = 128
     max_words: int = 100
     seed: int = 1234  # the validation shuffle seed training uses, so perplexities agree
+    stutter_guard: bool = True  # off only to measure what the guard changes
 
 
 @dataclass
@@ -248,12 +249,14 @@ def _write_all(
     requests: list[PoemRequest] = []
     for run, (info, strength) in enumerate(runs, start=1):
         for case in cases:
-            params = SamplingParams(seed=case.seed, strength=strength)
+            params = SamplingParams(
+                seed=case.seed, strength=strength, stutter_guard=plan.stutter_guard
+            )
             requests.append(PoemRequest(info.emotion, case.first_line, params))
             keys.append(run)
     if base is not None:
         for case in cases:
-            params = SamplingParams(seed=case.seed)
+            params = SamplingParams(seed=case.seed, stutter_guard=plan.stutter_guard)
             requests.append(PoemRequest(base.emotion, case.first_line, params, info=base))
             keys.append(len(runs) + 1)
     written = write_poems(poet, requests, on_poem=on_poem)
@@ -363,7 +366,11 @@ def run_eval(
         "dataset": plan.dataset,
         "device": poet.device,
         # Strength is the sweep's, above; the other settings are the studio's defaults.
-        "sampling": {k: v for k, v in SamplingParams().to_dict().items() if k != "strength"},
+        "sampling": {
+            k: v
+            for k, v in SamplingParams(stutter_guard=plan.stutter_guard).to_dict().items()
+            if k != "strength"
+        },
         "judge": None if judge is None else JUDGE_NAME,
         "fluency": FLUENCY if base is not None else None,
         "validation": f"{plan.valid_blocks} blocks of {plan.block_size} tokens, seed {plan.seed}",

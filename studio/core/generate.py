@@ -38,6 +38,7 @@ from studio.core.blend import Blend, parse_blend
 from studio.core.cputhreads import CpuShare
 from studio.core.loader import LoadedModel, ModelLoader, ProgressFn
 from studio.core.registry import ModelInfo, ModelScan, resolve_model, scan_models
+from studio.core.stutter import StutterGuard
 from trainer.common.emotions import NEUTRAL
 from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
@@ -87,6 +88,7 @@ class SamplingParams:
     # Emotion guidance: 0 samples the emotion model alone; see the module docstring.
     strength: float = DEFAULT_STRENGTH
     seed: int | None = None
+    stutter_guard: bool = True  # see studio.core.stutter
 
     def validate(self) -> SamplingParams:
         """Return self if every setting is in range, else raise a one-line PoetstudioError.
@@ -276,6 +278,7 @@ class _Sampler:
             self._remember(self.history[end - n : end])
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(seed)
+        self.stutter = StutterGuard(model.tokenizer, self.history) if params.stutter_guard else None
 
     def _remember(self, gram: list[int]) -> None:
         self.ngrams.setdefault(tuple(gram[:-1]), set()).add(gram[-1])
@@ -285,6 +288,8 @@ class _Sampler:
         self.history.append(token_id)
         if not bool(self.exempt[token_id]):
             self.seen[token_id] = True
+        if self.stutter is not None:
+            self.stutter.observe(token_id)
         n = self.params.no_repeat_ngram_size
         if n and len(self.history) >= n:
             self._remember(self.history[-n:])
@@ -307,6 +312,8 @@ class _Sampler:
                 "retrain it or restore its folder"
             )
         scores = self._restricted(logits.clone(), ban_eos, eos_id, allowed, ngram_ban=True)
+        if self.stutter is not None:
+            scores = self.stutter.adjust(scores)
         if not bool(torch.isfinite(scores).any()):
             scores = self._restricted(logits, ban_eos, eos_id, None, ngram_ban=False)
         return self._draw(scores)
