@@ -94,7 +94,6 @@ def evaluate(
         missing_extras,
         preflight,
         run_eval,
-        write_reports,
     )
     from studio.core.generate import DEFAULT_STRENGTH, Poet
     from trainer.common.emotions import MODEL_EMOTIONS, check_emotion
@@ -146,11 +145,25 @@ def evaluate(
     console.print(_sweep_table(report))
     _print_choice(report)
     command = "poetstudio " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "poetstudio eval"
-    paths = write_reports(report, folder, command)
-    console.print(f"reports: {paths.json} and {paths.markdown}", markup=False)
-    for chart in (paths.plot, paths.fidelity_plot):
-        if chart is not None:
-            console.print(f"chart: {chart}", markup=False)
+    _save(report, folder, command)
+
+
+def _save(report: EvalReport, out: Path, command: str) -> None:
+    """Write the reports as one unit and say what was written, interrupted or not."""
+    from studio.cli.common import fail
+    from studio.core.evalrun import new_report_folder, write_reports
+
+    folder = new_report_folder(out)
+    try:
+        paths = write_reports(report, folder, command)
+        names = ", ".join(path.name for path in paths.files())
+        console.print(f"reports written to {folder}: {names}", markup=False, soft_wrap=True)
+    except KeyboardInterrupt:
+        if folder.is_dir():
+            written = ", ".join(sorted(path.name for path in folder.iterdir()))
+            message = f"interrupted; the reports were written whole to {folder}: {written}"
+            raise fail(message, 130) from None
+        raise fail("interrupted while writing the reports; none was written", 130) from None
 
 
 def _pct(value: float | None) -> str:
