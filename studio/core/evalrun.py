@@ -31,6 +31,7 @@ from trainer.evaluation.metrics import (
     StrengthChoice,
     TrainingIndex,
     eval_cases,
+    per_emotion_picks,
     pick_strength,
     render_markdown,
     score_poems,
@@ -94,6 +95,7 @@ class EvalReport:
             "notes": self.notes,
             "results": [result.to_json() for result in self.results],
             "strength_choice": self.choice.to_json(),
+            "per_emotion_picks": per_emotion_picks(self.results),
             "neutral_ppl_on_split": self.neutral_ppl,
         }
 

@@ -85,9 +85,11 @@ def test_eval_sweeps_space_separated_strengths(
         "notes",
         "results",
         "strength_choice",
+        "per_emotion_picks",
         "neutral_ppl_on_split",
         "plot",
     }
+    assert set(data["per_emotion_picks"]) == {"joy"}
     assert data["notes"] == []
     assert data["header"]["strengths"] == [0.0, 0.5, 1.5]
     assert data["header"]["judge"].startswith("all-MiniLM-L6-v2")

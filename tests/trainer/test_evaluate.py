@@ -15,6 +15,7 @@ from trainer.evaluation.metrics import (
     eval_cases,
     fluency_ppl,
     has_junk,
+    per_emotion_picks,
     pick_strength,
     poem_distinct_1,
     render_markdown,
@@ -287,3 +288,16 @@ def test_markdown_shows_the_sweep_the_rule_and_the_chart() -> None:
     assert "![Fidelity and distinct-1 against strength](eval-x.png)" in markdown
     assert "- note: a note" in markdown
     assert "joy (bundled) s=2" in markdown
+
+
+def test_the_rule_picks_per_emotion_too() -> None:
+    rows = sweep({0.0: {"judge_fidelity": 0.2}, 1.0: {"judge_fidelity": 0.6}})
+    for row in rows:
+        if row.target == "disgust" and row.strength == 1.0:
+            row.stutter_poems = 0.1
+    picks = per_emotion_picks(rows)
+    assert picks["disgust"] == 0.0 and picks["joy"] == 1.0 and len(picks) == len(EMOTIONS)
+    markdown = render_markdown(rows, "poetstudio eval", {}, pick_strength(rows))
+    assert "The same rule for each emotion alone picks: anger 1, anticipation 1, disgust 0," in (
+        markdown
+    )

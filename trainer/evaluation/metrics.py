@@ -433,6 +433,17 @@ def pick_strength(results: Iterable[ModelEval]) -> StrengthChoice:
     )
 
 
+def per_emotion_picks(results: Iterable[ModelEval]) -> dict[str, float | None]:
+    """The strength the same rule picks for each emotion alone (None where none qualifies)."""
+    rows = list(results)
+    picks: dict[str, float | None] = {}
+    for emotion in EMOTIONS:
+        mine = [r for r in rows if r.target == emotion and r.strength is not None]
+        if mine:
+            picks[emotion] = pick_strength(mine).strength
+    return picks
+
+
 # --- Reports -----------------------------------------------------------------------------------
 
 
@@ -482,6 +493,13 @@ def _sweep_markdown(choice: StrengthChoice, results: list[ModelEval]) -> list[st
     picked = "none" if choice.strength is None else f"{choice.strength:g}"
     lines += ["", f"**Rule.** Pick {choice.rule}", "", f"**Picked strength: {picked}**"]
     lines += [f"- {note}" for note in choice.notes]
+    picks = per_emotion_picks(results)
+    if len(picks) > 1:
+        shown = ", ".join(
+            f"{emotion} {'none' if pick is None else f'{pick:g}'}"
+            for emotion, pick in picks.items()
+        )
+        lines += ["", f"The same rule for each emotion alone picks: {shown}."]
     strengths = [s.strength for s in choice.sweep]
     cells = {(r.target, r.strength): r for r in results if r.strength is not None}
     emotions = [e for e in EMOTIONS if any((e, s) in cells for s in strengths)]
