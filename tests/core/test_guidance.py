@@ -116,7 +116,9 @@ def test_the_nucleus_filter_keeps_guided_choices_inside_the_neutral_nucleus() ->
     assert not bool(allowed[40]) and not bool(mask[40])
     assert bool(allowed[0]) and int(scores.argmax()) == 40, "unfiltered, 40 would win"
     model = type("M", (), {"exempt": torch.zeros(vocab, dtype=torch.bool)})()
-    params = SamplingParams(temperature=1.0, top_k=0, top_p=1.0, repetition_penalty=1.0)
+    params = SamplingParams(
+        temperature=1.0, top_k=0, top_p=1.0, repetition_penalty=1.0, stutter_guard=False
+    )
     sampler = _Sampler(params, model, [0], seed=0)  # type: ignore[arg-type]
     draws = {sampler.sample(scores, False, 49, allowed) for _ in range(300)}
     assert draws <= set(torch.nonzero(allowed).flatten().tolist())
@@ -129,7 +131,9 @@ def test_a_fully_banned_candidate_set_falls_back_instead_of_failing() -> None:
 
     vocab = 10
     model = type("M", (), {"exempt": torch.zeros(vocab, dtype=torch.bool)})()
-    sampler = _Sampler(SamplingParams(no_repeat_ngram_size=2), model, [0, 3], seed=0)  # type: ignore[arg-type]
+    # A stand-in model without a tokenizer: no stutter guard, which reads words through one.
+    params = SamplingParams(no_repeat_ngram_size=2, stutter_guard=False)
+    sampler = _Sampler(params, model, [0, 3], seed=0)  # type: ignore[arg-type]
     allowed = torch.zeros(vocab, dtype=torch.bool)
     allowed[3] = True  # the only allowed token would repeat the bigram (3, 3)... then banned
     sampler.push(3)
@@ -144,7 +148,7 @@ def test_non_finite_scores_are_a_one_line_error() -> None:
     from studio.core.generate import _Sampler
 
     model = type("M", (), {"exempt": torch.zeros(4, dtype=torch.bool)})()
-    sampler = _Sampler(SamplingParams(), model, [0], seed=0)  # type: ignore[arg-type]
+    sampler = _Sampler(SamplingParams(stutter_guard=False), model, [0], seed=0)  # type: ignore[arg-type]
     with pytest.raises(PoetstudioError, match="damaged"):
         sampler.sample(torch.tensor([float("nan")] * 4), False, 3)
 
