@@ -40,7 +40,19 @@ def main() -> None:
     parser.add_argument("--strength", type=float, nargs="+", default=[DEFAULT_STRENGTH])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=Path("stutter.json"))
+    parser.add_argument(
+        "--rescore",
+        type=Path,
+        help="a JSON file of an earlier run: take its guard-off poems instead of writing them again"
+        " (they do not depend on the guard's code), and score them with today's measure",
+    )
     args = parser.parse_args()
+    earlier: dict[tuple[str, float, int], str] = {}
+    if args.rescore:
+        for arm in json.loads(args.rescore.read_text()):
+            if not arm["stutter_guard"]:
+                for poem in arm["poems"]:
+                    earlier[(arm["emotion"], arm["strength"], poem["seed"])] = poem["text"]
 
     poet = Poet(DataHome(args.home), args.device, bundled_dir=BUNDLED_DIR)
     cases = eval_cases(args.n)
@@ -53,9 +65,19 @@ def main() -> None:
                     params = SamplingParams(seed=case.seed, strength=strength, stutter_guard=guard)
                     requests.append(PoemRequest(emotion, case.first_line, params))
                     keys.append((emotion, strength, guard))
-    written = write_poems(poet, requests)
+    todo = [
+        i
+        for i, r in enumerate(requests)
+        if (keys[i][0], keys[i][1], r.params.seed) not in earlier or keys[i][2]
+    ]
+    fresh = iter(write_poems(poet, [requests[i] for i in todo]))
+    again = set(todo)
+    written = [
+        next(fresh)[0] if i in again else earlier[(keys[i][0], keys[i][1], r.params.seed)]
+        for i, r in enumerate(requests)
+    ]
     rows: dict[tuple[str, float, bool], list[dict[str, object]]] = {}
-    for key, request, (text, _) in zip(keys, requests, written, strict=True):
+    for key, request, text in zip(keys, requests, written, strict=True):
         text = text.strip()
         rows.setdefault(key, []).append(
             {

@@ -316,6 +316,9 @@ class _Sampler:
             scores = self.stutter.adjust(scores)
         if not bool(torch.isfinite(scores).any()):
             scores = self._restricted(logits, ban_eos, eos_id, None, ngram_ban=False)
+            # Outside the restriction, a word that would stutter still has other candidates.
+            guarded = scores if self.stutter is None else self.stutter.adjust(scores)
+            scores = guarded if bool(torch.isfinite(guarded).any()) else scores
         return self._draw(scores)
 
     def _restricted(

@@ -1,8 +1,8 @@
 """The stutter guard: a decoding rule against "Hate, hate, hate" and "love" eight times a poem.
 
 Sampling works on tokens, stutter happens in words, so the guard follows the words the poem
-spells. A word is a run of ASCII letters and apostrophes, compared lowercased, as the `eval`
-stutter measure (trainer.evaluation.metrics.stutter_reason) reads them. At every step it
+spells. A word is a run of ASCII letters and apostrophes (' or ’), compared lowercased, as the
+`eval` stutter measure (trainer.evaluation.metrics.stutter_reason) reads them. At every step it
 - forbids any token that would make the next word repeat the last finished one (case and the
   punctuation or line breaks between them do not matter), and
 - lowers the score of a token that would spell a content word (one outside
@@ -39,7 +39,8 @@ if TYPE_CHECKING:
 # 1.5, a 4th 4.5 (a hundredth of its chance at temperature 0.8), on top of the token-level
 # repetition penalty.
 REUSE_PENALTY = 1.5
-_WORD_CHARS = frozenset(string.ascii_letters + "'")
+# Word characters: ASCII letters and apostrophes, the typographic one read as the plain one.
+_WORD_CHARS = frozenset(string.ascii_letters + "'\u2019")
 
 
 def _leading_run(text: str) -> str:
@@ -47,7 +48,7 @@ def _leading_run(text: str) -> str:
     end = 0
     while end < len(text) and text[end] in _WORD_CHARS:
         end += 1
-    return text[:end].lower()
+    return text[:end].lower().replace("\u2019", "'")
 
 
 def _has_letter(word: str) -> bool:
@@ -128,7 +129,7 @@ class StutterGuard:
             return
         for ch in self.table.pieces[token_id]:
             if ch in _WORD_CHARS:
-                self.open += ch.lower()
+                self.open += "'" if ch == "\u2019" else ch.lower()
             elif self.open:
                 self._finish()
 

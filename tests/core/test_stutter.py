@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -19,8 +20,7 @@ from trainer.common.home import DataHome
 # several pieces.
 VERSES = (
     "hate and love and the sea, love and hate and the sea, trust the sea and the love of hate\n"
-    * 30
-    + "lest we forget the weeks of days gone by\n"
+    "the truth\u2019s in love\n" * 30 + "lest we forget the weeks of days gone by\n"
 )
 SPELLINGS = ("{w}", " {w}", "{W}", " {W}", "\n{W}")
 
@@ -113,6 +113,30 @@ def test_the_scores_given_are_left_alone(tokenizer: Any) -> None:
     scores = torch.zeros(len(tokenizer))
     _guard(tokenizer, "love and love, ").adjust(scores)
     assert bool((scores == 0).all())
+
+
+def test_typographic_apostrophes_stay_inside_words(tokenizer: Any) -> None:
+    guard = _guard(tokenizer, "truth\u2019s love and ")
+    assert guard.last == "and" and guard.uses["truth's"] == 1 and "s" not in guard.uses
+
+
+def test_a_word_still_cannot_follow_itself_when_it_is_all_the_restriction_allows(
+    tokenizer: Any,
+) -> None:
+    from studio.core.generate import _Sampler
+
+    (hate,) = tokenizer.encode(" hate", add_special_tokens=False)
+    model = SimpleNamespace(
+        exempt=torch.zeros(len(tokenizer), dtype=torch.bool), tokenizer=tokenizer
+    )
+    prompt = [0, *tokenizer.encode("hate,", add_special_tokens=False)]
+    params = SamplingParams(temperature=0.0, repetition_penalty=1.0, no_repeat_ngram_size=0)
+    sampler = _Sampler(params, model, prompt, seed=0)  # type: ignore[arg-type]
+    logits = torch.zeros(len(tokenizer))
+    logits[hate] = 10.0
+    allowed = torch.zeros(len(tokenizer), dtype=torch.bool)
+    allowed[hate] = True  # a guidance nucleus of one token: the stutter
+    assert sampler.sample(logits, False, 1, allowed) != hate
 
 
 def test_the_table_is_computed_once_per_tokenizer(tokenizer: Any) -> None:

@@ -155,6 +155,7 @@ def test_stutter_is_found(text: str, reason: str) -> None:
         "Thou art the sea, and thou art the sky,\nthou art the wind, and thou art I",
         "The evening comes across the field,\nand the stars are out.",
         "' ' the quote marks alone",
+        "Ráma’s counsel divine,\n(By truth’s virtue’s guide),\nAnd duty’s law, his master’s",
     ],
 )
 def test_verse_does_not_stutter(text: str) -> None:

@@ -138,9 +138,10 @@ def stutter_reason(text: str) -> str | None:
     """Why `text` stutters, e.g. `"hate hate"` or `"love x8"`, or None when it does not.
 
     Case and the punctuation or line breaks between words are ignored ("Hate, hate",
-    "trust;\ntrust"); a word is a run of letters and apostrophes with at least one letter.
+    "trust;\ntrust"); a word is a run of letters and apostrophes (' or ’) with a letter.
     """
-    words = [word for word in _words(text) if any(ch.isalpha() for ch in word)]
+    plain = text.replace("\u2019", "'")  # "truth’s" is one word, not "truth" and "s"
+    words = [word for word in _words(plain) if any(ch.isalpha() for ch in word)]
     for first, second in zip(words, words[1:], strict=False):
         if first == second:
             return f"{first} {second}"
