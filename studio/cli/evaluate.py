@@ -66,6 +66,13 @@ def evaluate(
     ] = None,
     dataset: Annotated[str, typer.Option(help="Dataset for perplexity and copies.")] = "clean",
     base: Annotated[bool, typer.Option("--base/--no-base", help="Evaluate the base too.")] = True,
+    stutter_guard: Annotated[
+        bool,
+        typer.Option(
+            "--stutter-guard/--no-stutter-guard",
+            help="Sample with the stutter guard, as the studio does (off: to measure it).",
+        ),
+    ] = True,
     device: Annotated[str | None, typer.Option(help="cuda, mps or cpu.")] = None,
     out: Annotated[Path | None, typer.Option(help="Report folder (default: <home>/eval).")] = None,
 ) -> None:
@@ -87,7 +94,6 @@ def evaluate(
         missing_extras,
         preflight,
         run_eval,
-        write_reports,
     )
     from studio.core.generation.poet import Poet
     from studio.core.generation.settings import DEFAULT_STRENGTH
@@ -101,7 +107,12 @@ def evaluate(
     strengths = parse_strengths(strength, list(ctx.args)) or (DEFAULT_STRENGTH,)
     chosen = tuple(check_emotion(e) for e in emotion) if emotion else MODEL_EMOTIONS
     plan = EvalPlan(
-        n=count, dataset=dataset, emotions=chosen, include_base=base, strengths=strengths
+        n=count,
+        dataset=dataset,
+        emotions=chosen,
+        include_base=base,
+        strengths=strengths,
+        stutter_guard=stutter_guard,
     )
     folder = out or data.evals
     preflight(data, plan, folder)
@@ -135,11 +146,25 @@ def evaluate(
     console.print(_sweep_table(report))
     _print_choice(report)
     command = "poetstudio " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "poetstudio eval"
-    paths = write_reports(report, folder, command)
-    console.print(f"reports: {paths.json} and {paths.markdown}", markup=False)
-    for chart in (paths.plot, paths.fidelity_plot):
-        if chart is not None:
-            console.print(f"chart: {chart}", markup=False)
+    _save(report, folder, command)
+
+
+def _save(report: EvalReport, out: Path, command: str) -> None:
+    """Write the reports as one unit and say what was written, interrupted or not."""
+    from studio.cli.common import fail
+    from studio.core.evalrun import new_report_folder, write_reports
+
+    folder = new_report_folder(out)
+    try:
+        paths = write_reports(report, folder, command)
+        names = ", ".join(path.name for path in paths.files())
+        console.print(f"reports written to {folder}: {names}", markup=False, soft_wrap=True)
+    except KeyboardInterrupt:
+        if folder.is_dir():
+            written = ", ".join(sorted(path.name for path in folder.iterdir()))
+            message = f"interrupted; the reports were written whole to {folder}: {written}"
+            raise fail(message, 130) from None
+        raise fail("interrupted while writing the reports; none was written", 130) from None
 
 
 def _pct(value: float | None) -> str:
@@ -158,7 +183,7 @@ def _run_line(r: ModelEval) -> str:
     return (
         f"done {where}: EmoLex {_pct(r.fidelity)}, judge"
         f" {_pct(r.judge_fidelity)}, distinct-1 {r.poem_distinct_1:.2f}, junk {_pct(r.junk_poems)},"
-        f" base ppl {_num(r.base_ppl)}"
+        f" stutter {_pct(r.stutter_poems)}, base ppl {_num(r.base_ppl)}"
     )
 
 
@@ -175,7 +200,7 @@ def _results_tables(report: EvalReport, count: int) -> list[Table]:
     for table in (first, second):
         for column in ("model", "target", "strength"):
             table.add_column(column)
-    for column in ("EmoLex", "judge", "dist-1", "<0.5", "junk"):
+    for column in ("EmoLex", "judge", "dist-1", "<0.5", "junk", "stutter"):
         first.add_column(column, justify="right")
     for column in ("dist-2", "copied", "lines", "base ppl", "val ppl"):
         second.add_column(column, justify="right")
@@ -188,6 +213,7 @@ def _results_tables(report: EvalReport, count: int) -> list[Table]:
             f"{r.poem_distinct_1:.2f}",
             _pct(r.low_distinct_poems),
             _pct(r.junk_poems),
+            _pct(r.stutter_poems),
         )
         second.add_row(
             *names,
@@ -206,7 +232,8 @@ def _sweep_table(report: EvalReport) -> Table:
 
     table = Table(title="strength sweep (means over the emotion models)")
     table.add_column("strength")
-    for column in ("EmoLex", "judge", "dist-1", "<0.5", "junk", "copied", "ppl vs 0", "ok"):
+    columns = ("EmoLex", "judge", "dist-1", "<0.5", "junk", "stutter", "copied", "ppl vs 0", "ok")
+    for column in columns:
         table.add_column(column, justify="right")
     for s in report.choice.sweep:
         table.add_row(
@@ -216,6 +243,7 @@ def _sweep_table(report: EvalReport) -> Table:
             f"{s.poem_distinct_1:.2f}",
             _pct(s.low_distinct_poems),
             _pct(s.junk_poems),
+            _pct(s.stutter_poems),
             f"{100 * s.copied_lines:.1f}%",
             "—" if s.ppl_ratio is None else f"{s.ppl_ratio:.2f}x",
             "yes" if s.passes else "no",

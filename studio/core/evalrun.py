@@ -32,6 +32,7 @@ from trainer.evaluation.metrics import (
     StrengthChoice,
     TrainingIndex,
     eval_cases,
+    per_emotion_picks,
     pick_strength,
     render_markdown,
     score_poems,
@@ -75,6 +76,7 @@ class EvalPlan:
     block_size: int = 128
     max_words: int = 100
     seed: int = 1234  # the validation shuffle seed training uses, so perplexities agree
+    stutter_guard: bool = True  # off only to measure what the guard changes
 
 
 @dataclass
@@ -94,6 +96,7 @@ class EvalReport:
             "notes": self.notes,
             "results": [result.to_json() for result in self.results],
             "strength_choice": self.choice.to_json(),
+            "per_emotion_picks": per_emotion_picks(self.results),
             "neutral_ppl_on_split": self.neutral_ppl,
         }
 
@@ -102,10 +105,15 @@ class EvalReport:
 class ReportPaths:
     """Where write_reports put the reports; a chart is None when it was skipped."""
 
+    folder: Path
     json: Path
     markdown: Path
     plot: Path | None
     fidelity_plot: Path | None = None
+
+    def files(self) -> list[Path]:
+        """Every report written, the charts included."""
+        return [p for p in (self.json, self.markdown, self.plot, self.fidelity_plot) if p]
 
 
 def missing_extras() -> list[str]:
@@ -151,9 +159,19 @@ def _base_info(poet: Poet, infos: list[ModelInfo]) -> ModelInfo:
     from trainer.common.bases import resolve_base
     from trainer.training.manifest import ModelManifest
 
-    specs = {info.base_spec for info in infos if info.method == "lora"}
+    full = sorted(info.emotion for info in infos if info.method != "lora")
+    if full:
+        which = f"{', '.join(full)} {'is a full model' if len(full) == 1 else 'are full models'}"
+        raise PoetstudioError(
+            f"the base control needs every model to be an adapter on one base, and {which};"
+            " use --no-base"
+        )
+    specs = {info.base_spec for info in infos}
     if len(specs) != 1:
-        raise PoetstudioError("the control needs the LoRA models to share one base; use --no-base")
+        raise PoetstudioError(
+            f"the base control needs the models to share one base, and they sit on"
+            f" {', '.join(sorted(specs))}; use --no-base"
+        )
     spec = specs.pop()
     folder = Path(resolve_base(spec, poet.home))
     return ModelInfo("base", folder, "base", "full", spec, ModelManifest(method="full"))
@@ -249,12 +267,14 @@ def _write_all(
     requests: list[PoemRequest] = []
     for run, (info, strength) in enumerate(runs, start=1):
         for case in cases:
-            params = SamplingParams(seed=case.seed, strength=strength)
+            params = SamplingParams(
+                seed=case.seed, strength=strength, stutter_guard=plan.stutter_guard
+            )
             requests.append(PoemRequest(info.emotion, case.first_line, params))
             keys.append(run)
     if base is not None:
         for case in cases:
-            params = SamplingParams(seed=case.seed)
+            params = SamplingParams(seed=case.seed, stutter_guard=plan.stutter_guard)
             requests.append(PoemRequest(base.emotion, case.first_line, params, info=base))
             keys.append(len(runs) + 1)
     written = write_poems(poet, requests, on_poem=on_poem)
@@ -291,18 +311,14 @@ def run_eval(
     def report(what: str, done: int, total: int, run: int) -> None:
         listener(EvalProgress(what, done, total, run, total_runs, written, total_runs * plan.n))
 
-    try:
-        base: ModelInfo | None = _base_info(poet, chosen)
-    except PoetstudioError:
-        if plan.include_base:
-            raise
-        base = None
-        notes.append("no fluency figure: the models do not share one LoRA base")
+    # The raw base is the control and the fluency judge; --no-base leaves it unloaded.
+    base = _base_info(poet, chosen) if plan.include_base else None
+    if base is None:
+        notes.append("no fluency figure: --no-base leaves the raw base out")
     from trainer.evaluation.judge import JUDGE_NAME, load_judge
 
     report("loading the semantic judge", 0, 1, 0)
-    # On the CPU whatever the device: a few hundred short texts take seconds there.
-    judge = load_judge()
+    judge = load_judge(poet.device)
 
     def poem_written(done: int, total: int) -> None:
         nonlocal written
@@ -364,7 +380,11 @@ def run_eval(
         "dataset": plan.dataset,
         "device": poet.device,
         # Strength is the sweep's, above; the other settings are the studio's defaults.
-        "sampling": {k: v for k, v in SamplingParams().to_dict().items() if k != "strength"},
+        "sampling": {
+            k: v
+            for k, v in SamplingParams(stutter_guard=plan.stutter_guard).to_dict().items()
+            if k != "strength"
+        },
         "judge": None if judge is None else JUDGE_NAME,
         "fluency": FLUENCY if base is not None else None,
         "validation": f"{plan.valid_blocks} blocks of {plan.block_size} tokens, seed {plan.seed}",
@@ -372,24 +392,59 @@ def run_eval(
     return EvalReport(results, pick_strength(results), neutral_ppl, header, notes)
 
 
+def new_report_folder(out: Path) -> Path:
+    """A fresh folder name in `out` for one evaluation's reports: `eval-<date>-<time>`."""
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    folder = out / f"eval-{stamp}"
+    count = 1
+    while folder.exists():
+        count += 1
+        folder = out / f"eval-{stamp}-{count}"
+    return folder
+
+
+def shipped_strength(report: EvalReport) -> float | None:
+    """The strength the charts show: the studio's default where it was swept, else the pick."""
+    swept = {s.strength for s in report.choice.sweep}
+    return DEFAULT_STRENGTH if DEFAULT_STRENGTH in swept else report.choice.strength
+
+
 def write_reports(report: EvalReport, folder: Path, command: str) -> ReportPaths:
-    """Write the JSON and Markdown reports atomically, and the strength chart beside them."""
+    """Write the reports into `folder` as one unit: `eval.json`, `eval.md` and the charts
+    `eval-strength.png` and `eval-fidelity.png` are staged, then the folder is swapped in whole,
+    so an interruption leaves all of them or none."""
+    from trainer.common.atomic import staged_dir
+
+    names = ("eval.json", "eval.md", "eval-strength.png", "eval-fidelity.png")
+    with staged_dir(folder) as staged:
+        written = _write_into(report, staged, command, names)
+    json_path, md_path, plot_path, fidelity_path = (
+        folder / name if name in written else None for name in names
+    )
+    assert json_path is not None and md_path is not None
+    return ReportPaths(folder, json_path, md_path, plot_path, fidelity_path)
+
+
+def _write_into(
+    report: EvalReport, folder: Path, command: str, names: tuple[str, str, str, str]
+) -> set[str]:
+    """Write the reports into a staging folder; returns the names of the files written."""
     from studio.core.evalplot import plot_available, write_fidelity_plot, write_plot
     from trainer.common.atomic import atomic_write_json, atomic_write_text
 
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    json_path = folder / f"eval-{stamp}.json"
-    md_path = folder / f"eval-{stamp}.md"
-    plot_path: Path | None = None
-    if report.choice.sweep and plot_available():
-        plot_path = write_plot(report.results, report.choice, folder / f"eval-{stamp}.png")
-    plot = plot_path.name if plot_path else None
-    fidelity_path: Path | None = None
+    json_path, md_path, plot_path, fidelity_path = (folder / name for name in names)
+    plot: str | None = None
+    fidelity: str | None = None
+    if (
+        report.choice.sweep
+        and plot_available()
+        and write_plot(report.results, report.choice, plot_path)
+    ):
+        plot = plot_path.name
     if plot_available():
-        fidelity_path = write_fidelity_plot(
-            report.results, report.choice.strength, BASE_NAME, folder / f"eval-{stamp}-fidelity.png"
-        )
-    fidelity = fidelity_path.name if fidelity_path else None
+        shipped = shipped_strength(report)
+        if write_fidelity_plot(report.results, shipped, BASE_NAME, fidelity_path):
+            fidelity = fidelity_path.name
     atomic_write_json(json_path, {"command": command, **report.to_json(), "plot": plot})
     markdown = render_markdown(
         report.results, command, report.header, report.choice, report.notes, plot
@@ -405,4 +460,4 @@ def write_reports(report: EvalReport, folder: Path, command: str) -> ReportPaths
         markdown += "\n## Fidelity per emotion against the base control\n\n"
         markdown += f"![Fidelity per emotion against the base control]({fidelity})\n"
     atomic_write_text(md_path, markdown)
-    return ReportPaths(json_path, md_path, plot_path, fidelity_path)
+    return {name for name in (json_path.name, md_path.name, plot, fidelity) if name}

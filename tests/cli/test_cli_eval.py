@@ -29,7 +29,7 @@ def models(home: DataHome, tiny_base: Path, tmp_path: Path, monkeypatch: pytest.
 
 
 def only_report(folder: Path) -> dict[str, Any]:
-    reports = sorted(folder.glob("eval-*.json"))
+    reports = sorted(folder.glob("eval-*/eval.json"))
     assert len(reports) == 1
     return json.loads(reports[0].read_text())
 
@@ -52,7 +52,7 @@ def test_eval_reports_models_and_control(models: DataHome, tmp_path: Path) -> No
     assert [r["strength"] for r in data["results"]] == [None, DEFAULT_STRENGTH, None, None]
     assert data["header"]["strengths"] == [DEFAULT_STRENGTH]
     assert set(data["neutral_ppl_on_split"]) == {"joy"}
-    markdown = next(out.glob("eval-*.md")).read_text()
+    markdown = next(out.glob("eval-*/eval.md")).read_text()
     assert f"| joy (user) | joy | {DEFAULT_STRENGTH:g} | 3 |" in markdown
     assert "## Fidelity per model" in markdown
     assert "picked strength:" in result.output
@@ -86,9 +86,11 @@ def test_eval_sweeps_space_separated_strengths(
         "notes",
         "results",
         "strength_choice",
+        "per_emotion_picks",
         "neutral_ppl_on_split",
         "plot",
     }
+    assert set(data["per_emotion_picks"]) == {"joy"}
     assert data["notes"] == []
     assert data["header"]["strengths"] == [0.0, 0.5, 1.5]
     assert data["header"]["judge"].startswith("all-MiniLM-L6-v2")
@@ -123,9 +125,10 @@ def test_eval_sweeps_space_separated_strengths(
         assert isinstance(s["passes"], bool) and s["passes"] == (s["failures"] == [])
     assert choice["sweep"][0]["ppl_ratio"] == pytest.approx(1.0)
     assert choice["strength"] in (None, 0.0, 0.5, 1.5)
-    png = out / data["plot"]
-    assert png.suffix == ".png" and png.stat().st_size > 0
-    markdown = png.with_suffix(".md").read_text()
+    (folder,) = out.glob("eval-*")
+    png = folder / data["plot"]
+    assert png.name == "eval-strength.png" and png.stat().st_size > 0
+    markdown = (folder / "eval.md").read_text()
     assert f"]({png.name})" in markdown
     assert "## Strength sweep" in markdown and "**Rule.**" in markdown
     assert "| joy (user) | joy | 0.5 | 2 |" in markdown
@@ -144,12 +147,12 @@ def test_eval_without_the_extras_says_how_to_get_them(
     assert result.output.count("pip install -e '.[judge]'") == 1
     assert result.output.count("pip install -e '.[plot]'") == 1
     data = only_report(out)
-    assert data["plot"] is None and not list(out.glob("*.png"))
+    assert data["plot"] is None and not list(out.glob("**/*.png"))
     assert data["header"]["judge"] is None
     assert all(r["judge_fidelity"] is None for r in data["results"])
     assert data["strength_choice"]["score"] == "EmoLex"
     assert any("EmoLex" in note for note in data["strength_choice"]["notes"])
-    markdown = next(out.glob("eval-*.md")).read_text()
+    markdown = next(out.glob("eval-*/eval.md")).read_text()
     assert "- note: no semantic judge: `pip install -e '.[judge]'` adds it" in markdown
 
 
@@ -181,3 +184,109 @@ def test_eval_refuses_unknown_emotion(home: DataHome) -> None:
     result = runner.invoke(app, ["eval", "--emotion", "glee"])
     assert result.exit_code == 1
     assert "unknown emotion" in result.output
+
+
+def test_eval_without_the_base_never_loads_it(
+    models: DataHome, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from studio.core.loader import ModelLoader
+
+    loaded: list[str] = []
+    load = ModelLoader.load
+
+    def recorded(self: ModelLoader, info: Any, *args: Any, **kwargs: Any) -> Any:
+        loaded.append(info.emotion)
+        return load(self, info, *args, **kwargs)
+
+    monkeypatch.setattr(ModelLoader, "load", recorded)
+    out = tmp_path / "out"
+    command = ["eval", "-n", "1", "-e", "joy", "--no-base", "--device", "cpu", "--out", str(out)]
+    result = runner.invoke(app, command)
+    assert result.exit_code == 0, result.output
+    assert "joy" in loaded and "base" not in loaded
+    data = only_report(out)
+    assert all(row["base_ppl"] is None for row in data["results"])
+    assert "no fluency figure: --no-base leaves the raw base out" in data["notes"]
+
+
+def test_the_judge_runs_on_the_device(
+    models: DataHome, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from studio.core.evalrun import EvalPlan, run_eval
+
+    class Loaded(Exception):
+        pass
+
+    def load_judge(device: str = "cpu") -> None:
+        raise Loaded(device)
+
+    monkeypatch.setattr("trainer.evaluation.judge.load_judge", load_judge)
+    monkeypatch.setattr(Poet, "device", property(lambda self: "cuda:3"))
+    poet = Poet(models, "cpu", bundled_dir=tmp_path / "no-bundled-models")
+    with pytest.raises(Loaded) as loaded:
+        run_eval(models, poet, EvalPlan(n=1, emotions=("joy",)))
+    assert loaded.value.args == ("cuda:3",)
+
+
+def test_the_control_error_names_full_models(
+    home: DataHome, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.helpers.models import build_tiny_full_model
+
+    write_dataset(home, counts={"neutral": 40, "joy": 40})
+    build_tiny_full_model(home.models / "joy", "joy")
+    monkeypatch.setattr("models.BUNDLED_DIR", tmp_path / "no-bundled-models")
+    result = runner.invoke(app, ["eval", "-n", "1", "-e", "joy", "--device", "cpu"])
+    assert result.exit_code == 1
+    assert "LoRA" not in result.output
+    assert "every model to be an adapter on one base, and joy is a full model" in result.output
+    assert "use --no-base" in result.output
+
+
+def _interrupt_after(monkeypatch: pytest.MonkeyPatch, target: str) -> None:
+    """Make `target` (a dotted path) do its work, then raise KeyboardInterrupt as ctrl+c would."""
+    import importlib
+
+    module_name, name = target.rsplit(".", 1)
+    module = importlib.import_module(module_name)
+    real = getattr(module, name)
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        real(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module, name, interrupted)
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        # Right after the first chart: nothing may be left behind.
+        (
+            "studio.core.evalplot.write_fidelity_plot",
+            "interrupted while writing the reports; none was written",
+        ),
+        # Right after the swap: every report is there, and the message says so.
+        ("trainer.common.atomic.replace_dir", "interrupted; the reports were written whole to"),
+    ],
+)
+def test_an_interrupted_eval_writes_all_reports_or_none_and_says_which(
+    models: DataHome, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str, message: str
+) -> None:
+    pytest.importorskip("matplotlib")
+    _interrupt_after(monkeypatch, target)
+    out = tmp_path / "out"
+    command = ["eval", "-n", "1", "-e", "joy", "--no-base", "--strength", "0", "1"]
+    result = runner.invoke(app, [*command, "--device", "cpu", "--out", str(out)])
+    assert result.exit_code == 130, result.output
+    assert message in result.output
+    left = sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) if out.exists() else []
+    if "none" in message:
+        assert left == []
+    else:
+        (folder,) = [name for name in left if "/" not in name]
+        assert left == [folder] + [
+            f"{folder}/{name}"
+            for name in ("eval-fidelity.png", "eval-strength.png", "eval.json", "eval.md")
+        ]
+        assert "eval.json" in result.output.replace("\n", "")

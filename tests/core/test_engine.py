@@ -96,8 +96,14 @@ def test_the_engine_chooses_the_tokens_of_a_plain_reference_loop(
     import torch
 
     endless = {"min_lines": 10_000, "max_lines": 10_000, "max_stanzas": 10_000}
+    # The reference loop is the sampler as it was before the stutter guard, which is off here.
     params = SamplingParams(
-        strength=0.0, seed=seed, max_new_tokens=60, no_repeat_ngram_size=ngram, **endless
+        strength=0.0,
+        seed=seed,
+        max_new_tokens=60,
+        no_repeat_ngram_size=ngram,
+        stutter_guard=False,
+        **endless,
     )
     before = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -219,7 +225,10 @@ def test_a_fake_backend_writes_through_the_poet(home: DataHome, tiny_base: Path,
     build_guided_adapters(tiny_base, home.models)  # folders for the registry; never loaded
     backend = TableBackend({"joy": ROSE, "neutral": {}, "sadness": {}})
     poet = Poet(home, bundled_dir=tmp_path / "no-bundled", backend=backend)
-    params = SamplingParams(temperature=0.0, max_lines=3, no_repeat_ngram_size=0, strength=0.0)
+    # The table spells one word on every line, which the stutter guard would refuse.
+    params = SamplingParams(
+        temperature=0.0, max_lines=3, no_repeat_ngram_size=0, strength=0.0, stutter_guard=False
+    )
     assert "".join(poet.stream_poem("joy", "", params)) == "rose\nrose\nrose"
     stats = poet.last_stats
     assert stats is not None and stats.stop_reason == STOP_MAX_LINES
@@ -238,7 +247,12 @@ def test_guidance_through_a_fake_backend_runs_emotion_and_neutral_as_rows(
     backend = TableBackend({"joy": joy, "neutral": neutral, "sadness": {}})
     poet = Poet(home, bundled_dir=tmp_path / "no-bundled", backend=backend)
     params = SamplingParams(
-        temperature=0.0, max_lines=1, no_repeat_ngram_size=0, repetition_penalty=1.0, strength=1.0
+        temperature=0.0,
+        max_lines=1,
+        no_repeat_ngram_size=0,
+        repetition_penalty=1.0,
+        strength=1.0,
+        stutter_guard=False,
     )
     text = "".join(poet.stream_poem("joy", "", params))
     assert [m.info.emotion for m in backend.batches[0].models] == ["joy", "neutral"]

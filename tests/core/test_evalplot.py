@@ -68,7 +68,7 @@ def test_the_markdown_report_links_the_fidelity_chart_beside_it(tmp_path: Path) 
     pytest.importorskip("matplotlib")
     rows = _with_base_control(sweep({0.0: {}, 1.0: {}}))
     report = EvalReport(rows, pick_strength(rows))
-    paths = write_reports(report, tmp_path, "poetstudio eval")
-    assert paths.fidelity_plot is not None and paths.fidelity_plot.parent == tmp_path
+    paths = write_reports(report, tmp_path / "eval-1", "poetstudio eval")
+    assert paths.fidelity_plot is not None and paths.fidelity_plot.parent == tmp_path / "eval-1"
     assert paths.fidelity_plot.stat().st_size > 0
     assert f"]({paths.fidelity_plot.name})" in paths.markdown.read_text()

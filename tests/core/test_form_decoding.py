@@ -57,10 +57,11 @@ class WordTokenizer:
     def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
         ids, rest = [], text
         while rest:
-            best = max(
-                (i for i, token in enumerate(TOKENS) if i > 1 and rest.startswith(token)),
-                key=lambda i: len(TOKENS[i]),
-            )
+            found = [i for i, token in enumerate(TOKENS) if i > 1 and rest.startswith(token)]
+            if not found:  # a character no token spells is dropped
+                rest = rest[1:]
+                continue
+            best = max(found, key=lambda i: len(TOKENS[i]))
             ids.append(best)
             rest = rest[len(TOKENS[best]) :]
         return ids

@@ -16,6 +16,7 @@ def sweep_row(target: str, strength: float, **figures: float | None) -> ModelEva
         "poem_distinct_1": 0.8,
         "low_distinct_poems": 0.0,
         "junk_poems": 0.0,
+        "stutter_poems": 0.0,
         "copied_lines": 0.0,
         "base_ppl": 40.0,
         **figures,

@@ -15,11 +15,15 @@ from trainer.evaluation.metrics import (
     eval_cases,
     fluency_ppl,
     has_junk,
+    per_emotion_picks,
     pick_strength,
     poem_distinct_1,
     render_markdown,
     score_poems,
+    stutter_reason,
+    stutters,
 )
+from trainer.evaluation.stopwords import SNOWBALL_ENGLISH, STOPWORDS, is_content_word
 
 
 def test_eval_prompts_carry_no_emotion() -> None:
@@ -125,6 +129,46 @@ def test_verse_is_not_junk(text: str) -> None:
     assert not has_junk(text)
 
 
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("Hate, hate, hate,\nDeath, death, death", "hate hate"),
+        ("Weeks, weeks, days", "weeks weeks"),
+        ("I trust; trust; trust in thee", "trust trust"),
+        ("and lest, lest we forget", "lest lest"),
+        ("O god, God of the hills", "god god"),
+        ("the end of the line\nline by line", "line line"),  # across a line break
+        ("the the wind", "the the"),  # any word, stop words too
+        ("love is here\nand love is there\nI love the love that loves", "love x4"),
+    ],
+)
+def test_stutter_is_found(text: str, reason: str) -> None:
+    assert stutter_reason(text) == reason
+    assert stutters(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "love is here\nand love is there\nI love the day",  # three times: allowed
+        # Stop words and verse's archaic forms may come often.
+        "Thou art the sea, and thou art the sky,\nthou art the wind, and thou art I",
+        "The evening comes across the field,\nand the stars are out.",
+        "' ' the quote marks alone",
+        "Ráma’s counsel divine,\n(By truth’s virtue’s guide),\nAnd duty’s law, his master’s",
+    ],
+)
+def test_verse_does_not_stutter(text: str) -> None:
+    assert stutter_reason(text) is None
+
+
+def test_content_words_are_those_outside_the_snowball_list() -> None:
+    assert len(SNOWBALL_ENGLISH) == 174  # the published list's active entries
+    assert {"the", "and", "ought", "i'm", "thou", "thy"} <= STOPWORDS
+    assert is_content_word("love") and not is_content_word("the")
+    assert not is_content_word("'")
+
+
 def test_fluency_is_the_geometric_mean_of_poem_perplexities() -> None:
     assert fluency_ppl([math.log(10), math.log(1000), None]) == pytest.approx(100)
     assert fluency_ppl([None]) is None
@@ -141,6 +185,7 @@ def test_score_poems_reports_degeneration_and_the_judge() -> None:
     ]
     judged = ["joy", "joy", "fear", "sadness"]
     result = score_poems("j", "joy", poems, None, judged, [1.0, 2.0, 3.0, None], strength=1.0)
+    assert result.stutter_poems == pytest.approx(1 / 4)  # "long long"
     assert result.low_distinct_poems == pytest.approx(1 / 4)
     assert result.junk_poems == pytest.approx(1 / 4)
     assert result.poem_distinct_1 == pytest.approx((0.4 + 6 / 7 + 1 + 5 / 6) / 4)
@@ -178,6 +223,7 @@ def test_rule_picks_the_best_judge_score_that_keeps_every_limit() -> None:
     [
         ({"junk_poems": 0.05}, "junk in 5% of poems"),
         ({"copied_lines": 0.03}, "3.0% lines copied"),
+        ({"stutter_poems": 0.04}, "4% of poems stutter"),
         ({"base_ppl": 61.0}, "base ppl 1.52x plain sampling"),
     ],
 )
@@ -235,11 +281,24 @@ def test_markdown_shows_the_sweep_the_rule_and_the_chart() -> None:
     choice = pick_strength(rows)
     markdown = render_markdown(rows, "poetstudio eval", {}, choice, ["a note"], "eval-x.png")
     assert "## Strength sweep" in markdown
-    assert "| 0 | 50% | 25% | 0.80 | 0% | 0% | 0.0% | 40.0 | 1.00x | yes |" in markdown
+    assert "| 0 | 50% | 25% | 0.80 | 0% | 0% | 0% | 0.0% | 40.0 | 1.00x | yes |" in markdown
     assert "no: distinct-1 0.40 < 0.65" in markdown
     assert "**Picked strength: 0**" in markdown
     assert "**Rule.** Pick the strength with the highest mean semantic judge" in markdown
-    assert "| joy | 50% / 25% / 0.80 | 50% / 30% / 0.40 |" in markdown
+    assert "| joy | 50% / 25% / 0.80 / 0% | 50% / 30% / 0.40 / 0% |" in markdown
     assert "![Fidelity and distinct-1 against strength](eval-x.png)" in markdown
     assert "- note: a note" in markdown
     assert "joy (bundled) s=2" in markdown
+
+
+def test_the_rule_picks_per_emotion_too() -> None:
+    rows = sweep({0.0: {"judge_fidelity": 0.2}, 1.0: {"judge_fidelity": 0.6}})
+    for row in rows:
+        if row.target == "disgust" and row.strength == 1.0:
+            row.stutter_poems = 0.1
+    picks = per_emotion_picks(rows)
+    assert picks["disgust"] == 0.0 and picks["joy"] == 1.0 and len(picks) == len(EMOTIONS)
+    markdown = render_markdown(rows, "poetstudio eval", {}, pick_strength(rows))
+    assert "The same rule for each emotion alone picks: anger 1, anticipation 1, disgust 0," in (
+        markdown
+    )

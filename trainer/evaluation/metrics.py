@@ -17,6 +17,7 @@ from typing import Any
 
 from trainer.common.emotions import EMOTIONS, MIXED, NEUTRAL, count_emotions, label_counts
 from trainer.common.perplexity import perplexity
+from trainer.evaluation.stopwords import is_content_word
 
 # The bos alone, then first lines chosen to carry no EmoLex emotion word of their own, so that
 # whatever emotion a poem shows comes from the model. A test checks that each is labelled neutral.
@@ -52,6 +53,10 @@ _JUNK = re.compile(
 )
 # A poem whose own words are fewer than half distinct is looping ("long long long time").
 LOW_DISTINCT = 0.5
+# A poem stutters when a word directly follows itself ("Hate, hate") or one content word (see
+# trainer.evaluation.stopwords) comes this many times: within-poem distinct-1 misses both, as the
+# repetition penalty spreads the repeats over a longer poem.
+STUTTER_REPEATS = 4
 
 
 @dataclass(frozen=True)
@@ -129,6 +134,27 @@ def poem_distinct_1(text: str) -> float:
     return len(set(words)) / len(words) if words else 0.0
 
 
+def stutter_reason(text: str) -> str | None:
+    """Why `text` stutters, e.g. `"hate hate"` or `"love x8"`, or None when it does not.
+
+    Case and the punctuation or line breaks between words are ignored ("Hate, hate",
+    "trust;\ntrust"); a word is a run of letters and apostrophes (' or ’) with a letter.
+    """
+    plain = text.replace("\u2019", "'")  # "truth’s" is one word, not "truth" and "s"
+    words = [word for word in _words(plain) if any(ch.isalpha() for ch in word)]
+    for first, second in zip(words, words[1:], strict=False):
+        if first == second:
+            return f"{first} {second}"
+    counts = Counter(word for word in words if is_content_word(word))
+    word, count = max(counts.items(), key=lambda item: item[1], default=("", 0))
+    return f"{word} x{count}" if count >= STUTTER_REPEATS else None
+
+
+def stutters(text: str) -> bool:
+    """Whether a word of `text` directly follows itself or one content word comes 4+ times."""
+    return stutter_reason(text) is not None
+
+
 def has_junk(text: str) -> bool:
     """Whether `text` holds markup, a URL piece, a digit inside a word or a broken character."""
     return _JUNK.search(text) is not None
@@ -156,6 +182,7 @@ class ModelEval:
     poem_distinct_1: float  # mean over poems of each written part's own distinct-1
     low_distinct_poems: float  # share of poems whose own distinct-1 is below LOW_DISTINCT
     junk_poems: float  # share of poems with a junk token (see has_junk)
+    stutter_poems: float  # share of poems that stutter (see stutter_reason)
     copied_lines: float  # share of generated lines found verbatim in the training set
     copied_span_poems: float  # share of poems with a copied 8-word span
     mean_lines: float
@@ -193,13 +220,14 @@ def score_poems(
     line_total = copied = span_hits = 0
     words_total = lines_total = 0
     own_distinct: list[float] = []
-    junk = 0
+    junk = stutter = 0
     for case, text in poems:
         labels[label_counts(count_emotions(text))] += 1
         body = written_part(text, case.first_line)
         continuations.append(body)
         own_distinct.append(poem_distinct_1(body))
         junk += has_junk(body)
+        stutter += stutters(text)
         lines = [line for line in text.splitlines() if line.strip()]
         lines_total += len(lines)
         words_total += len(_words(text))
@@ -230,6 +258,7 @@ def score_poems(
         poem_distinct_1=sum(own_distinct) / n if n else 0.0,
         low_distinct_poems=sum(d < LOW_DISTINCT for d in own_distinct) / n if n else 0.0,
         junk_poems=junk / n if n else 0.0,
+        stutter_poems=stutter / n if n else 0.0,
         copied_lines=copied / line_total if line_total else 0.0,
         copied_span_poems=span_hits / n if n and index is not None else 0.0,
         mean_lines=lines_total / n if n else 0.0,
@@ -255,13 +284,16 @@ def written_part(text: str, first_line: str) -> str:
 MIN_POEM_DISTINCT_1 = 0.65
 MAX_LOW_DISTINCT = 0.10
 MAX_JUNK = 0.02
+MAX_STUTTER = 0.03
 MAX_COPIED_LINES = 0.02
 MAX_PPL_RATIO = 1.5
 RULE = (
     "the strength with the highest mean {score} fidelity over the emotion models, among the"
     f" strengths where: mean within-poem distinct-1 >= {MIN_POEM_DISTINCT_1:g} with at most"
     f" {MAX_LOW_DISTINCT:.0%} of poems below {LOW_DISTINCT:g}; at most {MAX_JUNK:.0%} of poems"
-    f" with a junk token; at most {MAX_COPIED_LINES:.0%} of lines copied from the training set;"
+    f" with a junk token; at most {MAX_STUTTER:.0%} of poems that stutter (a word right after"
+    f" itself, or a content word {STUTTER_REPEATS}+ times); at most {MAX_COPIED_LINES:.0%} of lines"
+    " copied from the training set;"
     f" the raw base's perplexity at most {MAX_PPL_RATIO:g}x that of plain sampling (strength 0)."
     " Ties go to the lower strength."
 )
@@ -278,6 +310,7 @@ class StrengthSummary:
     poem_distinct_1: float
     low_distinct_poems: float
     junk_poems: float
+    stutter_poems: float
     copied_lines: float
     base_ppl: float | None
     ppl_ratio: float | None = None  # base_ppl over that of strength 0
@@ -328,6 +361,7 @@ def summarise_sweep(results: Iterable[ModelEval]) -> list[StrengthSummary]:
                 poem_distinct_1=_mean([r.poem_distinct_1 for r in rows]),
                 low_distinct_poems=_mean([r.low_distinct_poems for r in rows]),
                 junk_poems=_mean([r.junk_poems for r in rows]),
+                stutter_poems=_mean([r.stutter_poems for r in rows]),
                 copied_lines=_mean([r.copied_lines for r in rows]),
                 base_ppl=_mean(ppls) if len(ppls) == len(rows) else None,
             )
@@ -347,6 +381,10 @@ def _failures(summary: StrengthSummary) -> list[str]:
             f"{summary.low_distinct_poems:.0%} of poems below {LOW_DISTINCT:g}",
         ),
         (summary.junk_poems <= MAX_JUNK, f"junk in {summary.junk_poems:.0%} of poems"),
+        (
+            summary.stutter_poems <= MAX_STUTTER,
+            f"{summary.stutter_poems:.0%} of poems stutter",
+        ),
         (summary.copied_lines <= MAX_COPIED_LINES, f"{summary.copied_lines:.1%} lines copied"),
     ]
     if summary.ppl_ratio is not None and summary.ppl_ratio > MAX_PPL_RATIO:
@@ -396,6 +434,17 @@ def pick_strength(results: Iterable[ModelEval]) -> StrengthChoice:
     )
 
 
+def per_emotion_picks(results: Iterable[ModelEval]) -> dict[str, float | None]:
+    """The strength the same rule picks for each emotion alone (None where none qualifies)."""
+    rows = list(results)
+    picks: dict[str, float | None] = {}
+    for emotion in EMOTIONS:
+        mine = [r for r in rows if r.target == emotion and r.strength is not None]
+        if mine:
+            picks[emotion] = pick_strength(mine).strength
+    return picks
+
+
 # --- Reports -----------------------------------------------------------------------------------
 
 
@@ -429,9 +478,9 @@ def _sweep_markdown(choice: StrengthChoice, results: list[ModelEval]) -> list[st
         "Means over the emotion models at each strength. Distinct-1 is within each poem's written"
         " part; base ppl is the fluency figure above; the ratio compares it with strength 0.",
         "",
-        "| strength | EmoLex | judge | distinct-1 | below 0.5 | junk | copied lines | base ppl"
-        " | ppl vs 0 | keeps the limits |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| strength | EmoLex | judge | distinct-1 | below 0.5 | junk | stutter | copied lines"
+        " | base ppl | ppl vs 0 | keeps the limits |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in choice.sweep:
         verdict = "yes" if s.passes else "no: " + "; ".join(s.failures)
@@ -439,18 +488,26 @@ def _sweep_markdown(choice: StrengthChoice, results: list[ModelEval]) -> list[st
         lines.append(
             f"| {s.strength:g} | {_pct(s.fidelity)} | {_pct(s.judge_fidelity)}"
             f" | {s.poem_distinct_1:.2f} | {_pct(s.low_distinct_poems)} | {_pct(s.junk_poems)}"
-            f" | {100 * s.copied_lines:.1f}% | {_num(s.base_ppl)} | {ratio} | {verdict} |"
+            f" | {_pct(s.stutter_poems)} | {100 * s.copied_lines:.1f}% | {_num(s.base_ppl)}"
+            f" | {ratio} | {verdict} |"
         )
     picked = "none" if choice.strength is None else f"{choice.strength:g}"
     lines += ["", f"**Rule.** Pick {choice.rule}", "", f"**Picked strength: {picked}**"]
     lines += [f"- {note}" for note in choice.notes]
+    picks = per_emotion_picks(results)
+    if len(picks) > 1:
+        shown = ", ".join(
+            f"{emotion} {'none' if pick is None else f'{pick:g}'}"
+            for emotion, pick in picks.items()
+        )
+        lines += ["", f"The same rule for each emotion alone picks: {shown}."]
     strengths = [s.strength for s in choice.sweep]
     cells = {(r.target, r.strength): r for r in results if r.strength is not None}
     emotions = [e for e in EMOTIONS if any((e, s) in cells for s in strengths)]
     if emotions:
         lines += [
             "",
-            "### Per emotion (EmoLex / judge / distinct-1)",
+            "### Per emotion (EmoLex / judge / distinct-1 / stutter)",
             "",
             "| emotion | " + " | ".join(f"strength {s:g}" for s in strengths) + " |",
             "|---|" + "---|" * len(strengths),
@@ -462,7 +519,8 @@ def _sweep_markdown(choice: StrengthChoice, results: list[ModelEval]) -> list[st
                 row.append(
                     "—"
                     if r is None
-                    else f"{_pct(r.fidelity)} / {_pct(r.judge_fidelity)} / {r.poem_distinct_1:.2f}"
+                    else f"{_pct(r.fidelity)} / {_pct(r.judge_fidelity)}"
+                    f" / {r.poem_distinct_1:.2f} / {_pct(r.stutter_poems)}"
                 )
             lines.append(f"| {emotion} | " + " | ".join(row) + " |")
     return lines
@@ -494,23 +552,26 @@ def render_markdown(
         " emotions. Distinct-1 (all) pools every poem's words; distinct-1 (poem) is the mean"
         f" within each poem, and below {LOW_DISTINCT:g} is the share of poems under"
         f" {LOW_DISTINCT:g}. Junk: share of poems with markup, a URL piece, a digit inside a word"
-        " or a broken character. Copied lines: share of generated lines found verbatim in the"
+        " or a broken character. Stutter: share of poems where a word directly follows itself"
+        f" or one content word (outside the Snowball English stop list) comes {STUTTER_REPEATS}+"
+        " times. Copied lines: share of generated lines found verbatim in the"
         f" training set; copied spans: share of poems with any {SPAN_TOKENS}-word span from it."
         " Base ppl: fluency, the raw base model's perplexity of the written parts (exp of the"
         " mean over poems of each poem's mean token loss). All but the first line of a poem is"
         " its written part.",
         "",
         "| model | target | strength | N | EmoLex | excl. mixed | judge | distinct-1 (all)"
-        " | distinct-1 (poem) | below 0.5 | junk | distinct-2 | copied lines | copied spans"
-        " | lines | words | base ppl | val ppl |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        " | distinct-1 (poem) | below 0.5 | junk | stutter | distinct-2 | copied lines"
+        " | copied spans | lines | words | base ppl | val ppl |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
             f"| {r.name} | {r.target} | {strength_label(r)} | {r.n} | {_pct(r.fidelity)}"
             f" | {_pct(r.fidelity_excl_mixed)} | {_pct(r.judge_fidelity)} | {r.distinct_1:.2f}"
             f" | {r.poem_distinct_1:.2f} | {_pct(r.low_distinct_poems)} | {_pct(r.junk_poems)}"
-            f" | {r.distinct_2:.2f} | {100 * r.copied_lines:.1f}% | {_pct(r.copied_span_poems)}"
+            f" | {_pct(r.stutter_poems)} | {r.distinct_2:.2f} | {100 * r.copied_lines:.1f}%"
+            f" | {_pct(r.copied_span_poems)}"
             f" | {r.mean_lines:.1f} | {r.mean_words:.1f} | {_num(r.base_ppl)}"
             f" | {_num(r.val_ppl)} |"
         )

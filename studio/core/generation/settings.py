@@ -271,6 +271,10 @@ class SamplingParams:
         default_help="the form's",
     )
 
+    # Not a user setting (no option, control or record key): eval turns the guard off to measure
+    # what it changes (studio/core/generation/processors/stutter.py).
+    stutter_guard: bool = True
+
     def validate(self) -> SamplingParams:
         """Return self if every setting is in range, else raise a one-line PoetstudioError."""
         for spec in declared(type(self)):

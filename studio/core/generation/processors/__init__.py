@@ -3,10 +3,10 @@
 A new constraint is one module with a `build(plan, state) -> Processor | None` function (None:
 not needed for this poem) and one line in `PROCESSORS`. Order matters where masks and rescoring
 meet: guidance makes the scores from the step's rows, so it comes first; the repetition rules
-see the guided scores; the form's rules (stanza breaks, syllables, the meter's soft cut, rhyme)
-mask or rescore what is left, the rhyme last since it reads which token would win; the line
-limits come last. The draw (temperature, top-k, top-p) follows the whole list
-(studio/core/generation/draw.py).
+(the token penalty, the stutter guard's word rules, the n-gram ban) see the guided scores; the
+form's rules (stanza breaks, syllables, the meter's soft cut, rhyme) mask or rescore what is
+left, the rhyme last since it reads which token would win; the line limits come last. The draw
+(temperature, top-k, top-p) follows the whole list (studio/core/generation/draw.py).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from studio.core.generation.processors import (
     ngram,
     repetition,
     rhyme,
+    stutter,
     syllables,
 )
 from studio.core.generation.processors.base import Processor
@@ -37,6 +38,7 @@ Builder = Callable[["PoemPlan", "PoemState"], "Processor | None"]
 PROCESSORS: list[Builder] = [
     guidance.build,
     repetition.build,
+    stutter.build,
     ngram.build,
     min_lines.build,
     form_breaks.build,
