@@ -134,9 +134,10 @@ done
 wait_for 10 "already saved to" "no 'already saved' in the status bar"
 sleep 1
 LAST_PANE="$(pane)"
-entries="$(grep -c '^## ' "$HOME_DIR/poems.md")"
+entries="$(grep -c '^## ' "$HOME_DIR/poems.md" || true)"
 ((entries == 1)) || fail "poems.md holds $entries entries after the burst, not 1"
-box_line="$(grep -F -m 1 -- "$FIRST_LINE" <<<"$LAST_PANE")"
+box_line="$(grep -F -m 1 -- "$FIRST_LINE" <<<"$LAST_PANE" || true)"
+[[ -n "$box_line" ]] || fail "the first line is no longer on screen after the burst"
 [[ "$box_line" != *"^"* ]] || fail "a ^ reached the first-line box: $box_line"
 
 step "a paste without brackets: one first line, never submitted"
