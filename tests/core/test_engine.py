@@ -17,6 +17,8 @@ from tests.helpers.models import build_guided_adapters
 from trainer.common.home import DataHome
 from trainer.common.textformat import PoemTokens, prompt_ids
 
+pytestmark = pytest.mark.numerics
+
 FIRST_LINE = "The lamps are out along the quay"
 
 
