@@ -18,11 +18,14 @@ from studio.core.blend import blend_choices
 from studio.core.generation import settings as generation
 from trainer.common.atomic import atomic_write_json
 from trainer.common.emotions import MODEL_EMOTIONS, NEUTRAL
+from trainer.common.errors import PoetstudioError
 
 # The second emotion's share of a two-emotion blend: past a half it would be the primary.
 BLEND_MIX_RANGE = (0.1, 0.5)
 BLEND_MIX_STEP = 0.1
 DEFAULT_BLEND_MIX = 0.5
+# The form's texts typed in the studio (rhyme scheme, syllables), checked together on load.
+_TEXT_SETTINGS = frozenset(s.name for s in generation.controlled() if s.control == "text")
 
 
 @dataclass
@@ -61,6 +64,11 @@ def load_settings(path: Path) -> StudioSettings:
         value = spec.parse(raw[spec.name]) if spec.name in raw else None
         if value is not None:
             sampling[spec.name] = value
+    try:
+        generation.make_params(sampling)
+    except PoetstudioError:
+        # Each text is valid but not together (a hand-edited scheme and syllables): the form's own.
+        sampling = {k: v for k, v in sampling.items() if k not in _TEXT_SETTINGS}
     return StudioSettings(
         emotion=emotion if emotion in MODEL_EMOTIONS else NEUTRAL,
         sampling=sampling,

@@ -519,8 +519,15 @@ class PoetStudioApp(App[None]):
     def _sampling_changed(self, event: SamplingControls.Changed) -> None:
         self.settings.sampling = dict(event.values)
         self._save_settings()
+        status = self.query_one(StatusBar)
+        status.set(note="")
         if self._run is None:
-            self.query_one(StatusBar).set(guidance=self._guidance_label())
+            status.set(guidance=self._guidance_label())
+
+    @on(SamplingControls.Invalid)
+    def _sampling_invalid(self, event: SamplingControls.Invalid) -> None:
+        # Not applied: the poems keep the last valid settings until the text is fixed.
+        self.query_one(StatusBar).set(note=f"not applied: {event.error}")
 
     def on_status_update(self, message: StatusUpdate) -> None:
         self.query_one(StatusBar).set(**message.fields)

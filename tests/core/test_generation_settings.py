@@ -67,8 +67,10 @@ def test_the_settings_file_remembers_each_controlled_setting_in_its_studio_range
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "settings.json"
-    controlled = settings.controlled()
-    assert [s.name for s in controlled] == ["temperature", "top_p", "max_lines", "strength"]
+    assert [s.name for s in settings.controlled()] == [
+        *("temperature", "top_p", "max_lines", "strength", "form", "rhyme", "syllables")
+    ]
+    controlled = [s for s in settings.controlled() if s.kind is not str]
     save_settings(path, StudioSettings(sampling={s.name: s.studio[1] for s in controlled}))
     stored = json.loads(path.read_text())
     assert {s.name: stored[s.name] for s in controlled} == {s.name: s.studio[1] for s in controlled}
@@ -77,6 +79,22 @@ def test_the_settings_file_remembers_each_controlled_setting_in_its_studio_range
     assert load_settings(path).sampling == {"max_lines": 3}, (
         "out of the studio's range, or no control"
     )
+
+
+def test_the_form_controls_are_remembered_as_text_checked_by_their_grammar(
+    tmp_path: Path,
+) -> None:
+    form = setting_named("form")
+    assert (form.control, form.choices) == ("select", tuple(settings.PRESETS))
+    assert [setting_named(n).control for n in ("rhyme", "syllables")] == ["text", "text"]
+    path = tmp_path / "settings.json"
+    chosen = {"form": "ballad", "rhyme": "ABCB DEFE", "syllables": "8,6"}
+    save_settings(path, StudioSettings(sampling=chosen))
+    assert load_settings(path).sampling == chosen
+    path.write_text(json.dumps({"form": "ode", "rhyme": "AB1B", "syllables": "8,6"}))
+    assert load_settings(path).sampling == {"syllables": "8,6"}, "each text by its grammar"
+    path.write_text(json.dumps({"form": "haiku", "rhyme": "ABAB", "syllables": "5,7,5"}))
+    assert load_settings(path).sampling == {"form": "haiku"}, "a scheme and counts that clash"
 
 
 def test_a_setting_declared_once_reaches_validation_records_and_the_settings_file(

@@ -93,3 +93,18 @@ def test_slant_rhymes_count_only_when_asked() -> None:
     quatrain = parse_form("quatrain")
     assert score_poem(lines, quatrain).rhymed == 1  # runs/suns
     assert score_poem(lines, quatrain, slant=True).rhymed == 2  # love/move: same final V
+
+
+def test_line_marks_give_each_line_its_count_letter_and_miss_by_the_scores_rules() -> None:
+    from trainer.evaluation.formscore import LineMark, line_marks
+
+    lines = ["The night is cold and long", "I walk along the sea", "My heart is full of song"]
+    lines.append("the stars are dim")
+    assert line_marks(lines, parse_form("quatrain", syllables="6")) == [
+        LineMark(6, "A", False),
+        LineMark(6, "B", False),
+        LineMark(6, "A", False),
+        LineMark(4, "B", True),  # neither 6 syllables nor a rhyme for "sea"
+    ]
+    # Several pronunciations: "fire" is 1 or 2 syllables, shown as the count nearest the target.
+    assert line_marks(["the fire"], parse_form("free", syllables="3")) == [LineMark(3, None, False)]

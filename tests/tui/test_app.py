@@ -645,3 +645,43 @@ async def test_the_precision_reaches_the_generation_core(studio_home, tmp_path):
         await write_poem(app, pilot, "grey sea")
         assert app.history.current.finished
         assert app.poet.loader.precision == "fp32"
+
+
+async def test_a_quatrain_shows_syllables_and_rhyme_letters_and_is_saved_with_its_form(
+    studio_home, tmp_path
+):
+    from studio.core.poemfile import read_poems
+    from trainer.common.form import parse_form
+    from trainer.evaluation.formscore import line_marks
+
+    app = make_app(studio_home, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        app.query_one("#control-form").value = "quatrain"
+        app.query_one("#control-syllables").value = "0"
+        await pilot.pause()
+        assert app.query_one("#control-syllables").has_class("invalid")
+        assert "not applied: syllables" in rendered(app, "#status")
+        app.query_one("#control-syllables").value = "8"
+        await pilot.pause()
+        assert "not applied" not in rendered(app, "#status")
+        await write_poem(app, pilot, "The [bold]night[/] is cold and long")
+        poem = app.history.current
+        assert (poem.sampling["form"], poem.sampling["syllables"]) == ("quatrain", "8")
+        verses = [line for line in poem.text.splitlines() if line.strip()]
+        assert verses[0] == "The [bold]night[/] is cold and long"
+        shown = [line for line in rendered(app, "#poem-body").splitlines() if line.strip()]
+        # The tiny model may end early: each line it wrote shows its count and letter.
+        assert len(shown) == len(verses) >= 2
+        marks = line_marks(verses, parse_form("quatrain", syllables="8"))
+        letters = "ABAB"[: len(verses)]
+        for line, verse, mark, letter in zip(shown, verses, marks, letters, strict=True):
+            flag = "!" if mark.missed else " "
+            assert line == f"{mark.syllables:>2} {letter} {flag} {verse}"
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+    [record] = read_poems(studio_home.poems_file)
+    # The md reader reads a bare "8" back as a number.
+    assert (record.settings["form"], str(record.settings["syllables"])) == ("quatrain", "8")
+    remembered = json.loads(studio_home.settings_file.read_text())
+    assert (remembered["form"], remembered["syllables"]) == ("quatrain", "8")

@@ -107,6 +107,42 @@ def _distance(totals: frozenset[int], target: tuple[int, int]) -> int:
     return min((max(low - t, t - high, 0) for t in totals), default=max(low, 1))
 
 
+def _nearest(totals: frozenset[int], target: tuple[int, int]) -> int:
+    return min(totals, key=lambda total: (_distance(frozenset({total}), target), total))
+
+
+@dataclass(frozen=True)
+class LineMark:
+    """How one line meets its form, for showing beside it: its syllables (the count nearest its
+    target), its rhyme letter, and whether it misses its syllable target or its rhyme."""
+
+    syllables: int
+    rhyme: str | None
+    missed: bool
+
+
+def line_marks(lines: Sequence[str], form: Form, slant: bool = False) -> list[LineMark]:
+    """A mark per line (stanza breaks already removed), by the same rules as `score_poem`: a
+    word with several pronunciations meets a count if any does; a rhymed line must rhyme with
+    its group's first line."""
+    rhyme = phonetics.slant_rhymes if slant else phonetics.rhymes
+    marks = []
+    for index, line in enumerate(lines):
+        target = form.line(index)
+        totals = phonetics.line_syllables(phonetics.words_of(line))
+        missed = False
+        if target.syllables is not None:
+            count = _nearest(totals, target.syllables)
+            missed = _distance(totals, target.syllables) > 0
+        else:
+            count = min(totals)
+        if target.rhymes_with is not None:
+            first, second = last_word(lines[target.rhymes_with]), last_word(line)
+            missed |= first is None or second is None or not rhyme(first, second)
+        marks.append(LineMark(syllables=count, rhyme=target.rhyme, missed=missed))
+    return marks
+
+
 def score_poem(lines: Sequence[str], form: Form, slant: bool = False) -> FormScore:
     """Score one poem's lines (stanza breaks already removed) against `form`; with `slant`, a
     slant rhyme (same stressed vowel or same final consonants) counts as a rhyme."""

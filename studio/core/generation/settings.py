@@ -7,7 +7,8 @@ all read the declarations through `declared()`, so they never disagree on a rang
 
 A setting has the range `write` and the engine accept (`cli`), and where the studio offers less
 (a control past it only degenerates verse), a narrower `studio` range. `control` says which
-settings get a studio control ("input": typed in place, "stepper": stepped on a grid of `step`);
+settings get a studio control ("input": a number typed in place, "stepper": stepped on a grid of
+`step`, "select": one of `choices`, "text": text its `grammar` checks, empty for unset);
 `saved` whether a poem's record keeps it.
 
 The declarations are read through this module's `SamplingParams` at call time (`declared`,
@@ -53,7 +54,7 @@ class Setting:
     cli: tuple[float, float]  # what `write` and the engine accept
     studio: tuple[float, float]  # what the studio's control offers (the cli range unless narrower)
     step: float  # the studio control's step
-    control: str | None  # "input", "stepper" or None: no studio control
+    control: str | None  # "input", "stepper", "select", "text" or None: no studio control
     saved: bool  # kept in a saved poem's record
     flag: str  # the `write` option, e.g. --top-p
     label: str  # how messages and the studio name it, e.g. top-p
@@ -63,6 +64,7 @@ class Setting:
     optional: bool = False  # None is allowed (the seed: None draws a fresh one)
     grammar: Callable[[str], Any] | None = None  # checks a text setting; raises its own error
     default_help: str = ""  # the default as the help says it, where the value alone would not
+    choices: tuple[str, ...] = ()  # the values a "select" control offers
 
     def range_text(self, studio: bool = False) -> str:
         """The accepted values in words, as the help and error messages say them."""
@@ -141,6 +143,7 @@ def setting(
     note: str = "",
     grammar: Callable[[str], Any] | None = None,
     default_help: str = "",
+    choices: tuple[str, ...] = (),
 ) -> Any:
     """A SamplingParams field that is also a `write` option, a studio setting and a record key.
 
@@ -162,6 +165,7 @@ def setting(
         "note": note,
         "grammar": grammar,
         "default_help": default_help,
+        "choices": choices,
     }
     return field(default=default, metadata={"setting": meta})
 
@@ -250,6 +254,8 @@ class SamplingParams:
         "free",
         f"The poem's form: {', '.join(PRESETS)} (not --format, the poems file's format).",
         grammar=check_form_name,
+        control="select",
+        choices=tuple(PRESETS),
     )
     rhyme: str | None = setting(
         None,
@@ -257,12 +263,15 @@ class SamplingParams:
         "(ABAB CDCD EFEF GG).",
         grammar=parse_scheme,
         default_help="the form's",
+        control="text",
+        label="scheme",
     )
     syllables: str | None = setting(
         None,
         "Syllables per line: 10, 5,7,5 or 8-9,8-9,5-6 (a shorter list repeats).",
         grammar=parse_syllables,
         default_help="the form's",
+        control="text",
     )
     meter: str | None = setting(
         None,
@@ -326,6 +335,7 @@ def declared(params_class: type[SamplingParams] | None = None) -> tuple[Setting,
                 optional=type(None) in kinds,
                 grammar=meta["grammar"],
                 default_help=meta["default_help"],
+                choices=meta["choices"],
             )
         )
     return tuple(specs)

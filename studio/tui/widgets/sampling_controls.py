@@ -1,6 +1,10 @@
 """Sampling controls: one per generation setting declared with a studio control
-(studio/core/generation/settings.py): numbers typed in place and checked as you type, and
-stepped values (the guidance strength) on a control that cannot leave its range."""
+(studio/core/generation/settings.py): numbers typed in place and checked as you type, stepped
+values (the guidance strength) on a control that cannot leave its range, a choice among names
+(the form's preset) and text read by its grammar (the rhyme scheme, the syllables).
+
+A value is applied only when the settings as a whole are valid (a scheme of 4 lines and 3
+syllable counts is not); otherwise Invalid carries the one-line reason and nothing changes."""
 
 from __future__ import annotations
 
@@ -9,10 +13,11 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import Input, Label
+from textual.widgets import Input, Label, Select
 
 from studio.core.generation import settings
 from studio.tui.widgets.stepper import Stepper
+from trainer.common.errors import PoetstudioError
 
 
 def strength_text(strength: float) -> str:
@@ -34,6 +39,13 @@ class SamplingControls(Vertical):
         def __init__(self, values: dict[str, Any]) -> None:
             super().__init__()
             self.values = values
+
+    class Invalid(Message):
+        """A control holds a value that is not applied; `error` says why in one line."""
+
+        def __init__(self, error: str) -> None:
+            super().__init__()
+            self.error = error
 
     def __init__(self, values: dict[str, Any], *, id: str | None = None) -> None:
         """`values` holds a value for each controlled setting, by name."""
@@ -59,9 +71,21 @@ class SamplingControls(Vertical):
                         fmt=_STEPPER_TEXT.get(spec.name, "{:g}".format),
                         id=f"control-{spec.name}",
                     )
+                elif spec.control == "select":
+                    yield Select(
+                        [(choice, choice) for choice in spec.choices],
+                        value=self._values[spec.name],
+                        allow_blank=False,
+                        compact=True,
+                        id=f"control-{spec.name}",
+                    )
                 else:
+                    value = self._values[spec.name]
                     yield Input(
-                        str(self._values[spec.name]), id=f"control-{spec.name}", compact=True
+                        "" if value is None else str(value),
+                        placeholder="the form's" if spec.control == "text" else "",
+                        id=f"control-{spec.name}",
+                        compact=True,
                     )
 
     def on_mount(self) -> None:
@@ -77,16 +101,51 @@ class SamplingControls(Vertical):
             self._values[key] = event.value
             self.post_message(self.Changed(self.values))
 
+    def on_select_changed(self, event: Select.Changed) -> None:
+        event.stop()
+        spec = self._specs.get((event.select.id or "").removeprefix("control-"))
+        if spec is not None and isinstance(event.value, str):
+            self._apply(spec, event.value, event.select)
+
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()
         spec = self._specs.get((event.input.id or "").removeprefix("control-"))
         if spec is None:
             return
+        if spec.control == "text":
+            text = event.value.strip()
+            if not text:
+                self._apply(spec, None, event.input)
+                return
+            try:
+                spec.check(text)
+            except PoetstudioError as error:
+                self._refuse(event.input, str(error))
+                return
+            self._apply(spec, text, event.input)
+            return
         value = spec.parse(event.value, studio=True)
-        event.input.set_class(value is None, "invalid")
-        if value is not None and value != self._values.get(spec.name):
+        if value is None:
+            event.input.add_class("invalid")
+            return
+        self._apply(spec, value, event.input)
+
+    def _apply(self, spec: settings.Setting, value: Any, control: Any) -> None:
+        """Take `value` if the settings with it are valid together, else mark the control."""
+        values = {**self._values, spec.name: value}
+        try:
+            settings.make_params(values).poem_form()
+        except PoetstudioError as error:
+            self._refuse(control, str(error))
+            return
+        control.remove_class("invalid")
+        if value != self._values.get(spec.name):
             self._values[spec.name] = value
             self.post_message(self.Changed(self.values))
+
+    def _refuse(self, control: Any, error: str) -> None:
+        control.add_class("invalid")
+        self.post_message(self.Invalid(error))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         # Enter in a control is not "generate": that belongs to the first-line input only.
