@@ -238,3 +238,11 @@ def test_rhyme_word_starts_get_a_bonus_only_from_the_minimum_words_on() -> None:
     assert rhyme.rescore(SimpleNamespace(text=line + " walk wxq"), taste(), relaxed=False).equal(
         taste()
     )  # type: ignore[arg-type]
+
+
+def test_a_last_line_that_would_end_the_poem_unrhymed_takes_its_rhyme() -> None:
+    rhyme = rhyme_target("AA")
+    ending = taste()
+    ending[TOKENS.index("</s>")] = 9.0  # the model would end the poem here
+    state = SimpleNamespace(text="the grey sea\nwalk the cold under stars")
+    assert allowed(rhyme.rescore(state, ending, relaxed=False)) == {" free", " we"}  # type: ignore[arg-type]

@@ -161,8 +161,8 @@ class RhymeTarget(Processor):
         words = phonetics.words_of(position.text)
         if words and position.rhyme_word and phonetics.rhymes(words[-1], position.rhyme_word):
             return None  # the model found a rhyme of its own
-        ends = kinds_mask(self.table, (Kind.NEWLINE, Kind.STANZA), scores.device)
-        would_end = bool(ends[int(scores.argmax())])
+        ends = kinds_mask(self.table, (Kind.NEWLINE, Kind.STANZA, Kind.SPECIAL), scores.device)
+        would_end = bool(ends[int(scores.argmax())])  # a break, or the end of the poem
         if len(words) >= MAX_WORDS_BEFORE_RHYME or (
             len(words) >= MIN_WORDS_BEFORE_RHYME and would_end
         ):
