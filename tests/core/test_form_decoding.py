@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import torch
 
+from studio.core.formtokens import TokenTable
 from studio.core.generation.poet import Poet
+from studio.core.generation.processors.rhyme import (
+    MAX_WORDS_BEFORE_RHYME,
+    MIN_WORDS_BEFORE_RHYME,
+    RHYME_BONUS,
+    RhymeTarget,
+)
 from studio.core.generation.settings import SamplingParams
 from tests.helpers.models import build_guided_adapters
 from trainer.common import phonetics
+from trainer.common.form import parse_form
 from trainer.common.home import DataHome
 from trainer.common.textformat import PoemTokens
 
@@ -176,3 +185,65 @@ def test_a_first_line_that_breaks_the_form_is_kept_and_sets_the_rhyme(poet: Poet
     lines = [line for line in text.split("\n") if line.strip()]
     assert lines[0] == "the grey sea" and len(lines) == 4
     assert phonetics.rhymes(last_word(lines[1]), "sea"), text
+
+
+def rhyme_target(rhyme: str) -> RhymeTarget:
+    """The rhyme processor over the test's vocabulary, for a scheme without syllable counts."""
+    tokenizer = WordTokenizer()
+    table = TokenTable.from_tokenizer(tokenizer, len(TOKENS))
+    return RhymeTarget(parse_form(rhyme=rhyme), table, tokenizer.encode)
+
+
+def taste() -> torch.Tensor:
+    return torch.tensor([TASTE.get(token, 1.0) for token in TOKENS])
+
+
+def allowed(scores: torch.Tensor) -> set[str]:
+    return {TOKENS[i] for i in range(len(TOKENS)) if scores[i] != float("-inf")}
+
+
+def test_a_line_whose_rhyme_word_is_whole_takes_one_punctuation_then_only_a_break() -> None:
+    rhyme = rhyme_target("AA")
+    state = SimpleNamespace(text="the grey sea\nwalk the cold under stars")
+    for _ in range(MAX_WORDS_BEFORE_RHYME):  # walk on until the rhyme is forced
+        offered = allowed(rhyme.rescore(state, taste(), relaxed=False))  # type: ignore[arg-type]
+        if " walk" not in offered:
+            break
+        state.text += " walk"
+        rhyme.observe(state, TOKENS.index(" walk"))  # type: ignore[arg-type]
+    assert offered == {" free", " we"}
+    state.text += " free"
+    rhyme.observe(state, TOKENS.index(" free"))  # type: ignore[arg-type]
+    assert allowed(rhyme.rescore(state, taste(), relaxed=False)) == {"\n", "\n\n", ","}  # type: ignore[arg-type]
+    state.text += ","
+    rhyme.observe(state, TOKENS.index(","))  # type: ignore[arg-type]
+    assert allowed(rhyme.rescore(state, taste(), relaxed=False)) == {"\n", "\n\n"}  # type: ignore[arg-type]
+
+
+def test_a_rhyme_groups_first_line_is_left_to_the_model() -> None:
+    rhyme = rhyme_target("AA")
+    state = SimpleNamespace(text=" walk" * MAX_WORDS_BEFORE_RHYME)
+    scores = rhyme.rescore(state, taste(), relaxed=False)  # type: ignore[arg-type]
+    assert torch.equal(scores, taste())
+
+
+def test_rhyme_word_starts_get_a_bonus_only_from_the_minimum_words_on() -> None:
+    rhyme = rhyme_target("AA")
+    line = "the grey sea\n" + " walk" * (MIN_WORDS_BEFORE_RHYME - 1)
+    early = rhyme.rescore(SimpleNamespace(text=line), taste(), relaxed=False)  # type: ignore[arg-type]
+    assert torch.equal(early, taste())
+    later = rhyme.rescore(SimpleNamespace(text=line + " walk"), taste(), relaxed=False)  # type: ignore[arg-type]
+    gained = {TOKENS[i] for i in range(len(TOKENS)) if later[i] != taste()[i]}
+    assert gained == {" free", " we"}
+    assert float(later[TOKENS.index(" free")]) == 1.0 + RHYME_BONUS
+    assert rhyme.rescore(SimpleNamespace(text=line + " walk wxq"), taste(), relaxed=False).equal(
+        taste()
+    )  # type: ignore[arg-type]
+
+
+def test_a_last_line_that_would_end_the_poem_unrhymed_takes_its_rhyme() -> None:
+    rhyme = rhyme_target("AA")
+    ending = taste()
+    ending[TOKENS.index("</s>")] = 9.0  # the model would end the poem here
+    state = SimpleNamespace(text="the grey sea\nwalk the cold under stars")
+    assert allowed(rhyme.rescore(state, ending, relaxed=False)) == {" free", " we"}  # type: ignore[arg-type]

@@ -4,8 +4,12 @@ and a group's first line ends on a word that has rhymes (not "the", not a word l
 When the line's last word is due, only the tokens that spell a rhyming word may come, along the
 tokenizer's own spelling of it (studio/core/formtokens.py's `RhymeTrie`), until the word is whole.
 The last word is due when the syllables left fit one word of at most MAX_RHYME_SYLLABLES (a line
-with a syllable count), or, in a line without one, once it has a few words and would end now (a
-line break scores best). A preference: relaxed, it yields, and the line misses its rhyme.
+with a syllable count). A line without one is steered softly: from MIN_WORDS_BEFORE_RHYME words
+on, the first tokens of rhyming words get RHYME_BONUS at each word start, so the model may take a
+rhyme where it fits; the rhyme is forced only as a last resort (the line would end unrhymed, or it
+has MAX_WORDS_BEFORE_RHYME words). There a group's first line is the model's own: its last word
+sets the target. Once its rhyme word is whole, such a line closes: one punctuation token at most,
+then a line or stanza break. A preference: relaxed, it yields, and the line misses its rhyme.
 """
 
 from __future__ import annotations
@@ -34,9 +38,11 @@ if TYPE_CHECKING:
     from trainer.common.form import Form
 
 MAX_RHYME_SYLLABLES = 3
-# A line without a syllable count takes its rhyme once it has this many words and would end...
+# A line without a syllable count is offered rhymes once it has this many words...
 MIN_WORDS_BEFORE_RHYME = 4
-# ...or once it has this many, whatever it would do.
+# ...with this added to the scores of their first tokens (chosen by reading poems: 2 to 4 tried),
+RHYME_BONUS = 3.0
+# and takes one by force once it has this many, or would end unrhymed.
 MAX_WORDS_BEFORE_RHYME = 10
 # Rhymes come from the commonest single-token words (BPE merges come roughly by frequency), so
 # that a forced rhyme reaches for "night", not "samurai".
@@ -57,6 +63,8 @@ class RhymeTarget(Processor):
         self.spelling: list[int] | None = None  # the rhyme word's tokens so far
         self.trie: RhymeTrie | None = None
         self.offered: frozenset[int] = frozenset()  # the tokens this step allowed
+        self.could_end = False  # the rhyme word offered this step was already whole
+        self.closed_at: int | None = None  # the line (its newlines before it) whose rhyme is whole
 
     @functools.cached_property
     def words(self) -> list[str]:
@@ -92,16 +100,23 @@ class RhymeTarget(Processor):
 
     def rescore(self, state: PoemState, scores: torch.Tensor, relaxed: bool) -> torch.Tensor:
         self.offered = frozenset()
+        self.could_end = False
         if relaxed:
             return scores
         position = form_position(state.text, self.form)
         if position.finished or position.line.rhyme is None:
             self.spelling = None
             return scores
+        free = position.line.syllables is None
+        if free and self.closed_at == state.text.count("\n"):
+            return self._close(position, scores)
+        self.closed_at = None
+        if free and position.rhyme_word is None:
+            return scores  # a group's first line: the model ends it, its last word sets the target
         if self.spelling is None:
             span = self._due(position, scores)
             if span is None:
-                return scores
+                return self._boost(position, scores) if free else scores
             if span[0] > span[1]:  # not yet: keep room for the shortest rhyme after this word
                 return self._leave_room(position.rhyme_word, span[1], scores)
             self.trie = self._trie(position.rhyme_word, *span)
@@ -112,8 +127,13 @@ class RhymeTarget(Processor):
             assert self.trie is not None
             allowed, can_end = self.trie.step(self.spelling)
             if not allowed:
-                return scores  # the word is whole: the line's other rules decide what follows
+                if not free:
+                    return scores  # the word is whole: the syllable count decides what follows
+                self.spelling = None
+                self.closed_at = state.text.count("\n")
+                return self._close(position, scores)
         self.offered = frozenset(allowed)
+        self.could_end = can_end
         mask = ids_mask(allowed, scores.shape[0], scores.device)
         if can_end:
             ends = (Kind.NEWLINE, Kind.STANZA, Kind.PUNCT)
@@ -138,12 +158,40 @@ class RhymeTarget(Processor):
             if high > MAX_RHYME_SYLLABLES or not self._trie(position.rhyme_word, low, high):
                 return (high + 1, high)  # not due: an empty span carrying the room left
             return low, high
-        words = len(phonetics.words_of(position.text))
-        ends = kinds_mask(self.table, (Kind.NEWLINE, Kind.STANZA), scores.device)
-        would_end = bool(ends[int(scores.argmax())])
-        if words >= MAX_WORDS_BEFORE_RHYME or (words >= MIN_WORDS_BEFORE_RHYME and would_end):
+        words = phonetics.words_of(position.text)
+        if words and position.rhyme_word and phonetics.rhymes(words[-1], position.rhyme_word):
+            return None  # the model found a rhyme of its own
+        ends = kinds_mask(self.table, (Kind.NEWLINE, Kind.STANZA, Kind.SPECIAL), scores.device)
+        would_end = bool(ends[int(scores.argmax())])  # a break, or the end of the poem
+        if len(words) >= MAX_WORDS_BEFORE_RHYME or (
+            len(words) >= MIN_WORDS_BEFORE_RHYME and would_end
+        ):
             return 1, MAX_RHYME_SYLLABLES
         return None
+
+    def _boost(self, position: FormPosition, scores: torch.Tensor) -> torch.Tensor:
+        """Add RHYME_BONUS to the first tokens of rhyming words after a whole word, from
+        MIN_WORDS_BEFORE_RHYME words on; a token so chosen starts the rhyme word (`observe`)."""
+        state = line_state(position.text)
+        mid_word = bool(state.partial) and not phonetics.is_known(state.partial)
+        if mid_word or len(phonetics.words_of(position.text)) < MIN_WORDS_BEFORE_RHYME:
+            return scores
+        self.trie = self._trie(position.rhyme_word, 1, MAX_RHYME_SYLLABLES)
+        starts, _ = self.trie.step([])
+        if not starts:
+            return scores
+        self.offered = frozenset(starts)
+        bonus = ids_mask(starts, scores.shape[0], scores.device)
+        return scores + bonus.to(scores.dtype) * RHYME_BONUS
+
+    def _close(self, position: FormPosition, scores: torch.Tensor) -> torch.Tensor:
+        """The line's rhyme word is whole: one punctuation token may follow, then a break."""
+        ends = [Kind.NEWLINE, Kind.STANZA]
+        if not line_state(position.text).ends_with_punct:
+            ends.append(Kind.PUNCT)
+        return scores.masked_fill(
+            ~kinds_mask(self.table, tuple(ends), scores.device), float("-inf")
+        )
 
     def _leave_room(self, target: str | None, room: int, scores: torch.Tensor) -> torch.Tensor:
         """Mask words so long that no rhyme would fit after them in the `room` syllables left."""
@@ -171,8 +219,10 @@ class RhymeTarget(Processor):
     def observe(self, state: PoemState, token: int) -> None:
         if token in self.offered:
             self.spelling = [*(self.spelling or []), token]
-        else:
-            self.spelling = None
+            return
+        if self.spelling is not None and self.could_end and self.table.kinds[token] is Kind.PUNCT:
+            self.closed_at = state.text.count("\n")  # the model ended the whole rhyme word
+        self.spelling = None
 
 
 def build(plan: PoemPlan, state: PoemState) -> Processor | None:
