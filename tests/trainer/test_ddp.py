@@ -288,7 +288,7 @@ states = [torch.zeros_like(state) for _ in range(ranks.world)]
 dist.all_gather(states, state)
 if ranks.is_main:
     print(json.dumps({"same_random_state": torch.equal(states[0], states[1])}))
-distributed.stop()
+distributed.stop(together=True)
 """
 
 
@@ -346,3 +346,58 @@ def test_each_rank_draws_from_its_own_stream_a_pure_function_of_the_step() -> No
     assert len(seeds) == 400 and all(0 <= seed < 2**63 for seed in seeds)
     assert distributed.step_seed(7, 1, 5) == distributed.step_seed(7, 1, 5)
     assert distributed.step_seed(7, 1, 5) != distributed.step_seed(8, 1, 5)
+
+
+# Rank 1 is slow to close its connections; rank 0 must not leave before it has.
+LEAVING = """
+import sys, time
+import torch.distributed as dist
+from trainer.training import distributed
+
+ranks = distributed.env_ranks()
+distributed.start(ranks, "cpu")
+if ranks.rank == 1:
+    destroy = dist.destroy_process_group
+
+    def slow_destroy():
+        time.sleep(1.0)
+        destroy()
+
+    dist.destroy_process_group = slow_destroy
+distributed.stop(together=True)
+print(time.time())
+"""
+
+
+@pytest.mark.subprocess
+def test_after_a_good_run_rank_0_leaves_only_once_every_rank_has_closed_its_connections() -> None:
+    import socket
+    import subprocess
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", LEAVING],
+            env={
+                **os.environ,
+                "MASTER_ADDR": "127.0.0.1",
+                "MASTER_PORT": str(port),
+                "RANK": str(rank),
+                "WORLD_SIZE": "2",
+                "OMP_NUM_THREADS": "1",
+            },
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
+    try:
+        outputs = [process.communicate(timeout=120)[0] for process in processes]
+    finally:
+        for process in processes:
+            process.kill()
+    assert [process.returncode for process in processes] == [0, 0], outputs
+    rank0_left, rank1_left = (float(output.split()[-1]) for output in outputs)
+    assert rank0_left >= rank1_left - 0.05  # the two clocks are one; print order is not

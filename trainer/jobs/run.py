@@ -73,6 +73,7 @@ def run(job_dir: Path) -> int:
         from trainer.training.loop import train
 
         train(config, home, job_dir, stop=stop, resume=bool(job.get("resume")), ranks=ranks)
+        distributed.stop(together=True)
         return 0
     except PoetstudioError as exc:
         report(ranks, exc, events, str(exc), to_events=True)

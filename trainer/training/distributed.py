@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import os
 import signal
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
 IGNORE = -100  # the label value the loss skips (trainer/training/packing.py uses the same)
 # Set by trainer/jobs/launch.py for its ranks: the pid of the launching process they die with.
 LAUNCHER_PID = "POETSTUDIO_LAUNCHER_PID"
+# How long rank 0 waits for the other ranks to close their connections after a good run.
+LEAVE_TIMEOUT_S = 60.0
+LEFT_KEY = "poetstudio/ranks-left"
 
 
 @dataclass(frozen=True)
@@ -165,12 +169,31 @@ def start(ranks: Ranks, device: str) -> None:
         dist.init_process_group("gloo")
 
 
-def stop() -> None:
-    """Leave the process group, if this process joined one."""
+def stop(*, together: bool = False) -> None:
+    """Leave the process group, if this process joined one.
+
+    `together` is for a run that ended well on every rank: the ranks meet, close their
+    connections, and rank 0 (which hosts the rendezvous store) exits last. A rank that exits while
+    a peer still holds an open gloo connection to it can abort that peer (SIGABRT, "terminate
+    called") and turn a finished run into a failed one. After a failure the peers may be gone or
+    stuck, so this process leaves at once.
+    """
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if not together:
         dist.destroy_process_group()
+        return
+    dist.barrier()
+    store = dist.distributed_c10d._get_default_store()
+    world, rank = dist.get_world_size(), dist.get_rank()
+    dist.destroy_process_group()
+    left = store.add(LEFT_KEY, 1)
+    deadline = time.monotonic() + LEAVE_TIMEOUT_S
+    while rank == 0 and left < world and time.monotonic() < deadline:
+        time.sleep(0.01)
+        left = store.add(LEFT_KEY, 0)
 
 
 def share(count: int, ranks: Ranks) -> slice:
