@@ -131,7 +131,7 @@ def measured_precision(
     """fp32 or bf16: what `auto` decodes in on this CPU for a model of `config` on `backend`.
 
     Pinned by the environment, else the cached answer, else timed now (`announce` is called
-    first) and cached.
+    first) and cached; should the timing fail, the CPU's flags decide, as they did before.
     """
     pinned = _pinned()
     if pinned is not None:
@@ -144,7 +144,10 @@ def measured_precision(
         return cached
     if announce is not None:
         announce()
-    step_ms = measure(backend, config)
+    try:
+        step_ms = measure(backend, config)
+    except Exception:  # a model the timing cannot run: go by the flags, and time again next load
+        return "bf16" if cpu_has_native_bf16() else "fp32"
     precision = choose(step_ms)
     fresh = dict(entries or {})
     fresh[key] = {
