@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from studio.core.generation.processors.guidance import (
-    NUCLEUS_HEAD,
+    NUCLEUS_FLOOR,
     Guidance,
     candidate_scores,
     guided_scores,
@@ -27,8 +27,8 @@ from tests.helpers.guidance_reference import reference_scores
 pytestmark = pytest.mark.numerics
 
 VOCAB = 49_152  # the bundled base's vocabulary
-# Logit spreads from peaked (a nucleus of a token or two) to flat (tens of thousands): every path
-# of the nucleus search (the floor, the top 4096, the full sort) is taken.
+# Logit spreads from peaked (a nucleus of a token or two) to flat (tens of thousands): the nucleus
+# search finds the nucleus above its floor, and below it at the bound.
 SPREADS = (8.0, 4.0, 3.0, 2.0, 0.3)
 
 
@@ -77,19 +77,15 @@ def test_the_guidance_step_hands_on_the_same_scores_as_masking_every_token(sprea
 
 
 def test_the_nucleus_search_takes_each_of_its_paths() -> None:
-    """The spreads above reach each path: the tokens above the floor holding the nucleus's mass,
-    the top 4096 holding it, and neither (the full sort)."""
+    """The spreads above reach the floor and the bound below it; probabilities whose mass falls
+    short of top-p (as rounding could leave them) take the full sort, keeping every token."""
     import torch
-
-    from studio.core.generation.processors.guidance import NUCLEUS_FLOOR
 
     paths = set()
     for spread in SPREADS:
         probs = torch.softmax(random_rows(1, spread, seed=0)[0], -1)
-        if float(probs[probs >= NUCLEUS_FLOOR].sum()) >= 0.9:
-            paths.add("floor")
-        elif nucleus_tokens(probs, 0.9).numel() <= NUCLEUS_HEAD:
-            paths.add("head")
-        else:
-            paths.add("sort")
-    assert paths == {"floor", "head", "sort"}
+        above = float(probs[probs >= NUCLEUS_FLOOR].sum()) >= 0.9
+        paths.add("floor" if above else "bound")
+    assert paths == {"floor", "bound"}
+    short = torch.full((1000,), 0.5 / 1000)
+    assert torch.equal(torch.sort(nucleus_tokens(short, 0.9)).values, torch.arange(1000))
