@@ -4,8 +4,8 @@ A CPU's flags do not say which is faster for decoding: on an AMD EPYC with AVX-5
 weights decoded plain poems at 0.93x fp32's tokens/s, on an AVX2-only CPU at 0.20x
 (benchmarks/bench_generate.py --bf16); and a guided step (two rows) can rank them the other way
 round. So the first `auto` load on a CPU times a decode step of the model's own architecture (full
-depth, stand-in weights, the emotion and neutral rows of a guided step, one thread) in each
-precision, about two seconds, and keeps the answer in the data home's
+depth, stand-in weights, two LoRA adapters as the emotion and neutral rows of a guided step, one
+thread) in each precision, a few seconds, and keeps the answer in the data home's
 `cache/decode-precision.json`: one entry per CPU (name and flags), torch version, backend and model
 shape, so a new torch, CPU or model is timed again and a backend adds its own entry. bf16 is taken
 only when it is clearly faster (fp32 rounds less). On a GPU `auto` is as before (precision.py).
@@ -49,6 +49,7 @@ BF16_MARGIN = 0.95
 BLOCKS = ("fp32", "bf16", "fp32")
 WARM_STEPS, TIMED_STEPS = 1, 3
 ROWS = 2  # the default decode is guided: the emotion and neutral rows in one forward
+LORA_RANK = 16  # `poetstudio train`'s default rank
 PROMPT = 8  # positions in the KV cache before the timed steps, as after a short first line
 
 
@@ -218,31 +219,54 @@ def _ratio(times: dict[str, list[float]]) -> float:
     return statistics.median(times["bf16"]) / statistics.median(times["fp32"])
 
 
+def _with_adapters(model: torch.nn.Module) -> Any:
+    """`model` with an emotion and a neutral LoRA adapter on every linear layer, at the rank
+    `poetstudio train` gives them (peft's initialisation, on a private random stream)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(r=LORA_RANK, lora_alpha=2 * LORA_RANK, target_modules="all-linear")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        peft = get_peft_model(model, lora, adapter_name="emotion")
+        peft.add_adapter("neutral", lora)
+    return peft.eval()
+
+
 def _torch_step_ms(config: PretrainedConfig) -> dict[str, float]:
-    """The torch backend's decode step, as the loader prepares models, in fp32 and bf16."""
+    """The torch backend's guided decode step as the loader prepares it (column-major weights,
+    the emotion and neutral adapters as rows of one forward), in fp32 and bf16."""
     import torch
 
+    from studio.core import fastlora
     from studio.core.loader import _cache_argument, _column_major_weights
 
     times: dict[str, list[float]] = {name: [] for name in CANDIDATES}
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
-    with _one_thread(), torch.inference_mode():
-        model = _stand_in_model(config)
+    with _one_thread():
+        peft = _with_adapters(_stand_in_model(config))
+        layers = fastlora.lora_layers(peft)
+        model = peft.get_base_model()
         cache_arg = _cache_argument(model)
         prompt = torch.ones((ROWS, PROMPT), dtype=torch.long)
         step = torch.ones((ROWS, 1), dtype=torch.long)
         for block, name in enumerate(BLOCKS):
-            model.to(dtypes[name])
-            _column_major_weights(model)
-            out = model(input_ids=prompt, use_cache=True, logits_to_keep=1)
-            cache = getattr(out, cache_arg)
-            for index in range(WARM_STEPS + TIMED_STEPS):
-                start = time.perf_counter()
-                out = model(input_ids=step, use_cache=True, logits_to_keep=1, **{cache_arg: cache})
-                if index >= WARM_STEPS:
-                    times[name].append((time.perf_counter() - start) * 1000)
+            with torch.no_grad():
+                peft.to(dtypes[name])
+                _column_major_weights(model)
+                fastlora.install_rows(layers, ["emotion", "neutral"][:ROWS])
+            with torch.inference_mode():
+                out = model(input_ids=prompt, use_cache=True, logits_to_keep=1)
                 cache = getattr(out, cache_arg)
+                for index in range(WARM_STEPS + TIMED_STEPS):
+                    start = time.perf_counter()
+                    out = model(
+                        input_ids=step, use_cache=True, logits_to_keep=1, **{cache_arg: cache}
+                    )
+                    if index >= WARM_STEPS:
+                        times[name].append((time.perf_counter() - start) * 1000)
+                    cache = getattr(out, cache_arg)
             if block == 1 and not 0.8 < _ratio(times) < 1.25:
                 break  # a clear answer (bf16 emulated, or clearly faster): no need to look closer
-        del model
+        del model, peft, layers
     return {name: statistics.median(values) for name, values in times.items()}
