@@ -7,8 +7,9 @@ the bundled joy and neutral adapters, medians over the rounds:
   masked: tests/helpers/guidance_reference.py); tokens/s and the guided/plain ratios;
 - the guidance step alone, before and after, on the very rows those guided poems produced
   (microseconds per step: steadier than tokens/s on a shared machine);
-- with --bf16, plain and guided decoding with bf16 weights in the same rounds (what `auto`'s
-  timing should agree with);
+- with --bf16, plain and guided decoding with bf16 weights in the same rounds, and a guided
+  forward alone in each precision, alternating step by step (what `auto`'s timing should agree
+  with);
 - with --precision-timing, what `auto`'s one-time timing of fp32 and bf16 decode steps finds on
   this CPU and how long it takes (studio/core/generation/decode_precision.py).
 The CPU (model, torch capability, bf16 flags) and the load average before and after are printed:
@@ -103,6 +104,31 @@ def step_us(step: Any, rows: list[Any], repeats: int = 3) -> float:
     return statistics.median(times) * 1e6
 
 
+def guided_step_ms(poets: dict[str, Poet], steps: int = 24) -> dict[str, float]:
+    """Median ms of one guided forward (the emotion and neutral rows), one thread, each Poet's
+    precision in turn step by step (the order alternating), so both see the same machine."""
+    import torch
+
+    batches = {
+        name: poet.backend.rows(
+            [poet.backend.load(poet.model_info(e)) for e in (EMOTION, "neutral")]
+        )
+        for name, poet in poets.items()
+    }
+    times: dict[str, list[float]] = {name: [] for name in poets}
+    names = list(poets)
+    with torch_threads(1), torch.inference_mode():
+        for rows in batches.values():
+            rows.forward(torch.ones((1, 8), dtype=torch.long))
+        for index in range(steps + 2):  # two steps warm up
+            for name in names if index % 2 else reversed(names):
+                start = time.perf_counter()
+                batches[name].forward(torch.ones((1, 1), dtype=torch.long))
+                if index >= 2:
+                    times[name].append((time.perf_counter() - start) * 1000)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -118,6 +144,8 @@ def main() -> None:
         "--bf16", action="store_true", help="also decode plain and guided with bf16 weights"
     )
     args = parser.parse_args()
+    if args.bf16 and args.precision == "bf16":
+        parser.error("--bf16 compares bf16 with --precision fp32")
 
     import torch
 
@@ -196,6 +224,12 @@ def main() -> None:
         print(f"  {name} / plain: {median[name] / median['plain']:.3f}x")
     print(f"  after / before: {median['guided, after'] / median['guided, before']:.3f}x")
     if args.bf16:
+        step_ms = guided_step_ms({args.precision: poet, "bf16": half})
+        shown = ", ".join(f"{name} {ms:.1f} ms" for name, ms in step_ms.items())
+        print(
+            f"  a guided forward alone, 1 thread, step by step: {shown} = "
+            f"{step_ms['bf16'] / step_ms[args.precision]:.3f}x"
+        )
         for name in ("plain", "guided"):
             ratio = median[f"{name}, bf16"] / median[name if name == "plain" else "guided, after"]
             print(f"  {name}: bf16 / {args.precision}: {ratio:.3f}x")
