@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 from pathlib import Path
 from typing import Any, NoReturn
@@ -13,7 +12,7 @@ from typer.testing import CliRunner
 from tests.helpers.models import build_tiny_base, build_tiny_lora
 from trainer.common.bases import MARKER, OFFLINE_PRESET
 from trainer.common.home import ENV_VAR, DataHome, resolve_home
-from trainer.common.precision import NATIVE_BF16_ENV
+from trainer.common.precision import NATIVE_BF16_ENV, cpu_reports_native_bf16
 
 # The data home the tests were started with, read once before any test isolates itself: only the
 # `real_base` fixture looks into it, and only to read its converted base model.
@@ -35,15 +34,6 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("trainer.common.home.default_root", lambda: tmp_path / "platform-home")
 
 
-@functools.cache
-def _cpu_native_bf16() -> bool:
-    """What this CPU reports about native bf16, ignoring any forced answer."""
-    import torch
-
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
-
-
 def _no_timing(*args: Any) -> NoReturn:
     # pytest.fail raises past `except Exception`, which the timing's own fallback uses.
     pytest.fail("a test timed decode steps: pin the precision (fp32, bf16) instead")
@@ -58,7 +48,7 @@ def _pinned_decode_precision(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.delenv(DECODE_PRECISION_ENV, raising=False)
     if NATIVE_BF16_ENV not in os.environ:
-        monkeypatch.setenv(NATIVE_BF16_ENV, "1" if _cpu_native_bf16() else "0")
+        monkeypatch.setenv(NATIVE_BF16_ENV, "1" if cpu_reports_native_bf16() else "0")
     monkeypatch.setattr("studio.core.generation.decode_precision.measure", _no_timing)
 
 

@@ -34,6 +34,11 @@ def cpu_has_native_bf16() -> bool:
         if forced not in ("0", "1"):
             raise PoetstudioError(f"${NATIVE_BF16_ENV} must be 1 or 0, not {forced!r}")
         return forced == "1"
+    return cpu_reports_native_bf16()
+
+
+def cpu_reports_native_bf16() -> bool:
+    """What the CPU itself reports: AVX-512 BF16 or AMX, whatever $POETSTUDIO_CPU_BF16 says."""
     import torch
 
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
