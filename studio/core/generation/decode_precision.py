@@ -208,9 +208,9 @@ def _stand_in_model(config: PretrainedConfig) -> torch.nn.Module:
                 parameter.fill_(1.0)
                 continue
             flat = parameter.view(-1)
-            for start in range(0, flat.numel(), tile.numel()):
-                end = min(start + tile.numel(), flat.numel())
-                flat[start:end] = tile[: end - start]
+            whole = flat.numel() // tile.numel()
+            flat[: whole * tile.numel()].view(whole, tile.numel()).copy_(tile.expand(whole, -1))
+            flat[whole * tile.numel() :] = tile[: flat.numel() - whole * tile.numel()]
     return model.eval()
 
 
