@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, NoReturn
 
 import pytest
 from typer.testing import CliRunner
@@ -11,6 +12,7 @@ from typer.testing import CliRunner
 from tests.helpers.models import build_tiny_base, build_tiny_lora
 from trainer.common.bases import MARKER, OFFLINE_PRESET
 from trainer.common.home import ENV_VAR, DataHome, resolve_home
+from trainer.common.precision import NATIVE_BF16_ENV, cpu_reports_native_bf16
 
 # The data home the tests were started with, read once before any test isolates itself: only the
 # `real_base` fixture looks into it, and only to read its converted base model.
@@ -30,6 +32,24 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ENV_VAR, str(tmp_path / "home"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
     monkeypatch.setattr("trainer.common.home.default_root", lambda: tmp_path / "platform-home")
+
+
+def _no_timing(*args: Any) -> NoReturn:
+    # pytest.fail raises past `except Exception`, which the timing's own fallback uses.
+    pytest.fail("a test timed decode steps: pin the precision (fp32, bf16) instead")
+
+
+@pytest.fixture(autouse=True)
+def _pinned_decode_precision(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`auto` never times decoding in a test: it follows the CPU's bf16 answer as
+    $POETSTUDIO_CPU_BF16 states it (tests/rerun_numerics.py flips it; otherwise this CPU's own),
+    and a timing fails the test. A test of the timed choice replaces the timing function."""
+    from studio.core.generation.decode_precision import DECODE_PRECISION_ENV
+
+    monkeypatch.delenv(DECODE_PRECISION_ENV, raising=False)
+    if NATIVE_BF16_ENV not in os.environ:
+        monkeypatch.setenv(NATIVE_BF16_ENV, "1" if cpu_reports_native_bf16() else "0")
+    monkeypatch.setattr("studio.core.generation.decode_precision.measure", _no_timing)
 
 
 @pytest.fixture

@@ -271,11 +271,9 @@ class ModelLoader:
         """Load a tokenizer and causal LM from a local folder or Hub id onto the device."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from trainer.common.precision import inference_dtype
-
         _quiet_transformers()
         report(0.1, f"loading tokenizer for {what}")
-        dtype = inference_dtype(self.device, self.precision)
+        dtype = self._dtype_for(source, report, what)
         try:
             tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
             report(0.2, f"loading {what} weights")
@@ -302,6 +300,27 @@ class ModelLoader:
             exempt=exempt,
             cache_arg=_cache_argument(model),
         )
+
+    def _dtype_for(self, source: str, report: ProgressFn, what: str) -> torch.dtype:
+        """The dtype to load `source` in; on a CPU `auto` is whichever of fp32 and bf16 decodes
+        faster here, timed once (studio/core/generation/decode_precision.py)."""
+        from trainer.common.precision import inference_dtype
+
+        precision = self.precision
+        if precision == "auto" and self.device == "cpu":
+            from transformers import AutoConfig
+
+            from studio.core.generation.decode_precision import measured_precision
+
+            try:
+                config = AutoConfig.from_pretrained(source, trust_remote_code=False)
+            except Exception as exc:  # a broken or foreign folder fails in many ways
+                raise PoetstudioError(
+                    f"cannot load {what} from {source}: {first_line(exc)}"
+                ) from None
+            note = "timing fp32 and bf16 decoding on this CPU (once)"
+            precision = measured_precision(self.home, config, "torch", lambda: report(0.15, note))
+        return inference_dtype(self.device, precision)
 
     def _shared_weights(self, source: str, dtype: torch.dtype) -> PreTrainedModel | None:
         """The CPU model of folder `source` on weights memory-mapped from the data home's

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # Forces the CPU-feature answer below: "1" (native bf16) or "0" (none). The test suite runs its
-# numerics tests under both answers on every machine; users can pin `auto` with it too.
+# numerics tests under both answers on every machine; users can pin `auto` with it too (for
+# training, and for decoding in place of the studio's timed choice).
 NATIVE_BF16_ENV = "POETSTUDIO_CPU_BF16"
 
 
@@ -33,6 +34,11 @@ def cpu_has_native_bf16() -> bool:
         if forced not in ("0", "1"):
             raise PoetstudioError(f"${NATIVE_BF16_ENV} must be 1 or 0, not {forced!r}")
         return forced == "1"
+    return cpu_reports_native_bf16()
+
+
+def cpu_reports_native_bf16() -> bool:
+    """What the CPU itself reports: AVX-512 BF16 or AMX, whatever $POETSTUDIO_CPU_BF16 says."""
     import torch
 
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
@@ -64,7 +70,8 @@ def inference_dtype(device: str, precision: str = "auto") -> torch.dtype:
 
     auto: bf16 on GPUs that have it (else fp16), fp16 on MPS, bf16 on CPUs with native bf16 and
     fp32 on other CPUs, where bf16 is emulated (measured here on an AVX2-only CPU: a bf16 decoding
-    step took about 10x as long as an fp32 one).
+    step took about 10x as long as an fp32 one). The studio does not leave a CPU's `auto` to the
+    flags: it times both and passes the faster (studio/core/generation/decode_precision.py).
     """
     import torch
 
