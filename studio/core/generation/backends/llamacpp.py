@@ -25,6 +25,7 @@ import os
 import threading
 import weakref
 from collections.abc import Hashable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -47,7 +48,9 @@ INSTALL_HINT = "install it with `pip install 'poetstudio[fast]'` (or `make setup
 # KV cells of one context, shared by its rows (sequences); a row can attend to this many.
 CONTEXT_CELLS = 2048
 ROWS_PER_CONTEXT = 64  # sequences one context holds (co-writing and best-of-n rows)
-BATCH_TOKENS = 512  # tokens per decode call; a longer prompt goes in pieces
+# Tokens per decode call; a longer prompt goes in pieces. llama.cpp sizes a context's work
+# buffers by it, and its logits buffer by the outputs (one per row): memory, not speed, here.
+BATCH_TOKENS = 128
 POOLED_CONTEXTS = 3  # idle contexts kept per base for the next batch
 
 
@@ -111,6 +114,7 @@ class _Context:
         params.n_batch = BATCH_TOKENS
         params.n_ubatch = BATCH_TOKENS
         params.n_seq_max = ROWS_PER_CONTEXT
+        params.n_outputs_max = ROWS_PER_CONTEXT
         params.kv_unified = True  # the sequences share the cells, however many each holds
         params.no_perf = True
         self.handle = lib.llama_init_from_model(base.model, params)
@@ -247,6 +251,16 @@ def _file_type(value: int) -> str:
     return name.removeprefix("MOSTLY_").removeprefix("ALL_").lower()
 
 
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _pool(size: int) -> ThreadPoolExecutor:
+    """A process-wide pool of `size` threads that run contexts' decodes side by side."""
+    if size not in _POOLS:
+        _POOLS[size] = ThreadPoolExecutor(size, thread_name_prefix="llama-rows")
+    return _POOLS[size]
+
+
 @dataclass
 class _Row:
     """A batch row: the context of its adapter and its sequence there."""
@@ -287,20 +301,36 @@ class LlamaRows:
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """Feed `ids` ([1, tokens] for every row alike, or [rows, tokens]); return the last
-        position's scores, [rows, vocab]."""
+        position's scores, [rows, vocab].
+
+        With as many threads as contexts, the contexts decode at once, each on its share of the
+        threads (llama.cpp releases the GIL): guidance's two decodes then take about the time
+        of one on half the cores, instead of two on all of them.
+        """
         import numpy as np
         import torch
 
         table = ids.tolist()
         out = np.empty((len(self.rows), self.base.vocab), dtype=np.float32)
+        groups = []
         for context in self.contexts.values():
             members = [i for i, row in enumerate(self.rows) if row.context is context]
-            if not members:
-                continue
-            context.use(context.adapter, self.threads)
-            feed = [(self.rows[i].seq, table[0 if len(table) == 1 else i]) for i in members]
+            if members:
+                feed = [(self.rows[i].seq, table[0 if len(table) == 1 else i]) for i in members]
+                groups.append((context, members, feed))
+        share = self.threads // len(groups) if self.threads >= len(groups) > 1 else 0
+
+        def run(group: tuple[_Context, list[int], list[tuple[int, list[int]]]]) -> None:
+            context, members, feed = group
+            context.use(context.adapter, share or self.threads)
             for index, logits in zip(members, context.decode(feed, self.length), strict=True):
                 out[index] = logits
+
+        if share:
+            list(_pool(len(groups)).map(run, groups))
+        else:
+            for group in groups:
+                run(group)
         self.length += len(table[0])
         return torch.from_numpy(out)
 
