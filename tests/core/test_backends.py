@@ -259,3 +259,15 @@ def test_contexts_decoding_side_by_side_score_as_one_after_another(llama_poet: P
             scores.append(torch.cat([first, rows.forward(ids[:, :1])]))
     assert 2 in llamacpp._POOLS  # the two contexts did decode side by side
     assert torch.allclose(scores[0], scores[1], atol=1e-4)
+
+
+def test_a_batch_of_many_long_poems_fits_the_llama_backends_cache(llama_poet: Poet) -> None:
+    """Batched writing (eval) puts every poem's rows of one adapter in one context; its cache
+    grows with the rows (16 poems of 200 tokens overflowed a fixed 2048-cell cache)."""
+    from studio.core.batch import PoemRequest, write_poems
+
+    settings = params("llama", seed=1, max_new_tokens=200, **ENDLESS)
+    requests = [PoemRequest("joy", "", settings) for _ in range(16)]
+    written = write_poems(llama_poet, requests)
+    assert [stats.tokens for _, stats in written] == [200] * 16
+    assert {stats.backend for _, stats in written} == {"llama"}

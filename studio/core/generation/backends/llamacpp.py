@@ -24,6 +24,7 @@ import logging
 import os
 import threading
 import weakref
+from collections import Counter
 from collections.abc import Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -47,7 +48,10 @@ NAME = "llama"
 INSTALL_HINT = "install it with `pip install 'poetstudio[fast]'` (or `make setup`)"
 # KV cells of one context, shared by its rows (sequences); a row can attend to this many.
 CONTEXT_CELLS = 2048
-ROWS_PER_CONTEXT = 64  # sequences one context holds (co-writing and best-of-n rows)
+# A context made for many rows (batched writing, eval) gets this many cells a row, which holds a
+# poem at the default settings; forked rows share their prefix's cells.
+ROW_CELLS = 320
+ROWS_PER_CONTEXT = 128  # sequences one context holds (studio/core/batch.py's MAX_ROWS)
 # Tokens per decode call; a longer prompt goes in pieces. llama.cpp sizes a context's work
 # buffers by it, and its logits buffer by the outputs (one per row): memory, not speed, here.
 BATCH_TOKENS = 128
@@ -107,10 +111,11 @@ class LlamaModel:
 class _Context:
     """One llama.cpp context: a KV cache of CONTEXT_CELLS cells shared by its sequences."""
 
-    def __init__(self, base: GgufBase) -> None:
+    def __init__(self, base: GgufBase, cells: int = CONTEXT_CELLS) -> None:
         lib = library()
         params = lib.llama_context_default_params()
-        params.n_ctx = CONTEXT_CELLS
+        params.n_ctx = cells
+        self.cells = cells
         params.n_batch = BATCH_TOKENS
         params.n_ubatch = BATCH_TOKENS
         params.n_seq_max = ROWS_PER_CONTEXT
@@ -172,7 +177,7 @@ class _Context:
             if code != 0:
                 raise PoetstudioError(
                     f"llama.cpp could not decode (code {code}): the rows outgrew the "
-                    f"{CONTEXT_CELLS} positions of the fast backend's cache"
+                    f"{self.cells} positions of the fast backend's cache; try --backend torch"
                 )
         for index in range(len(rows)):
             pointer = lib.llama_get_logits_ith(self.handle, (index + 1) * piece - 1)
@@ -215,19 +220,20 @@ class GgufBase:
         self.idle: list[_Context] = []
         self.lock = threading.Lock()
 
-    def acquire(self) -> _Context:
-        """An idle context, or a new one."""
+    def acquire(self, rows: int) -> _Context:
+        """A context for `rows` rows: an idle one of the usual size, or a new one."""
+        cells = max(CONTEXT_CELLS, rows * ROW_CELLS)
         with self.lock:
-            if self.idle:
+            if cells == CONTEXT_CELLS and self.idle:
                 return self.idle.pop()
-        return _Context(self)
+        return _Context(self, cells)
 
     def release(self, contexts: list[_Context]) -> None:
-        """Take contexts back (cleared); close those past the pool's size."""
+        """Take contexts back (cleared); close those past the pool's size, and large ones."""
         with self.lock:
             for context in contexts:
                 context.clear()
-                if len(self.idle) < POOLED_CONTEXTS:
+                if context.cells == CONTEXT_CELLS and len(self.idle) < POOLED_CONTEXTS:
                     self.idle.append(context)
                 else:
                     context.close()
@@ -280,10 +286,11 @@ class LlamaRows:
         self.contexts: dict[Any, _Context] = {}
         self.free: dict[int, list[int]] = {}  # per context (by id): sequences not in use
         self.rows: list[_Row] = []
+        counts = Counter(model.adapter for model in self.models)
         for model in self.models:
             context = self.contexts.get(model.adapter)
             if context is None:
-                context = self.base.acquire()
+                context = self.base.acquire(counts[model.adapter])
                 context.use(model.adapter, threads)
                 self.contexts[model.adapter] = context
                 self.free[id(context)] = list(range(ROWS_PER_CONTEXT - 1, -1, -1))
