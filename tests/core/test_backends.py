@@ -263,7 +263,7 @@ def test_contexts_decoding_side_by_side_score_as_one_after_another(llama_poet: P
 
 def test_a_batch_of_many_long_poems_fits_the_llama_backends_cache(llama_poet: Poet) -> None:
     """Batched writing (eval) puts every poem's rows of one adapter in one context; its cache
-    grows with the rows (16 poems of 200 tokens overflowed a fixed 2048-cell cache)."""
+    grows with the rows (16 poems of 200 tokens overflowed a cache of fixed size)."""
     from studio.core.batch import PoemRequest, write_poems
 
     settings = params("llama", seed=1, max_new_tokens=200, **ENDLESS)

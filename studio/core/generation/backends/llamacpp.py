@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 NAME = "llama"
 INSTALL_HINT = "install it with `pip install 'poetstudio[fast]'` (or `make setup`)"
 # KV cells of one context, shared by its rows (sequences); a row can attend to this many.
-CONTEXT_CELLS = 2048
+CONTEXT_CELLS = 1024
 # A context made for many rows (batched writing, eval) gets this many cells a row, which holds a
 # poem at the default settings; forked rows share their prefix's cells.
 ROW_CELLS = 320
