@@ -271,3 +271,20 @@ def test_a_batch_of_many_long_poems_fits_the_llama_backends_cache(llama_poet: Po
     written = write_poems(llama_poet, requests)
     assert [stats.tokens for _, stats in written] == [200] * 16
     assert {stats.backend for _, stats in written} == {"llama"}
+
+
+@pytest.mark.skipif(not llamacpp.installed(), reason=NO_LLAMA)
+def test_models_llama_cpp_cannot_run_stay_on_torch(
+    tiny_base: Path, home: DataHome, tmp_path: Path
+) -> None:
+    """A full fine-tune, and a LoRA whose base has no gguf, decode on torch under `llama`."""
+    from tests.helpers.models import build_tiny_full_model, build_tiny_lora
+
+    build_tiny_full_model(home.models / "joy", "joy")
+    build_tiny_lora(tiny_base, home.models / "sadness", "sadness")
+    poet = Poet(home, device="cpu", bundled_dir=tmp_path / "no-bundled", precision="fp32")
+    poet.decode_threads = 1
+    for emotion in ("joy", "sadness"):
+        "".join(poet.stream_poem(emotion, "", params("llama", strength=0, max_new_tokens=4)))
+        stats = poet.last_stats
+        assert stats is not None and stats.backend == "torch" and stats.dtype == "fp32"

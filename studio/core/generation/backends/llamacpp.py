@@ -72,10 +72,6 @@ def library() -> Any:
     if _LIBRARY is None:
         if not installed():
             raise PoetstudioError(f"the llama backend needs llama-cpp-python; {INSTALL_HINT}")
-        # OpenMP threads that spin at barriers stall when another process holds a core: on two
-        # shared cores a 2-thread decode fell from about 40 to 2 tokens/s. Sleeping waits keep
-        # the worst case close to one thread's speed. Read when the library loads, so set first.
-        os.environ.setdefault("OMP_WAIT_POLICY", "passive")
         module = importlib.import_module("llama_cpp")
         logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)  # its load chatter
         module.llama_backend_init()
