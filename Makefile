@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml
 	# Without CUDA, take the CPU torch wheel first so the range in pyproject is already met.
 	if ! command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/pip install -q torch==2.13.0; fi
 	$(BIN)/pip install -q -e '.[dev,judge,plot,web]'
+	# The fast backend compiles llama.cpp (minutes); if that fails, torch decodes instead.
+	$(BIN)/pip install -q -e '.[fast]' >$(VENV)/fast-extra.log 2>&1 || \
+		echo "note: the fast backend (llama-cpp-python) did not install, so torch will decode; see $(VENV)/fast-extra.log"
 	touch $(STAMP)
 
 setup: $(STAMP)

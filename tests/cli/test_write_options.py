@@ -70,6 +70,7 @@ def test_each_option_given_reaches_the_poems_settings() -> None:
     args = []
     expected = {}
     texts = {"form": "quatrain", "rhyme": "ABAB", "syllables": "8", "meter": "iambic"}
+    texts["backend"] = "torch"
     for spec in settings.declared():
         value = texts.get(spec.name, 5 if spec.name == "seed" else spec.kind(spec.cli[1]))
         args += [spec.flag, str(value)]

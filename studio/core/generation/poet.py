@@ -36,6 +36,7 @@ from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
 
 if TYPE_CHECKING:
+    from studio.core.generation.backends.torch_peft import TorchBackend
     from studio.core.loader import ModelLoader
 
 
@@ -55,15 +56,16 @@ class Poet:
         precision: str | None = None,
         backend: Backend | None = None,
     ) -> None:
-        """`backend` runs the models (default: torch on `device` in `precision`)."""
+        """`backend` runs the models; without one, the `backend` setting of each poem picks it
+        (torch on `device` in `precision`, or llama.cpp; backends/choice.py)."""
         self.home = home
         self.bundled_dir = Path(bundled_dir)
-        if backend is None:
-            from studio.core.generation.backends.torch_peft import TorchBackend
-            from studio.core.loader import ModelLoader
-
-            backend = TorchBackend(ModelLoader(home, device, precision=precision or "auto"))
-        self.backend: Backend = backend
+        self._fixed_backend = backend
+        self._device = device
+        self._precision = precision or "auto"
+        self._torch: TorchBackend | None = None
+        self._backends: dict[str, tuple[Backend, str | None]] = {}
+        self._backend_choice = "auto"
         self.last_stats: GenerationStats | None = None
         self._scan: ModelScan | None = None
         # CPU decoding threads; None picks them per stream from how busy the cores are.
@@ -71,13 +73,39 @@ class Poet:
         self._cpu_share = CpuShare()
 
     @property
+    def backend(self) -> Backend:
+        """The backend that runs the next poem: the one given, else the `backend` setting's."""
+        if self._fixed_backend is not None:
+            return self._fixed_backend
+        return self._chosen(self._backend_choice)[0]
+
+    def _torch_backend(self) -> TorchBackend:
+        from studio.core.generation.backends.torch_peft import TorchBackend
+        from studio.core.loader import ModelLoader
+
+        if self._torch is None:
+            self._torch = TorchBackend(
+                ModelLoader(self.home, self._device, precision=self._precision)
+            )
+        return self._torch
+
+    def _chosen(self, choice: str) -> tuple[Backend, str | None]:
+        """The backend `choice` names and its notice, made once per choice."""
+        if choice not in self._backends:
+            from studio.core.generation.backends.choice import make_backend
+
+            self._backends[choice] = make_backend(choice, self.home, self._torch_backend())
+        return self._backends[choice]
+
+    @property
     def loader(self) -> ModelLoader:
         """The torch backend's model loader (evaluation reads the modules it loaded)."""
         from studio.core.generation.backends.torch_peft import TorchBackend
 
-        if not isinstance(self.backend, TorchBackend):
-            raise PoetstudioError(f"the {self.backend.name} backend has no torch model loader")
-        return self.backend.loader
+        backend = self._fixed_backend
+        if backend is not None and not isinstance(backend, TorchBackend):
+            raise PoetstudioError(f"the {backend.name} backend has no torch model loader")
+        return (backend or self._torch_backend()).loader
 
     @property
     def device(self) -> str:
@@ -200,6 +228,12 @@ class Poet:
         form = params.poem_form()
         params = fitted_to_form(params, form)
         stats = GenerationStats()
+        self._backend_choice = params.backend
+        if self._fixed_backend is None:
+            backend, notice = self._chosen(params.backend)
+            if notice:
+                stats.notices.append(notice)
+                self._backends[params.backend] = (backend, None)  # said once per session
         experts = [self.backend.load(info) for info in infos]
         model = experts[0]
         for other, info in zip(experts[1:], infos[1:], strict=True):
@@ -226,7 +260,8 @@ class Poet:
         if strength > 0:
             stats.model += f"; guided against neutral: {_describe(rows[-1].info)}"
         stats.device = self.device
-        stats.backend = self.backend.name
+        runs = getattr(self.backend, "runs", None)  # a backend that hands some models on
+        stats.backend = runs(model) if runs is not None else self.backend.name
         stats.dtype = self.backend.dtype(model)
         stats.processor = cpu_name() if model.exempt.device.type == "cpu" else self.device
         stats.seed = params.seed if params.seed is not None else fresh_seed()

