@@ -96,14 +96,15 @@ class EvalReport:
     notes: list[str] = field(default_factory=list)  # what was left out, and how to get it
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON report."""
+        """The JSON report; `forms` only where forms were written."""
+        forms = [summary.to_json() for summary in summarise_forms(self.results)]
         return {
             "header": self.header,
             "notes": self.notes,
             "results": [result.to_json() for result in self.results],
             "strength_choice": self.choice.to_json(),
             "per_emotion_picks": per_emotion_picks(self.results),
-            "forms": [summary.to_json() for summary in summarise_forms(self.results)],
+            **({"forms": forms} if forms else {}),
             "neutral_ppl_on_split": self.neutral_ppl,
         }
 

@@ -302,7 +302,8 @@ def test_eval_writes_each_form_and_scores_it(models: DataHome, tmp_path: Path) -
     assert set(rows) == {(e, f) for e in ("neutral", "joy") for f in ("free", "haiku")}
     haiku = rows["joy", "haiku"]
     assert haiku["strength"] == 1 and haiku["name"] == "joy (user), haiku"
-    assert haiku["form_score"]["syllable_lines"] == 3 * 2
+    # The first poem starts from nothing; the second's typed first line is not the model's.
+    assert haiku["form_score"]["syllable_lines"] == 3 + 2
     assert len(haiku["poems"]) == 2 and haiku["seeds"] == rows["joy", "free"]["seeds"]
     assert rows["joy", "free"]["form_score"]["syllable_lines"] == 0
     # The strength rule compares free verse only.

@@ -57,3 +57,30 @@ def test_forms_pool_their_scores_and_compare_with_free_verse() -> None:
     interval = summaries["quatrain"].emolex_vs_free
     assert interval is not None and interval.difference == -1.0
     assert summaries["free"].emolex_vs_free is None
+
+
+def test_a_typed_first_line_is_not_scored_for_syllables_but_still_sets_the_rhyme() -> None:
+    from trainer.common.form import parse_form
+    from trainer.evaluation.formscore import score_poem
+
+    haiku = [
+        "The evening comes across the field",
+        "the cold wind walks the long night",
+        "a bird sings alone",
+    ]
+    assert score_poem(haiku, parse_form("haiku")).syllable_poems_exact == 0
+    written = score_poem(haiku, parse_form("haiku"), given=1)
+    assert (written.syllable_lines, written.syllables_exact, written.syllable_poems_exact) == (
+        2,
+        2,
+        1,
+    )
+    couplet = score_poem(
+        ["The day is long", "I sing a song"], parse_form(rhyme="AA", syllables="4"), given=1
+    )
+    assert (couplet.rhyme_pairs, couplet.rhymed, couplet.syllable_lines) == (1, 1, 1)
+    # The eval passes each case's first line as typed.
+    cases = [EvalCase(0, haiku[0], 1), EvalCase(1, "", 2)]
+    scored = score_poems("joy", "joy", [(c, "\n".join(haiku)) for c in cases], None, form="haiku")
+    assert scored.form_score is not None
+    assert scored.form_score["syllable_lines"] == 2 + 3

@@ -281,7 +281,7 @@ def score_poems(
         base_ppl=fluency_ppl(nlls) if nlls is not None else None,
         samples=[text for _, text in poems[:3]],
         form=form,
-        form_score=_form_score(poems, form),
+        form_score=form_counts(poems, form),
         seeds=[case.seed for case, _ in poems],
         hits=verdicts,
         judge_hits=[label == target for label in judged] if judged is not None else None,
@@ -289,7 +289,7 @@ def score_poems(
     )
 
 
-def _form_score(
+def form_counts(
     poems: Sequence[tuple[EvalCase, str]], form: str | None
 ) -> dict[str, float | int | None] | None:
     """The poems' rhyme, syllable and meter counts against the named form, or None for none."""
@@ -299,7 +299,10 @@ def _form_score(
     from trainer.evaluation.formscore import poem_lines
     from trainer.evaluation.formscore import score_poems as score_form
 
-    return score_form((poem_lines(text) for _, text in poems), parse_form(form)).to_dict()
+    # A typed first line is the writer's: the form's syllables and meter are scored after it.
+    given = [1 if case.first_line.strip() else 0 for case, _ in poems]
+    lines = (poem_lines(text) for _, text in poems)
+    return score_form(lines, parse_form(form), given=given).to_dict()
 
 
 def written_part(text: str, first_line: str) -> str:
