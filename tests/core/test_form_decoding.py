@@ -235,9 +235,13 @@ def test_rhyme_word_starts_get_a_bonus_only_from_the_minimum_words_on() -> None:
     rhyme = rhyme_target("AA")
     line = "the grey sea\n" + " walk" * (MIN_WORDS_BEFORE_RHYME - 1)
     early = rhyme.rescore(SimpleNamespace(text=line), taste(), relaxed=False)  # type: ignore[arg-type]
-    assert torch.equal(early, taste())
+    # No bonus yet, and no way out of the line before it rhymes.
+    ends = [TOKENS.index(token) for token in ("<s>", "</s>", "\n", "\n\n")]
+    assert all(early[i] == float("-inf") for i in ends)
+    kept = [i for i in range(len(TOKENS)) if i not in ends]
+    assert torch.equal(early[kept], taste()[kept])
     later = rhyme.rescore(SimpleNamespace(text=line + " walk"), taste(), relaxed=False)  # type: ignore[arg-type]
-    gained = {TOKENS[i] for i in range(len(TOKENS)) if later[i] != taste()[i]}
+    gained = {TOKENS[i] for i in kept if later[i] != taste()[i]}
     assert gained == {" free", " we"}
     # The bonus, less the prior's distance from the commonest line end: "free" ends more lines.
     common = line_ends()
@@ -247,9 +251,8 @@ def test_rhyme_word_starts_get_a_bonus_only_from_the_minimum_words_on() -> None:
         expected = float(taste()[TOKENS.index(" " + word)]) + RHYME_BONUS + prior
         assert float(later[TOKENS.index(" " + word)]) == pytest.approx(expected, abs=1e-5)
     assert common["free"] > common["we"]
-    assert rhyme.rescore(SimpleNamespace(text=line + " walk wxq"), taste(), relaxed=False).equal(
-        taste()
-    )  # type: ignore[arg-type]
+    mid_word = rhyme.rescore(SimpleNamespace(text=line + " walk wxq"), taste(), relaxed=False)  # type: ignore[arg-type]
+    assert torch.equal(mid_word[kept], taste()[kept])  # no bonus inside a word
 
 
 def test_a_last_line_that_would_end_the_poem_unrhymed_takes_its_rhyme() -> None:
@@ -295,3 +298,14 @@ def test_a_forced_rhyme_never_repeats_a_line_end_of_the_poem() -> None:
         text="the grey sea\nwalk the cold free\nwalk the cold under" + " walk" * 7
     )
     assert allowed(rhyme.rescore(state, taste(), relaxed=False)) == {" we"}  # type: ignore[arg-type]
+
+
+def test_a_short_rhymed_line_without_a_count_cannot_end_unrhymed() -> None:
+    rhyme = rhyme_target("AA")
+    ending = taste()
+    ending[TOKENS.index("\n")] = 9.0  # the model would end the line after two words
+    scores = rhyme.rescore(SimpleNamespace(text="the grey sea\nwalk under"), ending, relaxed=False)  # type: ignore[arg-type]
+    assert {"\n", "\n\n", "</s>"}.isdisjoint(allowed(scores))
+    assert " walk" in allowed(scores)
+    rhymed = rhyme.rescore(SimpleNamespace(text="the grey sea\nwalk free"), ending, relaxed=False)  # type: ignore[arg-type]
+    assert "\n" in allowed(rhymed)

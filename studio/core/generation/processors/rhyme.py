@@ -6,10 +6,11 @@ tokenizer's own spelling of it (studio/core/formtokens.py's `RhymeTrie`), until 
 The last word is due when the syllables left fit one word of at most MAX_RHYME_SYLLABLES (a line
 with a syllable count). A line without one is steered softly: from MIN_WORDS_BEFORE_RHYME words
 on, the first tokens of rhyming words get RHYME_BONUS at each word start, so the model may take a
-rhyme where it fits; the rhyme is forced only as a last resort (the line would end unrhymed, or it
-has MAX_WORDS_BEFORE_RHYME words). There a group's first line is the model's own: its last word
-sets the target. Once its rhyme word is whole, such a line closes: one punctuation token at most,
-then a line or stanza break. A preference: relaxed, it yields, and the line misses its rhyme.
+rhyme where it fits; such a line may not end unrhymed, and the rhyme is forced only as a last
+resort (the model would end the line, or it has MAX_WORDS_BEFORE_RHYME words). There a group's
+first line is the model's own: its last word sets the target. Once its rhyme word is whole, such
+a line closes: one punctuation token at most, then a line or stanza break. A preference: relaxed,
+it yields, and the line misses its rhyme.
 
 Where the rhyme may come from: only words that English verse really ends its lines on
 (trainer/common/lineends.py: dictionary words ending at least 50 lines of the training corpus),
@@ -177,7 +178,7 @@ class RhymeTarget(Processor):
         if self.spelling is None:
             span = self._due(position, scores)
             if span is None:
-                return self._boost(position, scores) if free else scores
+                return self._unended(position, self._boost(position, scores)) if free else scores
             if span[0] > span[1]:  # not yet: keep room for the shortest rhyme after this word
                 return self._leave_room(position.rhyme_word, span[1], scores)
             self.trie = self._trie(position.rhyme_word, *span, self.used)
@@ -232,6 +233,17 @@ class RhymeTarget(Processor):
         ):
             return 1, MAX_RHYME_SYLLABLES
         return None
+
+    def _unended(self, position: FormPosition, scores: torch.Tensor) -> torch.Tensor:
+        """A rhymed line without a syllable count may not end (a break, or the poem's end) until
+        it rhymes: where the model would end it, its rhyme is forced (`_due`), and a line of
+        fewer words writes on rather than slip out unrhymed."""
+        words = phonetics.words_of(position.text)
+        target = position.rhyme_word
+        if words and target is not None and phonetics.rhymes(words[-1], target):
+            return scores
+        ends = kinds_mask(self.table, (Kind.NEWLINE, Kind.STANZA, Kind.SPECIAL), scores.device)
+        return scores.masked_fill(ends, float("-inf"))
 
     def _boost(self, position: FormPosition, scores: torch.Tensor) -> torch.Tensor:
         """Add RHYME_BONUS to the first tokens of rhyming words after a whole word, from
