@@ -15,13 +15,42 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from studio.core.evalrun import EvalReport
+    from trainer.evaluation.formcost import Interval
     from trainer.evaluation.metrics import ModelEval
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
-    # Extra arguments are the rest of `--strength 0 0.5 1`: click gives an option one value.
+    # Extra arguments are the rest of `--strength 0 0.5 1` and `--form free sonnet`: click gives
+    # an option one value. Numbers belong to --strength, names to --form.
     app.command(name="eval", context_settings={"allow_extra_args": True})(evaluate)
+
+
+def split_rest(rest: list[str]) -> tuple[list[str], list[str]]:
+    """The bare arguments after the options: (numbers, for --strength; names, for --form)."""
+    numbers, names = [], []
+    for word in rest:
+        try:
+            float(word)
+        except ValueError:
+            names.append(word)
+        else:
+            numbers.append(word)
+    return numbers, names
+
+
+def parse_forms(given: list[str] | None, rest: list[str]) -> tuple[str, ...] | None:
+    """The forms to write: `--form` values plus the bare names after them, in order, each once.
+
+    None means none were given. Raises BadParameter for a bare name without `--form` and
+    PoetstudioError for an unknown form.
+    """
+    from trainer.common.form import check_form_name
+
+    if rest and not given:
+        raise typer.BadParameter(f"unexpected argument {rest[0]!r}", param_hint="--form")
+    names = [check_form_name(name) for name in [*(given or []), *rest]]
+    return tuple(dict.fromkeys(names)) if names else None
 
 
 def parse_strengths(given: list[float] | None, rest: list[str]) -> tuple[float, ...] | None:
@@ -64,6 +93,16 @@ def evaluate(
             " studio's default strength).",
         ),
     ] = None,
+    form: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--form",
+            metavar="NAME [NAME ...]",
+            help="Forms to write every model's poems in, e.g. --form free quatrain sonnet haiku:"
+            " adds rhyme, syllable and meter accuracy per emotion and form, and each form's"
+            " fidelity against free verse (default: free verse alone).",
+        ),
+    ] = None,
     dataset: Annotated[str, typer.Option(help="Dataset for perplexity and copies.")] = "clean",
     base: Annotated[bool, typer.Option("--base/--no-base", help="Evaluate the base too.")] = True,
     stutter_guard: Annotated[
@@ -104,7 +143,10 @@ def evaluate(
     count = n if n is not None else (QUICK_N if quick else DEFAULT_N)
     if count < 1:
         raise typer.BadParameter("-n must be at least 1")
-    strengths = parse_strengths(strength, list(ctx.args)) or (DEFAULT_STRENGTH,)
+    # Without --form every bare argument is a strength, and a name gets the strengths' error.
+    numbers, names = split_rest(list(ctx.args)) if form else (list(ctx.args), [])
+    strengths = parse_strengths(strength, numbers) or (DEFAULT_STRENGTH,)
+    forms = parse_forms(form, names)
     chosen = tuple(check_emotion(e) for e in emotion) if emotion else MODEL_EMOTIONS
     plan = EvalPlan(
         n=count,
@@ -113,6 +155,7 @@ def evaluate(
         include_base=base,
         strengths=strengths,
         stutter_guard=stutter_guard,
+        forms=forms,
     )
     folder = out or data.evals
     preflight(data, plan, folder)
@@ -144,6 +187,8 @@ def evaluate(
     for table in _results_tables(report, count):
         console.print(table)
     console.print(_sweep_table(report))
+    if forms:
+        console.print(_form_table(report))
     _print_choice(report)
     command = "poetstudio " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "poetstudio eval"
     _save(report, folder, command)
@@ -224,6 +269,43 @@ def _results_tables(report: EvalReport, count: int) -> list[Table]:
             _num(r.val_ppl),
         )
     return [first, second]
+
+
+def _form_table(report: EvalReport) -> Table:
+    """Per form and strength, pooled over the emotion models: form accuracy beside its cost."""
+    from rich.table import Table
+
+    from trainer.evaluation.formcost import summarise_forms
+
+    table = Table(title="form (pooled over the emotion models; vs free: points, 95% interval)")
+    for column in ("form", "strength"):
+        table.add_column(column)
+    columns = ("rhyme", "syl", "±1", "poems", "meter", "EmoLex", "vs free", "judge", "vs free")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for s in summarise_forms(report.results):
+        score = s.score
+        table.add_row(
+            s.form,
+            "—" if s.strength is None else f"{s.strength:g}",
+            _pct(score.rhyme_accuracy),
+            _pct(score.syllable_accuracy),
+            _pct(score.syllable_near_accuracy),
+            _pct(score.poems_exact),
+            _pct(score.meter_accuracy),
+            _pct(s.fidelity),
+            _interval(s.emolex_vs_free),
+            _pct(s.judge_fidelity),
+            _interval(s.judge_vs_free),
+        )
+    return table
+
+
+def _interval(interval: Interval | None) -> str:
+    if interval is None:
+        return "—"
+    low, high = 100 * interval.low, 100 * interval.high
+    return f"{100 * interval.difference:+.0f} [{low:+.0f},{high:+.0f}]"
 
 
 def _sweep_table(report: EvalReport) -> Table:

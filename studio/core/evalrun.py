@@ -10,6 +10,7 @@ blocks that training measures on, once per model.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import os
@@ -26,12 +27,14 @@ from trainer.common.emotions import EMOTIONS, MODEL_EMOTIONS, NEUTRAL
 from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
 from trainer.common.perplexity import perplexity
+from trainer.evaluation.formcost import summarise_forms
 from trainer.evaluation.metrics import (
     EvalCase,
     ModelEval,
     StrengthChoice,
     TrainingIndex,
     eval_cases,
+    free_verse,
     per_emotion_picks,
     pick_strength,
     render_markdown,
@@ -77,6 +80,9 @@ class EvalPlan:
     max_words: int = 100
     seed: int = 1234  # the validation shuffle seed training uses, so perplexities agree
     stutter_guard: bool = True  # off only to measure what the guard changes
+    # Forms to write each model's poems in (trainer.common.form presets); None: the studio's
+    # free verse alone, as before forms existed. The control is written in free verse only.
+    forms: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -90,13 +96,15 @@ class EvalReport:
     notes: list[str] = field(default_factory=list)  # what was left out, and how to get it
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON report."""
+        """The JSON report; `forms` only where forms were written."""
+        forms = [summary.to_json() for summary in summarise_forms(self.results)]
         return {
             "header": self.header,
             "notes": self.notes,
             "results": [result.to_json() for result in self.results],
             "strength_choice": self.choice.to_json(),
             "per_emotion_picks": per_emotion_picks(self.results),
+            **({"forms": forms} if forms else {}),
             "neutral_ppl_on_split": self.neutral_ppl,
         }
 
@@ -238,19 +246,26 @@ def _training_texts(home: DataHome, dataset: str, labels: list[str], max_words: 
     ]
 
 
-def _runs(chosen: list[ModelInfo], plan: EvalPlan) -> list[tuple[ModelInfo, float]]:
-    """Every (model, strength) run; neutral runs once at strength 0, as guidance skips it."""
+# One run: a model, the strength it is guided at, and the form it writes (None: free verse).
+Run = tuple[ModelInfo, float, str | None]
+
+
+def _runs(chosen: list[ModelInfo], plan: EvalPlan) -> list[Run]:
+    """Every (model, strength, form) run; neutral runs once per form at strength 0, as guidance
+    skips it."""
     strengths = sorted(set(plan.strengths))
-    runs: list[tuple[ModelInfo, float]] = []
+    forms: list[str | None] = list(dict.fromkeys(plan.forms)) if plan.forms else [None]
+    runs: list[Run] = []
     for info in chosen:
-        for strength in [0.0] if info.emotion == NEUTRAL else strengths:
-            runs.append((info, strength))
+        for form in forms:
+            for strength in [0.0] if info.emotion == NEUTRAL else strengths:
+                runs.append((info, strength, form))
     return runs
 
 
 def _write_all(
     poet: Poet,
-    runs: list[tuple[ModelInfo, float]],
+    runs: list[Run],
     base: ModelInfo | None,
     plan: EvalPlan,
     on_poem: Callable[[int, int], None],
@@ -265,11 +280,13 @@ def _write_all(
     cases = eval_cases(plan.n)
     keys: list[int] = []
     requests: list[PoemRequest] = []
-    for run, (info, strength) in enumerate(runs, start=1):
+    for run, (info, strength, form) in enumerate(runs, start=1):
         for case in cases:
             params = SamplingParams(
                 seed=case.seed, strength=strength, stutter_guard=plan.stutter_guard
             )
+            if form is not None:
+                params = dataclasses.replace(params, form=form)
             requests.append(PoemRequest(info.emotion, case.first_line, params))
             keys.append(run)
     if base is not None:
@@ -337,9 +354,12 @@ def run_eval(
     results: list[ModelEval] = []
     indexes: dict[str, TrainingIndex] = {}
     val_ppl: dict[str, float] = {}
-    for run, (info, strength) in enumerate(runs, start=1):
+    for run, (info, strength, form) in enumerate(runs, start=1):
         name = f"{info.emotion} ({info.source})"
         what = name if info.emotion == NEUTRAL else f"{name}, strength {strength:g}"
+        if form is not None:
+            name = f"{name}, {form}"
+            what = f"{what}, {form}"
         if info.emotion not in indexes:
             # A model has seen its own label's poems and, through its parent, the neutral ones.
             labels = sorted({info.emotion, NEUTRAL})
@@ -351,7 +371,7 @@ def run_eval(
         shown = None if info.emotion == NEUTRAL else strength
         judged, nlls = extras(what, run, poems[run])
         result = score_poems(
-            name, info.emotion, poems[run], indexes[info.emotion], judged, nlls, shown
+            name, info.emotion, poems[run], indexes[info.emotion], judged, nlls, shown, form
         )
         result.strength_applied = applied[run] if shown is not None else None
         result.val_ppl = val_ppl[info.emotion]
@@ -389,7 +409,9 @@ def run_eval(
         "fluency": FLUENCY if base is not None else None,
         "validation": f"{plan.valid_blocks} blocks of {plan.block_size} tokens, seed {plan.seed}",
     }
-    return EvalReport(results, pick_strength(results), neutral_ppl, header, notes)
+    if plan.forms:
+        header["forms"] = list(dict.fromkeys(plan.forms))
+    return EvalReport(results, pick_strength(free_verse(results)), neutral_ppl, header, notes)
 
 
 def new_report_folder(out: Path) -> Path:
@@ -438,12 +460,12 @@ def _write_into(
     if (
         report.choice.sweep
         and plot_available()
-        and write_plot(report.results, report.choice, plot_path)
+        and write_plot(free_verse(report.results), report.choice, plot_path)
     ):
         plot = plot_path.name
     if plot_available():
         shipped = shipped_strength(report)
-        if write_fidelity_plot(report.results, shipped, BASE_NAME, fidelity_path):
+        if write_fidelity_plot(free_verse(report.results), shipped, BASE_NAME, fidelity_path):
             fidelity = fidelity_path.name
     atomic_write_json(json_path, {"command": command, **report.to_json(), "plot": plot})
     markdown = render_markdown(

@@ -209,8 +209,12 @@ def vocabulary_words(
     words = dict.fromkeys(single if limit is None else single[:limit])
     for raw in extra:
         word = phonetics.normalize(raw)
-        fits = word and word not in words and _plausible_word(word)
-        if fits and len(encode(" " + word)) <= max_tokens:
+        if not word or word in words or not _plausible_word(word):
+            continue
+        ids = encode(" " + word)
+        # The tokens must spell the word itself: a tokenizer may drop what it cannot spell.
+        spelled = "".join(table.texts[i] for i in ids if 0 <= i < len(table)).strip().lower()
+        if 0 < len(ids) <= max_tokens and spelled == word:
             words[word] = None
     return list(words)
 
@@ -415,10 +419,23 @@ class RhymeTrie:
             return (), False
         return tuple(sorted(node.children)), node.word is not None
 
+    def best_below(self, prefix: Sequence[int], weight: Callable[[str], float]) -> dict[int, float]:
+        """For each token allowed after `prefix`, the highest `weight` of the words it leads to:
+        how a forced choice can prefer the common rhymes over the rare ones."""
+        node = self._walk(prefix)
+        if node is None:
+            return {}
+        return {token: _best(child, weight) for token, child in node.children.items()}
+
     def word_at(self, prefix: Sequence[int]) -> str | None:
         """The word these tokens spell, if they spell one of the trie's words."""
         node = self._walk(prefix)
         return node.word if node is not None else None
+
+
+def _best(node: _Node, weight: Callable[[str], float]) -> float:
+    here = weight(node.word) if node.word is not None else float("-inf")
+    return max([here, *(_best(child, weight) for child in node.children.values())])
 
 
 def word_enders(table: TokenTable) -> tuple[int, ...]:

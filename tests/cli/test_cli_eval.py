@@ -290,3 +290,33 @@ def test_an_interrupted_eval_writes_all_reports_or_none_and_says_which(
             for name in ("eval-fidelity.png", "eval-strength.png", "eval.json", "eval.md")
         ]
         assert "eval.json" in result.output.replace("\n", "")
+
+
+def test_eval_writes_each_form_and_scores_it(models: DataHome, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    command = ["eval", "-n", "2", "--form", "free", "haiku", "--strength", "1", "--no-base"]
+    result = runner.invoke(app, [*command, "--device", "cpu", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    data = only_report(out)
+    rows = {(r["target"], r["form"]): r for r in data["results"]}
+    assert set(rows) == {(e, f) for e in ("neutral", "joy") for f in ("free", "haiku")}
+    haiku = rows["joy", "haiku"]
+    assert haiku["strength"] == 1 and haiku["name"] == "joy (user), haiku"
+    # The first poem starts from nothing; the second's typed first line is not the model's.
+    assert haiku["form_score"]["syllable_lines"] == 3 + 2
+    assert len(haiku["poems"]) == 2 and haiku["seeds"] == rows["joy", "free"]["seeds"]
+    assert rows["joy", "free"]["form_score"]["syllable_lines"] == 0
+    # The strength rule compares free verse only.
+    assert [s["emotions"] for s in data["strength_choice"]["sweep"]] == [["joy"]]
+    forms = {s["form"]: s for s in data["forms"]}
+    assert set(forms) == {"free", "haiku"}
+    assert forms["haiku"]["emolex_vs_free"]["pairs"] == 2
+    markdown = next(out.glob("eval-*/eval.md")).read_text()
+    assert "## Form" in markdown and "| haiku | 1 | 2 |" in markdown
+    assert data["header"]["forms"] == ["free", "haiku"]
+
+
+def test_eval_refuses_an_unknown_form(home: DataHome) -> None:
+    result = runner.invoke(app, ["eval", "--form", "free", "rondeau"])
+    assert result.exit_code == 1
+    assert "rondeau" in result.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -15,7 +16,9 @@ from studio.core.generation.poet import Poet
 from studio.core.generation.processors.rhyme import (
     MAX_WORDS_BEFORE_RHYME,
     MIN_WORDS_BEFORE_RHYME,
+    PRIOR_WEIGHT,
     RHYME_BONUS,
+    RHYME_SHARPEN,
     RhymeTarget,
 )
 from studio.core.generation.settings import SamplingParams
@@ -23,6 +26,7 @@ from tests.helpers.models import build_guided_adapters
 from trainer.common import phonetics
 from trainer.common.form import parse_form
 from trainer.common.home import DataHome
+from trainer.common.lineends import line_ends
 from trainer.common.textformat import PoemTokens
 
 # Word tokens (each after a space), every line-ending word with rhymes beside it.
@@ -231,14 +235,24 @@ def test_rhyme_word_starts_get_a_bonus_only_from_the_minimum_words_on() -> None:
     rhyme = rhyme_target("AA")
     line = "the grey sea\n" + " walk" * (MIN_WORDS_BEFORE_RHYME - 1)
     early = rhyme.rescore(SimpleNamespace(text=line), taste(), relaxed=False)  # type: ignore[arg-type]
-    assert torch.equal(early, taste())
+    # No bonus yet, and no way out of the line before it rhymes.
+    ends = [TOKENS.index(token) for token in ("<s>", "</s>", "\n", "\n\n")]
+    assert all(early[i] == float("-inf") for i in ends)
+    kept = [i for i in range(len(TOKENS)) if i not in ends]
+    assert torch.equal(early[kept], taste()[kept])
     later = rhyme.rescore(SimpleNamespace(text=line + " walk"), taste(), relaxed=False)  # type: ignore[arg-type]
-    gained = {TOKENS[i] for i in range(len(TOKENS)) if later[i] != taste()[i]}
+    gained = {TOKENS[i] for i in kept if later[i] != taste()[i]}
     assert gained == {" free", " we"}
-    assert float(later[TOKENS.index(" free")]) == 1.0 + RHYME_BONUS
-    assert rhyme.rescore(SimpleNamespace(text=line + " walk wxq"), taste(), relaxed=False).equal(
-        taste()
-    )  # type: ignore[arg-type]
+    # The bonus, less the prior's distance from the commonest line end: "free" ends more lines.
+    common = line_ends()
+    top = max(common.values())
+    for word in ("free", "we"):
+        prior = PRIOR_WEIGHT * (math.log(common[word]) - math.log(top))
+        expected = float(taste()[TOKENS.index(" " + word)]) + RHYME_BONUS + prior
+        assert float(later[TOKENS.index(" " + word)]) == pytest.approx(expected, abs=1e-5)
+    assert common["free"] > common["we"]
+    mid_word = rhyme.rescore(SimpleNamespace(text=line + " walk wxq"), taste(), relaxed=False)  # type: ignore[arg-type]
+    assert torch.equal(mid_word[kept], taste()[kept])  # no bonus inside a word
 
 
 def test_a_last_line_that_would_end_the_poem_unrhymed_takes_its_rhyme() -> None:
@@ -247,3 +261,51 @@ def test_a_last_line_that_would_end_the_poem_unrhymed_takes_its_rhyme() -> None:
     ending[TOKENS.index("</s>")] = 9.0  # the model would end the poem here
     state = SimpleNamespace(text="the grey sea\nwalk the cold under stars")
     assert allowed(rhyme.rescore(state, ending, relaxed=False)) == {" free", " we"}  # type: ignore[arg-type]
+
+
+def test_rhymes_come_from_words_verse_ends_lines_on() -> None:
+    texts = [" night", " kite", " spoon", " macaroon", " tablespoon", " inter", " ab", " moon"]
+    texts += [" is", "abel", " tw", "ilight"]  # " is" + "abel" starts as a word of its own
+    spelled = {" isabel": [8, 9], " twilight": [10, 11]}
+    table = TokenTable.from_texts(texts)
+
+    def encode(text: str) -> list[int]:
+        return spelled.get(text) or ([texts.index(text)] if text in texts else [])
+
+    rhyme = RhymeTarget(parse_form("quatrain"), table, encode)
+    assert set(rhyme.words) == {"night", "kite", "spoon", "moon", "twilight", "is"}
+
+
+def test_a_forced_rhyme_prefers_the_commoner_word_when_the_model_is_unsure() -> None:
+    rhyme = rhyme_target("AA")
+    flat = torch.zeros(len(TOKENS))
+    state = SimpleNamespace(text="the grey sea\nwalk the cold under stars" + " walk" * 6)
+    scores = rhyme.rescore(state, flat, relaxed=False)  # type: ignore[arg-type]
+    assert allowed(scores) == {" free", " we"}
+    assert scores[TOKENS.index(" free")] > scores[TOKENS.index(" we")]
+    # The model's own preference is sharpened: twice its gap (with the prior's) between rhymes.
+    tasted = taste()
+    tasted[TOKENS.index(" we")] += 1.0
+    sharp = rhyme.rescore(state, tasted, relaxed=False)  # type: ignore[arg-type]
+    gap = sharp[TOKENS.index(" we")] - sharp[TOKENS.index(" free")]
+    prior = PRIOR_WEIGHT * (math.log(line_ends()["we"]) - math.log(line_ends()["free"]))
+    assert float(gap) == pytest.approx(RHYME_SHARPEN * (1.0 + prior), abs=1e-5)
+
+
+def test_a_forced_rhyme_never_repeats_a_line_end_of_the_poem() -> None:
+    rhyme = rhyme_target("AAA")
+    state = SimpleNamespace(
+        text="the grey sea\nwalk the cold free\nwalk the cold under" + " walk" * 7
+    )
+    assert allowed(rhyme.rescore(state, taste(), relaxed=False)) == {" we"}  # type: ignore[arg-type]
+
+
+def test_a_short_rhymed_line_without_a_count_cannot_end_unrhymed() -> None:
+    rhyme = rhyme_target("AA")
+    ending = taste()
+    ending[TOKENS.index("\n")] = 9.0  # the model would end the line after two words
+    scores = rhyme.rescore(SimpleNamespace(text="the grey sea\nwalk under"), ending, relaxed=False)  # type: ignore[arg-type]
+    assert {"\n", "\n\n", "</s>"}.isdisjoint(allowed(scores))
+    assert " walk" in allowed(scores)
+    rhymed = rhyme.rescore(SimpleNamespace(text="the grey sea\nwalk free"), ending, relaxed=False)  # type: ignore[arg-type]
+    assert "\n" in allowed(rhymed)

@@ -143,9 +143,13 @@ def line_marks(lines: Sequence[str], form: Form, slant: bool = False) -> list[Li
     return marks
 
 
-def score_poem(lines: Sequence[str], form: Form, slant: bool = False) -> FormScore:
+def score_poem(lines: Sequence[str], form: Form, slant: bool = False, given: int = 0) -> FormScore:
     """Score one poem's lines (stanza breaks already removed) against `form`; with `slant`, a
-    slant rhyme (same stressed vowel or same final consonants) counts as a rhyme."""
+    slant rhyme (same stressed vowel or same final consonants) counts as a rhyme.
+
+    The first `given` lines were typed (a first line): their syllables and meter are the
+    writer's, so only the lines after them are scored for those; a rhyme pair with a typed line
+    still counts, since the model had to rhyme with it."""
     rhyme = phonetics.slant_rhymes if slant else phonetics.rhymes
     count = form.line_count if form.line_count is not None else len(lines)
     rhyme_pairs = rhymed = oov_pairs = oov_rhymed = 0
@@ -158,7 +162,7 @@ def score_poem(lines: Sequence[str], form: Form, slant: bool = False) -> FormSco
             rhyme_pairs += 1
             rhymed += first is not None and second is not None and rhyme(first, second)
     syllable_lines = exact = near = meter_lines = meter_matched = 0
-    for index in range(count):
+    for index in range(given, count):
         target = form.line(index)
         words = phonetics.words_of(lines[index]) if index < len(lines) else None
         if target.syllables is not None:
@@ -187,6 +191,12 @@ def score_poem(lines: Sequence[str], form: Form, slant: bool = False) -> FormSco
     )
 
 
-def score_poems(poems: Iterable[Sequence[str]], form: Form, slant: bool = False) -> FormScore:
-    """Pooled scores of many poems against one form."""
-    return pool(score_poem(lines, form, slant) for lines in poems)
+def score_poems(
+    poems: Iterable[Sequence[str]], form: Form, slant: bool = False, given: Sequence[int] = ()
+) -> FormScore:
+    """Pooled scores of many poems against one form; `given[i]` typed lines lead poem i (none
+    where the sequence is shorter)."""
+    return pool(
+        score_poem(lines, form, slant, given[i] if i < len(given) else 0)
+        for i, lines in enumerate(poems)
+    )

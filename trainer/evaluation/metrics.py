@@ -195,6 +195,12 @@ class ModelEval:
     val_loss: float | None = None
     val_ppl: float | None = None
     samples: list[str] = field(default_factory=list)
+    form: str | None = None  # the form asked for (trainer.common.form); None: the studio's free
+    form_score: dict[str, float | int | None] | None = None  # FormScore.to_dict over the poems
+    seeds: list[int] = field(default_factory=list)  # each poem's seed, for paired comparisons
+    hits: list[bool] = field(default_factory=list)  # each poem's EmoLex verdict
+    judge_hits: list[bool] | None = None  # each poem's semantic-judge verdict
+    poems: list[str] = field(default_factory=list)  # every poem, where a form was asked for
 
     def to_json(self) -> dict[str, Any]:
         """A plain dict for the JSON report."""
@@ -209,11 +215,14 @@ def score_poems(
     judged: Sequence[str] | None = None,
     nlls: Sequence[float | None] | None = None,
     strength: float | None = None,
+    form: str | None = None,
 ) -> ModelEval:
     """Score generated poems: each is (case, full poem text including its first line).
 
     `judged` is the semantic judge's label of each poem, `nlls` the raw base's mean token loss
     on each poem's written part (None for a poem with nothing written); either may be absent.
+    `form` names the form the poems were asked for: their rhyme, syllables and meter are scored
+    against it (trainer.evaluation.formscore), and every poem is kept for reading.
     """
     labels: Counter[str] = Counter()
     continuations: list[str] = []
@@ -221,8 +230,11 @@ def score_poems(
     words_total = lines_total = 0
     own_distinct: list[float] = []
     junk = stutter = 0
+    verdicts: list[bool] = []
     for case, text in poems:
-        labels[label_counts(count_emotions(text))] += 1
+        label = label_counts(count_emotions(text))
+        labels[label] += 1
+        verdicts.append(label == target or (target == NEUTRAL and label == MIXED))
         body = written_part(text, case.first_line)
         continuations.append(body)
         own_distinct.append(poem_distinct_1(body))
@@ -268,7 +280,29 @@ def score_poems(
         judge_labels=judge_labels,
         base_ppl=fluency_ppl(nlls) if nlls is not None else None,
         samples=[text for _, text in poems[:3]],
+        form=form,
+        form_score=form_counts(poems, form),
+        seeds=[case.seed for case, _ in poems],
+        hits=verdicts,
+        judge_hits=[label == target for label in judged] if judged is not None else None,
+        poems=[text for _, text in poems] if form is not None else [],
     )
+
+
+def form_counts(
+    poems: Sequence[tuple[EvalCase, str]], form: str | None
+) -> dict[str, float | int | None] | None:
+    """The poems' rhyme, syllable and meter counts against the named form, or None for none."""
+    if form is None:
+        return None
+    from trainer.common.form import parse_form
+    from trainer.evaluation.formscore import poem_lines
+    from trainer.evaluation.formscore import score_poems as score_form
+
+    # A typed first line is the writer's: the form's syllables and meter are scored after it.
+    given = [1 if case.first_line.strip() else 0 for case, _ in poems]
+    lines = (poem_lines(text) for _, text in poems)
+    return score_form(lines, parse_form(form), given=given).to_dict()
 
 
 def written_part(text: str, first_line: str) -> str:
@@ -342,10 +376,16 @@ def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values)
 
 
+def free_verse(results: Iterable[ModelEval]) -> list[ModelEval]:
+    """The rows of free verse (no form, or `free`): the ones the strength rule compares."""
+    return [r for r in results if r.form in (None, "free")]
+
+
 def summarise_sweep(results: Iterable[ModelEval]) -> list[StrengthSummary]:
-    """Per strength, the means over the emotion models (rows with a strength and an emotion)."""
+    """Per strength, the means over the emotion models (rows with a strength and an emotion) of
+    free verse; formed rows are left to trainer.evaluation.formcost."""
     by_strength: dict[float, list[ModelEval]] = {}
-    for r in results:
+    for r in free_verse(results):
         if r.strength is not None and r.target in EMOTIONS:
             by_strength.setdefault(r.strength, []).append(r)
     summaries = []
@@ -436,7 +476,7 @@ def pick_strength(results: Iterable[ModelEval]) -> StrengthChoice:
 
 def per_emotion_picks(results: Iterable[ModelEval]) -> dict[str, float | None]:
     """The strength the same rule picks for each emotion alone (None where none qualifies)."""
-    rows = list(results)
+    rows = free_verse(results)
     picks: dict[str, float | None] = {}
     for emotion in EMOTIONS:
         mine = [r for r in rows if r.target == emotion and r.strength is not None]
@@ -502,7 +542,7 @@ def _sweep_markdown(choice: StrengthChoice, results: list[ModelEval]) -> list[st
         )
         lines += ["", f"The same rule for each emotion alone picks: {shown}."]
     strengths = [s.strength for s in choice.sweep]
-    cells = {(r.target, r.strength): r for r in results if r.strength is not None}
+    cells = {(r.target, r.strength): r for r in free_verse(results) if r.strength is not None}
     emotions = [e for e in EMOTIONS if any((e, s) in cells for s in strengths)]
     if emotions:
         lines += [
@@ -577,6 +617,11 @@ def render_markdown(
         )
     if choice is not None and choice.sweep:
         lines += ["", *_sweep_markdown(choice, results)]
+    from trainer.evaluation.formcost import form_markdown
+
+    form_section = form_markdown(results)
+    if form_section:
+        lines += ["", *form_section]
     if plot:
         lines += ["", f"![Fidelity and distinct-1 against strength]({plot})"]
     names = [r.name if r.strength is None else f"{r.name} s={r.strength:g}" for r in results]

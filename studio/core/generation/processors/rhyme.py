@@ -6,15 +6,25 @@ tokenizer's own spelling of it (studio/core/formtokens.py's `RhymeTrie`), until 
 The last word is due when the syllables left fit one word of at most MAX_RHYME_SYLLABLES (a line
 with a syllable count). A line without one is steered softly: from MIN_WORDS_BEFORE_RHYME words
 on, the first tokens of rhyming words get RHYME_BONUS at each word start, so the model may take a
-rhyme where it fits; the rhyme is forced only as a last resort (the line would end unrhymed, or it
-has MAX_WORDS_BEFORE_RHYME words). There a group's first line is the model's own: its last word
-sets the target. Once its rhyme word is whole, such a line closes: one punctuation token at most,
-then a line or stanza break. A preference: relaxed, it yields, and the line misses its rhyme.
+rhyme where it fits; such a line may not end unrhymed, and the rhyme is forced only as a last
+resort (the model would end the line, or it has MAX_WORDS_BEFORE_RHYME words). There a group's
+first line is the model's own: its last word sets the target. Once its rhyme word is whole, such
+a line closes: one punctuation token at most, then a line or stanza break. A preference: relaxed,
+it yields, and the line misses its rhyme.
+
+Where the rhyme may come from: only words that English verse really ends its lines on
+(trainer/common/lineends.py: dictionary words ending at least 50 lines of the training corpus),
+so that no forced rhyme reaches for "macaroon" or a dictionary fragment ("inter"), and none
+spelled from a word of its own (" is" + "abel"). Among them the
+model chooses, with a prior for the common ones: each offered token gets PRIOR_WEIGHT times the log
+of its commonest word's share of line ends, so that "night" beats "kite" when the model is unsure,
+and a forced choice is sharpened (RHYME_SHARPEN) towards the model's favourite.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from typing import TYPE_CHECKING, Any
 
 from studio.core.formtokens import (
@@ -28,6 +38,7 @@ from studio.core.formtokens import (
 from studio.core.generation.processors.base import Processor
 from studio.core.generation.vocabulary import encoder, ids_mask, kinds_mask, token_table
 from trainer.common import phonetics
+from trainer.common.lineends import line_ends
 
 if TYPE_CHECKING:
     import torch
@@ -44,9 +55,14 @@ MIN_WORDS_BEFORE_RHYME = 4
 RHYME_BONUS = 3.0
 # and takes one by force once it has this many, or would end unrhymed.
 MAX_WORDS_BEFORE_RHYME = 10
-# Rhymes come from the commonest single-token words (BPE merges come roughly by frequency), so
-# that a forced rhyme reaches for "night", not "samurai".
-RHYME_VOCABULARY = 16_000
+# Rhymes come from the words verse ends its lines on, spelled in at most this many tokens.
+MAX_RHYME_TOKENS = 3
+# The prior for common rhymes, in nats per nat of log frequency (0.5: a word ending 100 times
+# more lines gains 2.3 nats; chosen by reading poems, 0.3 to 1 tried).
+PRIOR_WEIGHT = 0.5
+# A forced rhyme takes the model's favourite more often: its scores are multiplied by this (the
+# same as dividing the temperature), since the rare rhymes in a flat tail are the forced ones.
+RHYME_SHARPEN = 2.0
 # Short words a line may end on; other one- and two-letter "words" in the dictionary are mostly
 # fragments and abbreviations ("re", "ag"). Function words make weak rhymes that end nothing.
 _SHORT_ENDINGS = frozenset({"me", "be", "he", "we", "go", "so", "no", "do", "my", "by", "lo", "oh"})
@@ -65,11 +81,46 @@ class RhymeTarget(Processor):
         self.offered: frozenset[int] = frozenset()  # the tokens this step allowed
         self.could_end = False  # the rhyme word offered this step was already whole
         self.closed_at: int | None = None  # the line (its newlines before it) whose rhyme is whole
+        self.used: frozenset[str] = frozenset()  # the last words of the poem's finished lines
 
     @functools.cached_property
     def words(self) -> list[str]:
-        """The words a rhyme may be drawn from."""
-        return vocabulary_words(self.table, self.encode, limit=RHYME_VOCABULARY)
+        """The words a rhyme may be drawn from: line-ending words the tokenizer spells."""
+        common = line_ends()
+        spelled = vocabulary_words(self.table, self.encode, common, max_tokens=MAX_RHYME_TOKENS)
+        return [word for word in spelled if word in common and not self._trap(word)]
+
+    def _trap(self, word: str) -> bool:
+        """Whether `word` is spelled over tokens whose first is a word of its own (" is" +
+        "abel", " her" + "cules"): the model takes that token for the short word, and the trie
+        would then force the long one onto it."""
+        ids = self.encode(" " + word)
+        if len(ids) < 2:
+            return False
+        first = ids[0]
+        return self.table.kinds[first] is Kind.WORD and phonetics.is_known(
+            self.table.letters[first]
+        )
+
+    @functools.cached_property
+    def _top(self) -> float:
+        return math.log(max(line_ends().values()))
+
+    def _weight(self, word: str) -> float:
+        """The prior of `word`: PRIOR_WEIGHT times its log share of the commonest's line ends."""
+        return PRIOR_WEIGHT * (math.log(line_ends().get(word, 1)) - self._top)
+
+    def _with_prior(self, prefix: list[int], scores: torch.Tensor) -> torch.Tensor:
+        """`scores` with each token the trie allows after `prefix` raised by its words' prior."""
+        assert self.trie is not None
+        best = self.trie.best_below(prefix, self._weight)
+        if not best:
+            return scores
+        import torch
+
+        ids = torch.tensor(list(best), device=scores.device)
+        prior = torch.tensor(list(best.values()), dtype=scores.dtype, device=scores.device)
+        return scores.index_add(0, ids, prior)
 
     @functools.cached_property
     def endings(self) -> list[str]:
@@ -87,13 +138,23 @@ class RhymeTarget(Processor):
         return [word for word in usable if phonetics.rhyme_parts(word) & shared]
 
     @functools.lru_cache(maxsize=64)  # noqa: B019 - one processor per poem, a few targets each
-    def _trie(self, target: str | None, low: int, high: int) -> RhymeTrie:
+    def _trie(
+        self, target: str | None, low: int, high: int, used: frozenset[str] = frozenset()
+    ) -> RhymeTrie:
         """The words that may end the line: rhyming with `target` (any that can be rhymed with,
-        for a group's first line), with `low` to `high` syllables."""
+        for a group's first line), with `low` to `high` syllables, and not among `used` (the
+        poem's line ends so far: "satisfied" twice is no rhyme). A group's first line also
+        leaves the sounds of `used` alone, so that a new group brings a new sound."""
+        sounds = frozenset().union(*(phonetics.rhyme_parts(word) for word in used))
         fits = [
             word
             for word in self.endings
-            if (target is None or phonetics.rhymes(word, target))
+            if word not in used
+            and (
+                phonetics.rhymes(word, target)
+                if target is not None
+                else not phonetics.rhyme_parts(word) & sounds
+            )
             and any(low <= count <= high for count in phonetics.syllable_counts(word))
         ]
         return RhymeTrie(fits, self.encode)
@@ -104,6 +165,7 @@ class RhymeTarget(Processor):
         if relaxed:
             return scores
         position = form_position(state.text, self.form)
+        self.used = _line_ends(state.text)
         if position.finished or position.line.rhyme is None:
             self.spelling = None
             return scores
@@ -116,10 +178,10 @@ class RhymeTarget(Processor):
         if self.spelling is None:
             span = self._due(position, scores)
             if span is None:
-                return self._boost(position, scores) if free else scores
+                return self._unended(position, self._boost(position, scores)) if free else scores
             if span[0] > span[1]:  # not yet: keep room for the shortest rhyme after this word
                 return self._leave_room(position.rhyme_word, span[1], scores)
-            self.trie = self._trie(position.rhyme_word, *span)
+            self.trie = self._trie(position.rhyme_word, *span, self.used)
             if not self.trie:
                 return scores  # no word fits: the line misses its rhyme
             allowed, can_end = self.trie.step([])
@@ -134,6 +196,7 @@ class RhymeTarget(Processor):
                 return self._close(position, scores)
         self.offered = frozenset(allowed)
         self.could_end = can_end
+        scores = self._with_prior(self.spelling or [], scores) * RHYME_SHARPEN
         mask = ids_mask(allowed, scores.shape[0], scores.device)
         if can_end:
             ends = (Kind.NEWLINE, Kind.STANZA, Kind.PUNCT)
@@ -155,7 +218,9 @@ class RhymeTarget(Processor):
             low, high = max(target[0] - done, 1), target[1] - done
             if high < 1:
                 return None
-            if high > MAX_RHYME_SYLLABLES or not self._trie(position.rhyme_word, low, high):
+            if high > MAX_RHYME_SYLLABLES or not self._trie(
+                position.rhyme_word, low, high, self.used
+            ):
                 return (high + 1, high)  # not due: an empty span carrying the room left
             return low, high
         words = phonetics.words_of(position.text)
@@ -169,6 +234,17 @@ class RhymeTarget(Processor):
             return 1, MAX_RHYME_SYLLABLES
         return None
 
+    def _unended(self, position: FormPosition, scores: torch.Tensor) -> torch.Tensor:
+        """A rhymed line without a syllable count may not end (a break, or the poem's end) until
+        it rhymes: where the model would end it, its rhyme is forced (`_due`), and a line of
+        fewer words writes on rather than slip out unrhymed."""
+        words = phonetics.words_of(position.text)
+        target = position.rhyme_word
+        if words and target is not None and phonetics.rhymes(words[-1], target):
+            return scores
+        ends = kinds_mask(self.table, (Kind.NEWLINE, Kind.STANZA, Kind.SPECIAL), scores.device)
+        return scores.masked_fill(ends, float("-inf"))
+
     def _boost(self, position: FormPosition, scores: torch.Tensor) -> torch.Tensor:
         """Add RHYME_BONUS to the first tokens of rhyming words after a whole word, from
         MIN_WORDS_BEFORE_RHYME words on; a token so chosen starts the rhyme word (`observe`)."""
@@ -176,13 +252,13 @@ class RhymeTarget(Processor):
         mid_word = bool(state.partial) and not phonetics.is_known(state.partial)
         if mid_word or len(phonetics.words_of(position.text)) < MIN_WORDS_BEFORE_RHYME:
             return scores
-        self.trie = self._trie(position.rhyme_word, 1, MAX_RHYME_SYLLABLES)
+        self.trie = self._trie(position.rhyme_word, 1, MAX_RHYME_SYLLABLES, self.used)
         starts, _ = self.trie.step([])
         if not starts:
             return scores
         self.offered = frozenset(starts)
         bonus = ids_mask(starts, scores.shape[0], scores.device)
-        return scores + bonus.to(scores.dtype) * RHYME_BONUS
+        return self._with_prior([], scores + bonus.to(scores.dtype) * RHYME_BONUS)
 
     def _close(self, position: FormPosition, scores: torch.Tensor) -> torch.Tensor:
         """The line's rhyme word is whole: one punctuation token may follow, then a break."""
@@ -196,7 +272,8 @@ class RhymeTarget(Processor):
     def _leave_room(self, target: str | None, room: int, scores: torch.Tensor) -> torch.Tensor:
         """Mask words so long that no rhyme would fit after them in the `room` syllables left."""
         shortest = min(
-            (n for n in range(1, MAX_RHYME_SYLLABLES + 1) if self._trie(target, n, n)), default=None
+            (n for n in range(1, MAX_RHYME_SYLLABLES + 1) if self._trie(target, n, n, self.used)),
+            default=None,
         )
         if shortest is None:
             return scores
@@ -223,6 +300,12 @@ class RhymeTarget(Processor):
         if self.spelling is not None and self.could_end and self.table.kinds[token] is Kind.PUNCT:
             self.closed_at = state.text.count("\n")  # the model ended the whole rhyme word
         self.spelling = None
+
+
+def _line_ends(text: str) -> frozenset[str]:
+    """The last words of the finished lines of `text`."""
+    ends = (phonetics.words_of(line) for line in text.split("\n")[:-1])
+    return frozenset(words[-1] for words in ends if words)
 
 
 def build(plan: PoemPlan, state: PoemState) -> Processor | None:
