@@ -35,10 +35,10 @@ _ENDS = (Kind.NEWLINE, Kind.STANZA, Kind.SPECIAL)
 
 
 def spellings(word: str, encode: Any) -> tuple[RhymeTrie, RhymeTrie]:
-    """Tries over `word`'s tokenisations, lowercase and capitalised: after a space (mid-line),
-    and bare (at the line's start)."""
-    forms = sorted({word, word.capitalize()})
-    return RhymeTrie(forms, encode, prefix=" "), RhymeTrie(forms, encode, prefix="")
+    """Tries over `word`'s tokenisations: lowercase after a space (mid-line), and bare,
+    lowercase or capitalised, at the line's start."""
+    starts = sorted({word, word.capitalize()})
+    return RhymeTrie([word], encode, prefix=" "), RhymeTrie(starts, encode, prefix="")
 
 
 def would_end(table: TokenTable, scores: torch.Tensor) -> bool:
