@@ -207,3 +207,36 @@ def test_a_fresh_seed_per_run_unless_the_settings_fix_one(poet: Poet) -> None:
     assert first != [c.seed for c in writer.write(2)]
     writer.params = SamplingParams(seed=9)
     assert [c.seed for c in writer.write(2)] == [9, 10]
+
+
+def test_accepting_a_candidate_as_it_stands_reads_nothing(poet: Poet) -> None:
+    import torch
+
+    from studio.core.generation.steer import Steer
+
+    writer = CoWriter(poet, "joy", SamplingParams(seed=5), [FIRST_LINE])
+    counting = Counting(poet)
+    # Lines steered onto a rhyme end on their newline on the tiny model.
+    chosen = next(
+        c
+        for c in writer.write(4, Steer(rhyme_with="sea"))
+        if c.ended == "newline" and writer_module._spells(writer._base_plan(), c.tokens, c.text)
+    )
+    writer.accept(chosen.text, chosen)
+    before = len(counting.lengths)
+    held = writer.cache.read(
+        poet.backend, writer._base_plan().rows, writer._plan(writer.lines, Steer())[0].prompt
+    )
+    assert writer.cache.reads[-1] == 0 and len(counting.lengths) == before, "no forward at all"
+    fresh = CoWriter(poet, "joy", SamplingParams(seed=5), writer.lines)
+    fresh._spelled = dict(writer._spelled)
+    plan = fresh._plan(fresh.lines, Steer())[0]
+    with poet.backend.decoding(1):
+        again = fresh.cache.read(poet.backend, plan.rows, plan.prompt)
+    assert fresh.cache.reads == [len(plan.prompt)]
+    # The held rows read the poem in a batch of 8 rows, the fresh ones in 2: fp32 rounding apart.
+    torch.testing.assert_close(
+        torch.log_softmax(held, -1), torch.log_softmax(again, -1), atol=1e-4, rtol=1e-4
+    )
+    writer.write(3)  # and the run after it starts from those rows
+    assert writer.cache.reads[-1] == 0

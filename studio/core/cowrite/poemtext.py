@@ -8,7 +8,7 @@ line's ids alone (the cache of the rest stays valid; studio/core/cowrite/prefix.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from studio.core.generation.text import clean_first_line
@@ -53,11 +53,17 @@ def line_ids(model: Model, line: str) -> list[int]:
     return list(model.tokenizer.encode(line + "\n", add_special_tokens=False))
 
 
-def poem_ids(model: Model, lines: Sequence[str]) -> list[int]:
-    """The ids a model reads the poem as: the opening token, then each line and its newline."""
+def poem_ids(
+    model: Model, lines: Sequence[str], spelled: Mapping[tuple[int, str], list[int]] | None = None
+) -> list[int]:
+    """The ids a model reads the poem as: the opening token, then each line and its newline.
+
+    `spelled` gives the ids of some lines as the model wrote them ((index, text) -> ids, the
+    newline included): an accepted candidate is read as its own tokens, which its rows hold."""
     ids = [model.tokens.bos]
-    for line in lines:
-        ids.extend(line_ids(model, line))
+    for index, line in enumerate(lines):
+        own = spelled.get((index, line)) if spelled else None
+        ids.extend(own if own is not None else line_ids(model, line))
     return ids
 
 

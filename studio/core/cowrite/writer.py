@@ -88,15 +88,25 @@ class CoWriter:
         self.notices: list[str] = []  # the last run's notices (a poem cut to the context, ...)
         self.line_tokens = MAX_LINE_TOKENS
         self._planned: tuple[tuple[str, str], PoemPlan] | None = None
+        # Accepted candidate lines as the model wrote them: (index, text) -> ids.
+        self._spelled: dict[tuple[int, str], list[int]] = {}
 
     # The poem.
 
-    def accept(self, text: str) -> str:
-        """Add a line to the poem (a candidate's, edited or typed); returns it as kept."""
+    def accept(self, text: str, candidate: Candidate | None = None) -> str:
+        """Add a line to the poem (a candidate's, edited or typed); returns it as kept.
+
+        Give the `candidate` it came from: when `text` is that candidate's line as it stands, the
+        poem reads it as the candidate's own tokens, which the cache already holds, so the next
+        run starts at once."""
         line = clean_first_line(text)
         if not line:
             raise PoetstudioError("an empty line cannot be accepted; write some words first")
         self.lines.append(line)
+        if candidate is not None and candidate.ended == END_NEWLINE and candidate.text == line:
+            plan = self._planned[1] if self._planned is not None else None
+            if plan is not None and _spells(plan, candidate.tokens, line):
+                self._spelled[(len(self.lines) - 1, line)] = list(candidate.tokens)
         return line
 
     def undo(self) -> str | None:
@@ -186,8 +196,9 @@ class CoWriter:
                 "choose another form, or rewrite a line"
             )
         text = "\n".join(kept)
+        spelled = self._spelled if len(kept) == len(lines) else None  # indices hold when uncut
         plan = dataclasses.replace(
-            base, prompt=poem_ids(base.model, kept), first_line=text, steer=steer
+            base, prompt=poem_ids(base.model, kept, spelled), first_line=text, steer=steer
         )
         return plan, kept
 
@@ -241,53 +252,63 @@ class CoWriter:
         budget = self.line_tokens if one_line else plan.params.max_new_tokens
         with backend.decoding(plan.stats.cpu_threads):
             logits = self.cache.read(backend, plan.rows, plan.prompt)
-            forked = False
-            ok = False
+            batch = None
+            fed: set[int] = set()  # finished candidates whose last token has been fed
+            held: dict[int, torch.Tensor] = {}  # the scores after a finished line, by row
+            ok = hold = False
             try:
-                active = list(range(count))  # candidates in the batch, in batch order
                 while True:
-                    for place, row in enumerate(active):
+                    for row in range(count):
                         if cancel is not None and cancel.is_set():
                             yield from self._cancelled()
                             ok = True
                             return
-                        at = place * width if forked else 0
-                        yield self._step(
-                            decodes[row], row, logits[at : at + width], budget, one_line
-                        )
-                    going = [row for row in active if not self.candidates[row].done]
-                    if not going:
-                        ok = True
+                        if not self.candidates[row].done:
+                            at = row * width if batch is not None else 0
+                            yield self._step(
+                                decodes[row], row, logits[at : at + width], budget, one_line
+                            )
+                    # A line that ended on its newline is fed that newline once more, so that
+                    # its rows hold the whole line and the scores of the line after it: accepting
+                    # it as it stands then costs no forward (`accept(text, candidate)`).
+                    due = [
+                        row
+                        for row, c in enumerate(self.candidates)
+                        if c.ended == END_NEWLINE and row not in fed and one_line
+                    ]
+                    if all(c.done for c in self.candidates) and not due:
+                        ok, hold = True, one_line
                         return
-                    if not forked:
-                        batch = self.cache.fork(len(going))
-                        forked = True
-                    elif going != active:
-                        batch.keep(
-                            [
-                                p * width + r
-                                for p, row in enumerate(active)
-                                if row in going
-                                for r in range(width)
-                            ]
-                        )
-                    active = going
+                    if batch is None:
+                        batch = self.cache.fork(count)
+                    # Every row steps in lock-step; a finished one is fed its last token again
+                    # (positions past its line, cut off when it is accepted).
                     column = [
-                        self.candidates[row].tokens[-1] for row in active for _ in range(width)
+                        c.tokens[-1] if c.tokens else plan.model.tokens.eos
+                        for c in self.candidates
+                        for _ in range(width)
                     ]
                     ids = torch.tensor(column, dtype=torch.long, device=logits.device)[:, None]
                     if cancel is not None and cancel.is_set():
                         yield from self._cancelled()
                         ok = True
                         return
+                    newly = [row for row, c in enumerate(self.candidates) if c.done]
                     logits = batch.forward(ids)
+                    for row in newly:
+                        if row not in fed and self.candidates[row].ended == END_NEWLINE:
+                            held[row] = logits[row * width : (row + 1) * width].clone()
+                        fed.add(row)
             except GeneratorExit:
                 ok = True  # the caller stopped reading: the cache is whole, the run just ends
                 raise
             finally:
                 if not ok:
                     self.cache.drop()  # a forward failed part-way: the cache may be damaged
-                elif forked:
+                elif batch is not None and hold:
+                    lines_held = {row: (self.candidates[row].tokens, held[row]) for row in held}
+                    self.cache.hold(lines_held)
+                elif batch is not None:
                     self.cache.settle(0)
 
     def _step(
@@ -331,3 +352,9 @@ class CoWriter:
             if not candidate.done:
                 candidate.ended = END_CANCELLED
                 yield self._update(candidate)
+
+
+def _spells(plan: PoemPlan, tokens: list[int], line: str) -> bool:
+    """Whether `tokens` read as exactly `line` and its newline."""
+    decoded = plan.model.tokenizer.decode(tokens, skip_special_tokens=False)
+    return bool(decoded == line + "\n")
