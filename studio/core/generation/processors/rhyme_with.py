@@ -9,7 +9,8 @@ form gives one, bounds the rhyme word too.
 
 A word that is not in the CMU dictionary and borrows no known ending rhymes by spelling: the
 words that end in its last vowel and what follows (studio/core/cowrite/words.py says so).
-No break may end the line before its last word rhymes (a sampled newline would end it unrhymed).
+No break may end the line before its last word rhymes (a sampled newline would end it unrhymed),
+unless the vocabulary spells no rhyme for the word at all.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from studio.core.formtokens import RhymeTrie, form_position
 from studio.core.generation.processors.base import Processor
-from studio.core.generation.processors.rhyme import RhymeTarget
+from studio.core.generation.processors.rhyme import MAX_RHYME_SYLLABLES, RhymeTarget
 from studio.core.generation.processors.use_word import without_breaks
 from studio.core.generation.vocabulary import encoder, token_table
 from trainer.common import phonetics
@@ -76,6 +77,7 @@ class RhymeWith(RhymeTarget):
             word
             for word in self.endings
             if rhymes_with(word, self.word)
+            and phonetics.is_known(word)  # no fragments ("relig") that borrow a rhyme
             and any(low <= count <= high for count in phonetics.syllable_counts(word))
         ]
         return RhymeTrie(fits, self.encode)
@@ -83,9 +85,15 @@ class RhymeWith(RhymeTarget):
     def rescore(self, state: PoemState, scores: torch.Tensor, relaxed: bool) -> torch.Tensor:
         view = _LineView(self.word, state.line)
         scores = super().rescore(view, scores, relaxed)  # type: ignore[arg-type]
-        if relaxed or self._rhymed(state.line):
+        if relaxed or not self._reachable or self._rhymed(state.line):
             return scores
         return without_breaks(self.table, scores)  # a sampled break must not end it unrhymed
+
+    @functools.cached_property
+    def _reachable(self) -> bool:
+        """Whether the vocabulary spells any rhyme for the word (else the line just misses it,
+        rather than run on to its token limit)."""
+        return bool(self._trie(self.word, 1, MAX_RHYME_SYLLABLES))
 
     def _rhymed(self, line: str) -> bool:
         """Whether the line's last word, whole, rhymes with the word."""
