@@ -4,12 +4,14 @@ The studio's line-by-line mode and `poetstudio suggest` are shells over this pac
 
 - writer.py    `CoWriter(poet, emotion, params, lines)`: `stream(k, steer, cancel)` yields
                `LineUpdate(row, text, done)` for K candidates written as batched rows (one
-               forward per token), then `candidates` holds each `Candidate`; `accept(text)`,
-               `undo()`, `prefill()`, `rewrite(n, k, steer, cancel)` (reranked by the lines after
-               it), `finish(cancel)`, `reload()` (after a model changed). `emotion`, `params`
-               and `lines` may change between runs; the cache keeps what still matches.
+               forward per token), then `candidates` holds each `Candidate`;
+               `accept(text, candidate)`, `undo()`, `prefill()`, `rewrite(n, k, steer,
+               cancel)` (reranked by the lines after it), `finish(cancel)`, `reload()`
+               (after a model changed). `emotion`, `params` and `lines` may change between
+               runs; the cache keeps what still matches.
 - candidate.py `LineUpdate`, `Candidate` and why a candidate ended (END_*).
-- prefix.py    the accepted poem's KV cache kept between runs: accepting a line reads that line.
+- prefix.py    the accepted poem's KV cache kept between runs: accepting a typed or edited line
+               reads that line; a candidate accepted as it stands reads nothing.
 - rerank.py    a rewrite's candidates ranked by log p(lines after | lines before, candidate).
 - scores.py    a candidate's scores: model log-probability, EmoLex and judge emotion scores,
                syllables, rhyme sound.

@@ -4,7 +4,7 @@
     for update in writer.stream(3, Steer(use="lantern"), cancel):   # LineUpdate(row, text, done)
         ...
     writer.candidates            # [Candidate]: text, seed, tokens, logprob, ended
-    writer.accept(writer.candidates[1].text)   # the next run reads only this line
+    writer.accept(c.text, c)     # c = writer.candidates[1]: the next run reads nothing
     writer.undo()                # takes the last line back (None, with a notice, at none)
     for update in writer.rewrite(2, 3): ...    # line 2 anew; candidates reranked by what follows
     for update in writer.finish(cancel): ...   # the rest of the poem, one row (text with newlines)
