@@ -32,6 +32,7 @@ class Candidate:
     row: int
     seed: int
     text: str = ""
+    # Its tokens; where it ended the poem, a newline stands in place of the end.
     tokens: list[int] = field(default_factory=list)
     logprob: float = 0.0  # the emotion model's log-probability of the tokens, newline included
     ended: str | None = None  # END_*, None while it streams

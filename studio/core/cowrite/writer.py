@@ -88,6 +88,7 @@ class CoWriter:
         self.notices: list[str] = []  # the last run's notices (a poem cut to the context, ...)
         self.line_tokens = MAX_LINE_TOKENS
         self._planned: tuple[tuple[str, str], PoemPlan] | None = None
+        self._newline: int | None = None  # the newline's token, where it is one
         # Accepted candidate lines as the model wrote them: (index, text) -> ids.
         self._spelled: dict[tuple[int, str], list[int]] = {}
 
@@ -103,7 +104,7 @@ class CoWriter:
         if not line:
             raise PoetstudioError("an empty line cannot be accepted; write some words first")
         self.lines.append(line)
-        if candidate is not None and candidate.ended == END_NEWLINE and candidate.text == line:
+        if candidate is not None and self._whole(candidate) and candidate.text == line:
             plan = self._planned[1] if self._planned is not None else None
             if plan is not None and _spells(plan, candidate.tokens, line):
                 self._spelled[(len(self.lines) - 1, line)] = list(candidate.tokens)
@@ -245,6 +246,8 @@ class CoWriter:
 
         started = time.perf_counter()
         plan, _ = self._plan(lines, steer)
+        newline = plan.model.tokenizer.encode("\n", add_special_tokens=False)
+        self._newline = newline[0] if len(newline) == 1 else None
         decodes = self._decodes(plan, count, started)
         self.candidates = [Candidate(row, d.stats.seed or 0) for row, d in enumerate(decodes)]
         width = len(plan.rows)
@@ -274,7 +277,7 @@ class CoWriter:
                     due = [
                         row
                         for row, c in enumerate(self.candidates)
-                        if c.ended == END_NEWLINE and row not in fed and one_line
+                        if self._whole(c) and row not in fed and one_line
                     ]
                     if all(c.done for c in self.candidates) and not due:
                         ok, hold = True, one_line
@@ -296,7 +299,7 @@ class CoWriter:
                     newly = [row for row, c in enumerate(self.candidates) if c.done]
                     logits = batch.forward(ids)
                     for row in newly:
-                        if row not in fed and self.candidates[row].ended == END_NEWLINE:
+                        if row not in fed and self._whole(self.candidates[row]):
                             held[row] = logits[row * width : (row + 1) * width].clone()
                         fed.add(row)
             except GeneratorExit:
@@ -334,11 +337,21 @@ class CoWriter:
             reason = decode.stats.stop_reason
             if reason == STOP_EOS:
                 candidate.ended = END_POEM
+                if one_line and self._newline is not None:
+                    # Its rows are fed a newline in place of the poem's end: the line is whole
+                    # and may be accepted as it stands (the writer decides where a poem ends).
+                    candidate.tokens[-1] = self._newline
             elif reason in (STOP_MAX_TOKENS, STOP_CONTEXT):
                 candidate.ended = END_TOKENS
             else:  # a line rule ended the poem at this line's newline
                 candidate.ended = END_NEWLINE if one_line else END_POEM
         return self._update(candidate)
+
+    def _whole(self, candidate: Candidate) -> bool:
+        """Whether a candidate's tokens are its whole line and a newline (its rows can be held)."""
+        if candidate.ended == END_NEWLINE:
+            return True
+        return candidate.ended == END_POEM and candidate.tokens[-1:] == [self._newline]
 
     def _update(self, candidate: Candidate) -> LineUpdate:
         text = candidate.text.strip() if candidate.done else candidate.text.lstrip()
