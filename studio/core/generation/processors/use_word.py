@@ -5,9 +5,9 @@ Until the line holds the word, the first token of its spelling (" lantern", or "
 line's start; the tokenizer's own spelling, studio/core/formtokens.py's `RhymeTrie`) gets a bonus
 at every step that grows with the words written, so the model may take it where it fits. When the
 line would end without it (a break or the end of the poem would win) or has FORCE_AFTER_WORDS
-words, only that first token may come; no break may end the line before the word came. Once
-begun, the word is spelled to its end and not extended ("lanterns" would not count). A
-preference: relaxed, it yields.
+words (and no word is half spelled), only that first token may come; no break may end the line
+before the word came. Once begun, the word is spelled to its end and not extended ("lanterns"
+would not count). A preference: relaxed, it yields.
 """
 
 from __future__ import annotations
@@ -106,7 +106,9 @@ class UseWord(Processor):
         self.offered = frozenset(starts)
         mask = ids_mask(starts, scores.shape[0], scores.device)
         words = len(phonetics.words_of(line))
-        if words >= FORCE_AFTER_WORDS or (line.strip() and would_end(self.table, scores)):
+        mid_word = line[-1:].isalpha()  # forcing now would cut a word short ("precip apple")
+        ends = bool(line.strip()) and would_end(self.table, scores)
+        if (words >= FORCE_AFTER_WORDS and not mid_word) or ends:
             return scores.masked_fill(~mask, float("-inf"))
         bonus = BASE_BONUS + PER_WORD_BONUS * words
         # Nor may a sampled break end the line before the word came.
