@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from studio.core.generation.settings import SamplingParams
 from studio.core.generation.stats import GenerationStats
+from studio.core.generation.steer import Steer
 
 if TYPE_CHECKING:
     from studio.core.generation.backends.base import Model
@@ -29,6 +30,7 @@ class PoemPlan:
     params: SamplingParams  # as fitted to the form (`fitted_to_form`)
     stats: GenerationStats
     form: Form | None = None  # None for free verse
+    steer: Steer = dataclasses.field(default_factory=Steer)  # co-writing's asks of the line
 
 
 def fitted_to_form(params: SamplingParams, form: Form) -> SamplingParams:

@@ -93,6 +93,13 @@ class RowForward:
         import torch
 
         self.models = [self.models[i] for i in indices]
+        if not self.batched and len(self.caches) == 1 and len(indices) > 1:
+            with self.loader.lock:
+                self.batched = self._activate()
+            if self.batched:  # one row forked into copies: they share one forward from now on
+                if self.caches[0] is not None:
+                    self.caches[0].batch_select_indices(torch.tensor(indices))
+                return
         if not self.batched:
             taken: set[int] = set()
             caches = []

@@ -5,7 +5,9 @@ not needed for this poem) and one line in `PROCESSORS`. Order matters where mask
 meet: guidance makes the scores from the step's rows, so it comes first; the repetition rules
 (the token penalty, the stutter guard's word rules, the n-gram ban) see the guided scores; the
 form's rules (stanza breaks, syllables, the meter's soft cut, rhyme) mask or rescore what is
-left, the rhyme last since it reads which token would win; the line limits come last. The draw
+left, the rhyme last since it reads which token would win; co-writing's steering of one line
+(a topic's soft pull before the rhyme, a word to use and a word to rhyme with after it, since
+they read which token would win too) follows; the line limits come last. The draw
 (temperature, top-k, top-p) follows the whole list (studio/core/generation/draw.py).
 """
 
@@ -24,8 +26,11 @@ from studio.core.generation.processors import (
     ngram,
     repetition,
     rhyme,
+    rhyme_with,
     stutter,
     syllables,
+    topic,
+    use_word,
 )
 from studio.core.generation.processors.base import Processor
 
@@ -44,7 +49,10 @@ PROCESSORS: list[Builder] = [
     form_breaks.build,
     syllables.build,
     meter.build,
+    topic.build,
     rhyme.build,
+    use_word.build,
+    rhyme_with.build,
     max_lines.build,
     max_stanzas.build,
 ]

@@ -1,0 +1,96 @@
+"""Co-writing's steering processors on the tiny model: a word to use, a word to rhyme with, a
+topic word; and the checks on the words."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from studio.core.cowrite.words import check_word, rhyme_notice
+from studio.core.cowrite.writer import CoWriter
+from studio.core.generation.poet import Poet
+from studio.core.generation.processors.rhyme_with import rhymes_with, spelled_ending
+from studio.core.generation.processors.topic import TOPIC_BONUS, Topic
+from studio.core.generation.settings import SamplingParams
+from studio.core.generation.steer import Steer
+from tests.helpers.models import build_guided_adapters
+from trainer.common import phonetics
+from trainer.common.errors import PoetstudioError
+from trainer.common.home import DataHome
+
+FIRST_LINE = "The lamps are out along the quay"
+
+
+@pytest.fixture
+def writer(tiny_base: Path, home: DataHome, tmp_path: Path) -> CoWriter:
+    build_guided_adapters(tiny_base, home.models)
+    poet = Poet(home, device="cpu", bundled_dir=tmp_path / "no-bundled", precision="fp32")
+    poet.decode_threads = 1
+    return CoWriter(poet, "joy", SamplingParams(seed=11), [FIRST_LINE])
+
+
+@pytest.mark.parametrize("word", ["grave", "lamps", "wind"])
+def test_every_candidate_uses_the_word(writer: CoWriter, word: str) -> None:
+    plain = writer.write(8)
+    assert sum(word in phonetics.words_of(c.text) for c in plain) < 8, "not by luck"
+    steered = writer.write(8, Steer(use=word))
+    assert all(word in phonetics.words_of(c.text) for c in steered), [c.text for c in steered]
+
+
+def test_every_candidate_ends_on_a_rhyme(writer: CoWriter) -> None:
+    plain = writer.write(8)
+    assert not all(
+        phonetics.words_of(c.text) and phonetics.rhymes(phonetics.words_of(c.text)[-1], "sea")
+        for c in plain
+    )
+    for candidate in writer.write(8, Steer(rhyme_with="sea")):
+        last = phonetics.words_of(candidate.text)[-1]
+        assert phonetics.rhymes(last, "sea"), candidate.text
+
+
+def test_a_topic_pulls_its_word_up_without_forcing_it(writer: CoWriter) -> None:
+    import torch
+
+    model = writer.poet.backend.load(writer.poet.model_info("joy"))
+    topic = Topic("grave", lambda text: model.tokenizer.encode(text, add_special_tokens=False))
+    scores = torch.zeros(model.exempt.shape[0])
+
+    class Line:
+        line = "the night is"
+
+    pulled = topic.rescore(Line(), scores.clone(), False)  # type: ignore[arg-type]
+    first = model.tokenizer.encode(" grave", add_special_tokens=False)[0]
+    assert float(pulled[first]) == TOPIC_BONUS
+    assert int((pulled != 0).sum()) == len(topic.mid)
+    Line.line = "the grave is"
+    assert torch.equal(topic.rescore(Line(), scores.clone(), False), scores)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "--use needs a word; it was empty"),
+        ("  ", "--use needs a word; it was empty"),
+        ("two words", "--use takes one word, not 2"),
+        ("123", "--use needs a word with letters"),
+        ("sea!", "--use takes a word of letters only"),
+    ],
+)
+def test_a_bad_steering_word_is_a_one_line_error(text: str, message: str) -> None:
+    with pytest.raises(PoetstudioError, match=message):
+        check_word("--use", text)
+
+
+def test_steering_words_are_kept_lowercase() -> None:
+    assert check_word("--use", " Lantern ") == "lantern"
+    assert check_word("--use", "o'er") == "o'er"
+    assert check_word("--use", None) is None
+
+
+def test_a_rhyme_word_outside_the_dictionary_rhymes_by_spelling() -> None:
+    assert rhyme_notice("night") is None
+    assert "rhyming by spelling" in (rhyme_notice("qzzax") or "")
+    assert spelled_ending("qzzax") == "ax"
+    assert rhymes_with("wax", "qzzax") and not rhymes_with("wane", "qzzax")
+    assert rhymes_with("light", "night") and not rhymes_with("night", "night")
