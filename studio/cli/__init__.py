@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from studio.cli import corpus, evaluate, serve, train, write
+from studio.cli import corpus, evaluate, serve, suggest, train, write
 from studio.cli.common import OneLineErrors, console, handle_errors
 from trainer.common.home import ENV_VAR, resolve_home
 
@@ -76,6 +76,7 @@ corpus.register(app)
 train.register(app)
 evaluate.register(app)
 write.register(app)
+suggest.register(app)
 serve.register(app)
 
 

@@ -14,6 +14,10 @@ when the core fell back to another strength. Every format reads back all of them
 
 Records carry a format `version` (RECORD_VERSION; one without it is version 1) and the `runtime`
 that wrote the poem (backend, dtype, processor), since a seed reproduces a poem only on the same.
+A co-written poem's record also keeps each line's `provenance` (version 3): how the line came
+(typed, chosen from K candidates, edited from one of K, or written by "finish") and the emotion
+it was written with. jsonl keeps it exactly, Markdown as one `- lines:` detail
+(`typed joy; chosen of 3 joy; edited of 3 sadness; finish joy`), and plain text leaves it out.
 """
 
 from __future__ import annotations
@@ -36,8 +40,11 @@ POEM_RULE = "* * *"
 _DETAIL_KEYS = frozenset(
     {"emotion", "first line", "model", "settings", "date", "runtime", "version"}
 )
-# The record format: 2 added `runtime` and `version`; a record without a version is version 1.
-RECORD_VERSION = 2
+# The record format: 2 added `runtime` and `version`, 3 `provenance`; a record without a version
+# is version 1.
+RECORD_VERSION = 3
+# How a co-written line came to be: its `how`, and `of` (how many candidates) where it was chosen.
+PROVENANCE_KINDS = ("typed", "chosen", "edited", "finish")
 
 
 @dataclass
@@ -53,6 +60,8 @@ class SavedPoem:
     created: str = ""
     runtime: str = ""  # e.g. "torch fp32 on AMD EPYC 7B13"
     version: int = RECORD_VERSION  # readers give a record without one 1
+    # One per non-blank line of a co-written poem ({"how", "of", "emotion"}); empty otherwise.
+    provenance: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.text = self.text.strip("\n")
@@ -210,6 +219,46 @@ def _txt_line(line: str) -> str:
     return "\\" + line if line == POEM_RULE else line
 
 
+def check_provenance(items: Any) -> list[dict[str, Any]]:
+    """`items` as a record's provenance, or [] when any item is not one (a hand-edited file)."""
+    if not isinstance(items, list):
+        return []
+    kept = []
+    for item in items:
+        if not isinstance(item, dict) or item.get("how") not in PROVENANCE_KINDS:
+            return []
+        of, emotion = item.get("of"), item.get("emotion", "")
+        if (of is not None and not (isinstance(of, int) and of > 0)) or not isinstance(
+            emotion, str
+        ):
+            return []
+        kept.append({"how": item["how"], "of": of, "emotion": emotion})
+    return kept
+
+
+def _provenance_line(items: list[dict[str, Any]]) -> str:
+    """The Markdown detail of a provenance: `chosen of 3 joy; typed joy; ...`."""
+    parts = []
+    for item in items:
+        of = f" of {item['of']}" if item.get("of") else ""
+        parts.append(f"{item['how']}{of} {item.get('emotion') or '-'}".strip())
+    return "; ".join(parts)
+
+
+def _provenance_from(line: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    for part in line.split("; "):
+        words = part.split(" ")
+        of = None
+        if len(words) == 4 and words[1] == "of" and words[2].isdigit():
+            of = int(words[2])
+            words = [words[0], words[3]]
+        if len(words) != 2:
+            return []
+        items.append({"how": words[0], "of": of, "emotion": "" if words[1] == "-" else words[1]})
+    return check_provenance(items)
+
+
 def _details(poem: SavedPoem) -> list[tuple[str, str]]:
     return [
         ("emotion", _field(poem.emotion)),
@@ -222,6 +271,11 @@ def _details(poem: SavedPoem) -> list[tuple[str, str]]:
     ]
 
 
+def _md_details(poem: SavedPoem) -> list[tuple[str, str]]:
+    lines = [("lines", _field(_provenance_line(poem.provenance)))] if poem.provenance else []
+    return [*_details(poem), *lines]
+
+
 def render(poem: SavedPoem, fmt: str) -> str:
     """One entry of `poem` in format `fmt`, ending with a newline; every field is escaped."""
     if fmt == "jsonl":
@@ -232,7 +286,7 @@ def render(poem: SavedPoem, fmt: str) -> str:
         return line + "\n"
     if fmt == "md":
         head = [f"## {_escape(poem.title, _MD_TITLE)}", ""]
-        head += [f"- {key}: {value}" for key, value in _details(poem)]
+        head += [f"- {key}: {value}" for key, value in _md_details(poem)]
         body = [_md_line(line) for line in poem.text.split("\n")]
         return "\n".join([*head, "", *body, "", ""]) + "\n"
     title = _txt_line(poem.title)
@@ -317,6 +371,8 @@ def _from_md(text: str) -> list[SavedPoem]:
                 current["settings"] = _settings_from(_field_from(value))
             elif key == "version":
                 current["version"] = _version(value)
+            elif key == "lines":
+                current["provenance"] = _provenance_from(_field_from(value))
         elif raw.startswith(">"):
             line = raw[1:].removeprefix(" ").removesuffix("  ")
             lines.append(_unescape(line))
@@ -325,7 +381,7 @@ def _from_md(text: str) -> list[SavedPoem]:
 
 
 def _from_jsonl(text: str) -> list[SavedPoem]:
-    special = {"settings": dict, "version": int}
+    special = {"settings": dict, "version": int, "provenance": list}
     kinds = {f.name: special.get(f.name, str) for f in fields(SavedPoem)}
     poems = []
     for raw in text.split("\n"):
@@ -336,6 +392,8 @@ def _from_jsonl(text: str) -> list[SavedPoem]:
         if isinstance(data, dict) and isinstance(data.get("text"), str) and data["text"].strip():
             # A field of the wrong type (a hand-edited line) is dropped, not trusted.
             known = {k: v for k, v in data.items() if k in kinds and isinstance(v, kinds[k])}
+            if "provenance" in known:
+                known["provenance"] = check_provenance(known["provenance"])
             poems.append(SavedPoem(**{"emotion": "", "version": 1, **known}))  # type: ignore[arg-type]
     return poems
 

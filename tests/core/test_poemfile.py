@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -159,7 +160,7 @@ def test_a_record_keeps_its_version_and_runtime_in_every_format(tmp_path: Path, 
     path = tmp_path / name
     append_poem(path, make_poem(runtime="torch fp32 on AMD EPYC 7B13"))
     (poem,) = read_poems(path)
-    assert poem.version == RECORD_VERSION == 2 and poem.runtime == "torch fp32 on AMD EPYC 7B13"
+    assert poem.version == RECORD_VERSION == 3 and poem.runtime == "torch fp32 on AMD EPYC 7B13"
 
 
 OLD_RECORDS = {
@@ -181,3 +182,38 @@ def test_a_record_without_a_version_reads_as_version_1(tmp_path: Path, name: str
     (poem,) = read_poems(path)
     assert (poem.text, poem.emotion, poem.settings["seed"]) == ("a line", "joy", 7)
     assert poem.version == 1 and poem.runtime == ""
+
+
+PROVENANCE = [
+    {"how": "typed", "of": None, "emotion": "joy"},
+    {"how": "chosen", "of": 3, "emotion": "joy"},
+    {"how": "edited", "of": 8, "emotion": BLEND},
+    {"how": "finish", "of": None, "emotion": "sadness"},
+]
+FOUR_LINES = "The lamps are out\nalong the quay\n\nand the grey sea\nsighs"
+
+
+@pytest.mark.parametrize("name", ["poems.md", "poems.jsonl"])
+def test_a_co_written_poem_keeps_each_lines_provenance(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    append_poem(path, replace(make_poem(text=FOUR_LINES), provenance=PROVENANCE))
+    (poem,) = read_poems(path)
+    assert poem.provenance == PROVENANCE and poem.text == FOUR_LINES
+
+
+def test_markdown_shows_provenance_as_one_detail_and_txt_leaves_it_out(tmp_path: Path) -> None:
+    poem = replace(make_poem(text=FOUR_LINES), provenance=PROVENANCE)
+    md = append_poem(tmp_path / "poems.md", poem).read_text()
+    assert f"- lines: typed joy; chosen of 3 joy; edited of 8 {BLEND}; finish sadness\n" in md
+    txt = append_poem(tmp_path / "poems.txt", poem).read_text()
+    assert "typed" not in txt and "chosen" not in txt
+    (back,) = read_poems(tmp_path / "poems.txt")
+    assert back.text == FOUR_LINES and back.provenance == []
+
+
+def test_damaged_provenance_is_dropped_not_trusted(tmp_path: Path) -> None:
+    path = tmp_path / "poems.jsonl"
+    row = {"text": "a line", "emotion": "joy", "version": 3, "provenance": [{"how": "stolen"}]}
+    path.write_text(json.dumps(row) + "\n")
+    (poem,) = read_poems(path)
+    assert poem.provenance == [] and poem.text == "a line"
