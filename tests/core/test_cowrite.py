@@ -187,3 +187,23 @@ def test_one_row_forked_into_candidates_runs_them_in_one_forward(poet: Poet) -> 
     writer.write(3)
     batch = writer.cache.batch
     assert getattr(batch, "batched", None) is True, "the 3 copies of one row share a forward"
+
+
+def test_finish_writes_the_rest_of_the_poem_on_the_kept_cache(poet: Poet) -> None:
+    params = SamplingParams(seed=3, max_lines=4, min_lines=4, max_new_tokens=120)
+    writer = CoWriter(poet, "joy", params, [FIRST_LINE, "and the grey sea sighs"])
+    writer.write(2)
+    updates = list(writer.finish())
+    assert updates[-1].done and updates[-1].row == 0
+    assert writer.cache.reads == [
+        len(poem_ids(poet.backend.load(poet.model_info("joy")), writer.lines))
+    ]
+    assert writer.candidates[0].ended is not None
+
+
+def test_a_fresh_seed_per_run_unless_the_settings_fix_one(poet: Poet) -> None:
+    writer = CoWriter(poet, "joy", SamplingParams(), [FIRST_LINE])
+    first = [c.seed for c in writer.write(2)]
+    assert first != [c.seed for c in writer.write(2)]
+    writer.params = SamplingParams(seed=9)
+    assert [c.seed for c in writer.write(2)] == [9, 10]
