@@ -424,3 +424,25 @@ async def test_an_alt_digit_with_its_character_never_lands_in_the_line_box(
         app.post_message(events.Key("alt+1", "1"))  # as the kitty keyboard protocol sends it
         await settle(app, pilot)
         assert box.value == ""
+
+
+async def test_each_line_keeps_the_emotion_it_was_written_with(studio_home, tmp_path):
+    app = make_app(studio_home, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await line_by_line(app, pilot)
+        await pilot.press("alt+1")  # written with neutral
+        await settle(app, pilot)
+        app.query_one("#picker").pick("joy")
+        await settle(app, pilot)
+        await pilot.press("enter")  # an empty box: new candidates, now in joy
+        await settle(app, pilot)
+        assert app._cowriter.emotion == "joy"
+        await pilot.press("alt+1")
+        await settle(app, pilot)
+        draft = Draft.open(studio_home)
+        assert [(line.how, line.emotion) for line in draft.lines] == [
+            ("typed", "neutral"),
+            ("chosen", "neutral"),
+            ("chosen", "joy"),
+        ]
+        assert "Line by line · joy" in app.query_one("#poem").border_title
