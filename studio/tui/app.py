@@ -56,6 +56,7 @@ from studio.tui.widgets.candidate_list import CandidateList
 from studio.tui.widgets.emotion_meter import EmotionMeter
 from studio.tui.widgets.emotion_picker import EmotionPicker
 from studio.tui.widgets.first_line import FirstLineInput
+from studio.tui.widgets.literal import as_markup
 from studio.tui.widgets.poem_panel import PoemPanel
 from studio.tui.widgets.sampling_controls import SamplingControls
 from studio.tui.widgets.saved_poems import SavedPoemsView
@@ -676,6 +677,13 @@ class PoetStudioApp(LineByLine):
         yield SystemCommand(
             "Refresh models", "Scan the model folders again", self.action_refresh_models
         )
+        for poem in self.saved_to_reopen():
+            yield SystemCommand(
+                # The palette reads titles as markup: escaped, a saved title shows as it is.
+                f"Keep writing: {as_markup(poem.title)}",
+                "Open this saved poem line by line, to add lines or rewrite one",
+                functools.partial(self.keep_writing, poem),
+            )
         for tab, title in (
             ("write", "Write"),
             ("train", "Models & training"),

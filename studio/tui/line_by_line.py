@@ -27,7 +27,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import Input
 
-from studio.core.cowrite.draft import Draft
+from studio.core.cowrite.draft import Draft, DraftLine, draft_path
 from studio.core.cowrite.writer import MAX_CANDIDATES
 from studio.core.generation.settings import SamplingParams
 from studio.core.generation.stats import GenerationStats
@@ -37,6 +37,7 @@ from studio.core.settings import LINE_BY_LINE, WHOLE_POEM, StudioSettings
 from studio.tui.widgets.candidate_list import CandidateList
 from studio.tui.widgets.emotion_meter import EmotionMeter
 from studio.tui.widgets.poem_panel import PoemPanel
+from studio.tui.widgets.saved_poems import read_tail
 from studio.tui.widgets.status_bar import StatusBar
 from studio.tui.widgets.steer_box import SteerBox
 from trainer.common.emotions import count_emotions
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from studio.core.cowrite.writer import CoWriter
     from studio.core.generation.poet import Poet
     from studio.core.history import History
+    from studio.core.poemfile import SavedPoem
     from studio.core.registry import ModelInfo, ModelScan
 
 # Runs: candidates for the next line, candidates for a line of the poem, or the rest of the poem.
@@ -610,6 +612,48 @@ class LineByLine(App[None]):
         if self.line_by_line:
             self._show_draft()
 
+    # ----- keep writing a saved poem ----------------------------------------------------------
+
+    def saved_to_reopen(self, limit: int = 5) -> list[SavedPoem]:
+        """The newest poems in the poems file (at most `limit`, newest first), to keep writing."""
+        from studio.core.poemfile import format_for, parse_poems
+
+        path = self.home.poems_file
+        try:
+            text, _ = read_tail(path)
+        except OSError:
+            return []
+        return parse_poems(text, format_for(path))[::-1][:limit]
+
+    def keep_writing(self, poem: SavedPoem) -> None:
+        """Open a saved poem line by line, to add lines or rewrite some: its lines keep the
+        provenance the record gives them (a whole poem's: the first line typed, the rest by
+        "finish")."""
+        if self._draft_error:
+            self._say(self._draft_error)
+            return
+        draft = self._ensure_draft()
+        if any(draft.texts) and not self._draft_saved:
+            self._say("this draft is not saved: ctrl+s saves it, ctrl+n drops it; then open again")
+            if not self.line_by_line:
+                self.action_line_by_line(True)
+            return
+        self._stop_line_run()
+        self._line_run = None
+        self._draft = Draft(draft_path(self.home), poem.emotion, saved_lines(poem))
+        try:
+            self._draft.save()
+        except OSError as exc:
+            self._say(f"the draft was not kept: {exc.strerror or exc}")
+        self._draft_saved = True  # as saved, until a line changes
+        self._confirm_new = False
+        if self.line_by_line:
+            self.query_one(CandidateList).reset()
+            self._show_draft()
+        else:
+            self.action_line_by_line(True)
+        self._say(f"keep writing {poem.title!r}: Enter for candidates, or pick a line to rewrite")
+
     # ----- saving -----------------------------------------------------------------------------
 
     def save_draft(self) -> None:
@@ -668,3 +712,28 @@ class LineByLine(App[None]):
         key = events.Key(f"alt+{number}", None)
         key.time = event.time
         return key
+
+
+def saved_lines(poem: SavedPoem) -> list[DraftLine]:
+    """A saved poem's lines as a draft holds them: with the provenance its record keeps, else
+    (a whole poem) the first line typed and the rest written by "finish"."""
+    from studio.core.cowrite.poemtext import poem_lines
+
+    lines = poem_lines(poem.text)
+    written = [line for line in lines if line]
+    known = poem.provenance if len(poem.provenance) == len(written) else None
+    first = poem_lines(poem.first_line)
+    drafted: list[DraftLine] = []
+    for line in lines:
+        if not line:
+            drafted.append(DraftLine("", "finish", poem.emotion))
+            continue
+        index = sum(1 for kept in drafted if kept.text)
+        if known is not None:
+            item = known[index]
+            emotion = str(item.get("emotion") or poem.emotion)
+            drafted.append(DraftLine(line, str(item["how"]), emotion, item.get("of")))
+        else:
+            typed = index == 0 and first == [line]
+            drafted.append(DraftLine(line, "typed" if typed else "finish", poem.emotion))
+    return drafted

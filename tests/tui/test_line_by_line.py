@@ -446,3 +446,61 @@ async def test_each_line_keeps_the_emotion_it_was_written_with(studio_home, tmp_
             ("chosen", "joy"),
         ]
         assert "Line by line · joy" in app.query_one("#poem").border_title
+
+
+def keep_writing_command(app, title: str):
+    """The palette's "Keep writing" command for the saved poem titled `title`."""
+    from textual.content import Content
+
+    commands = app.get_system_commands(app.screen)
+    shown = {Content.from_markup(c.title).plain: c.callback for c in commands}
+    return shown[f"Keep writing: {title}"]
+
+
+async def test_a_saved_poem_opens_line_by_line_with_its_provenance(studio_home, tmp_path):
+    from studio.core.poemfile import SavedPoem, append_poem
+
+    provenance = [
+        {"how": "typed", "of": None, "emotion": "joy"},
+        {"how": "chosen", "of": 3, "emotion": "neutral"},
+        {"how": "edited", "of": 5, "emotion": "joy"},
+    ]
+    text = "The lamps are out\nand the sea [sighs]\n\nthe stars come home"
+    poem = SavedPoem(text, "joy", title="[b]Lamps[/b", provenance=provenance)
+    append_poem(studio_home.poems_file, poem)
+    whole = SavedPoem("O weep\nfor the friend\nthat is gone", "neutral", first_line="O weep")
+    append_poem(studio_home.poems_file, whole)
+    app = make_app(studio_home, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        keep_writing_command(app, "[b]Lamps[/b")()  # a title read as markup would fail
+        await settle(app, pilot)
+        assert app.line_by_line
+        assert draft_lines(app) == [
+            "The lamps are out",
+            "and the sea [sighs]",
+            "",
+            "the stars come home",
+        ]
+        assert Draft.open(studio_home).provenance() == provenance
+        assert "and the sea [sighs]" in rendered(app, "#poem-body")
+        # Opened as it was saved: a new poem needs no second ctrl+n.
+        await pilot.press("ctrl+n")
+        await settle(app, pilot)
+        assert draft_lines(app) == []
+        keep_writing_command(app, whole.title)()
+        await settle(app, pilot)
+        assert kept(studio_home) == [
+            ("O weep", "typed", None),
+            ("for the friend", "finish", None),
+            ("that is gone", "finish", None),
+        ]
+
+
+@pytest.mark.parametrize("text", ["[b]x[/b", "[bold red]y[/]", "a\\[b]", "[$x]", "end\\", "$v"])
+def test_text_made_markup_shows_exactly_as_it_was(text: str) -> None:
+    from textual.content import Content
+
+    from studio.tui.widgets.literal import as_markup
+
+    assert Content.from_markup(as_markup(text)).plain == text
