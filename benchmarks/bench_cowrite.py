@@ -239,10 +239,7 @@ def main() -> None:
         print(f"\nFirst token of K=3 candidates after accepting line {accept['poem_lines']}")
         for name in ("same_emotion", "emotion_changed"):
             row = accept[name]
-            print(
-                f"  {name:<16} {row['median_ms']:8.1f} ms   "
-                f"(read {row['tokens_read']} tokens)"
-            )
+            print(f"  {name:<16} {row['median_ms']:8.1f} ms   (read {row['tokens_read']} tokens)")
     if not args.skip_steer:
         report["steer"] = bench_steer(poet, args.n, args.k)
         for field, row in report["steer"].items():

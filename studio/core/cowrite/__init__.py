@@ -6,7 +6,8 @@ The studio's line-by-line mode and `poetstudio suggest` are shells over this pac
                `LineUpdate(row, text, done)` for K candidates written as batched rows (one
                forward per token), then `candidates` holds each `Candidate`; `accept(text)`,
                `undo()`, `prefill()`, `rewrite(n, k, steer, cancel)` (reranked by the lines after
-               it), `finish(cancel)`. `emotion` and `params` may change between runs.
+               it), `finish(cancel)`, `reload()` (after a model changed). `emotion`, `params`
+               and `lines` may change between runs; the cache keeps what still matches.
 - candidate.py `LineUpdate`, `Candidate` and why a candidate ended (END_*).
 - prefix.py    the accepted poem's KV cache kept between runs: accepting a line reads that line.
 - rerank.py    a rewrite's candidates ranked by log p(lines after | lines before, candidate).

@@ -6,11 +6,10 @@ preference: should nothing else be left, it yields (the chain relaxes it).
 
 from __future__ import annotations
 
-import functools
 from typing import TYPE_CHECKING
 
-from studio.core.formtokens import Kind
 from studio.core.generation.processors.base import Processor
+from studio.core.generation.processors.use_word import break_flags
 from studio.core.generation.vocabulary import mask_tensor
 
 if TYPE_CHECKING:
@@ -20,20 +19,11 @@ if TYPE_CHECKING:
     from studio.core.generation.state import PoemState
 
 
-@functools.lru_cache(maxsize=8)
-def _breaks(table: TokenTable) -> tuple[bool, ...]:
-    """Per token: whether it holds a line break or ends the poem."""
-    return tuple(
-        kind is Kind.SPECIAL or "\n" in text
-        for kind, text in zip(table.kinds, table.texts, strict=True)
-    )
-
-
 class LineOpening(Processor):
     """Masks breaks and the poem's end while the line being written is empty."""
 
     def __init__(self, table: TokenTable) -> None:
-        self.flags = _breaks(table)
+        self.flags = break_flags(table)
 
     def rescore(self, state: PoemState, scores: torch.Tensor, relaxed: bool) -> torch.Tensor:
         if relaxed or state.line.strip():

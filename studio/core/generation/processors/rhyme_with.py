@@ -9,6 +9,7 @@ form gives one, bounds the rhyme word too.
 
 A word that is not in the CMU dictionary and borrows no known ending rhymes by spelling: the
 words that end in its last vowel and what follows (studio/core/cowrite/words.py says so).
+No break may end the line before its last word rhymes (a sampled newline would end it unrhymed).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from studio.core.formtokens import RhymeTrie, form_position
 from studio.core.generation.processors.base import Processor
 from studio.core.generation.processors.rhyme import RhymeTarget
+from studio.core.generation.processors.use_word import without_breaks
 from studio.core.generation.vocabulary import encoder, token_table
 from trainer.common import phonetics
 from trainer.common.form import parse_form
@@ -79,7 +81,19 @@ class RhymeWith(RhymeTarget):
         return RhymeTrie(fits, self.encode)
 
     def rescore(self, state: PoemState, scores: torch.Tensor, relaxed: bool) -> torch.Tensor:
-        return super().rescore(_LineView(self.word, state.line), scores, relaxed)  # type: ignore[arg-type]
+        view = _LineView(self.word, state.line)
+        scores = super().rescore(view, scores, relaxed)  # type: ignore[arg-type]
+        if relaxed or self._rhymed(state.line):
+            return scores
+        return without_breaks(self.table, scores)  # a sampled break must not end it unrhymed
+
+    def _rhymed(self, line: str) -> bool:
+        """Whether the line's last word, whole, rhymes with the word."""
+        words = phonetics.words_of(line)
+        if not words:
+            return False
+        whole = not (line[-1].isalpha() or line[-1] in "'\u2019") or phonetics.is_known(words[-1])
+        return whole and rhymes_with(words[-1], self.word)
 
     def observe(self, state: PoemState, token: int) -> None:
         super().observe(_LineView(self.word, state.line), token)  # type: ignore[arg-type]

@@ -5,17 +5,25 @@ Until the line holds the word, the first token of its spelling (" lantern", or "
 line's start; the tokenizer's own spelling, studio/core/formtokens.py's `RhymeTrie`) gets a bonus
 at every step that grows with the words written, so the model may take it where it fits. When the
 line would end without it (a break or the end of the poem would win) or has FORCE_AFTER_WORDS
-words, only that first token may come. Once begun, the word is spelled to its end and not
-extended ("lanterns" would not count). A preference: relaxed, it yields.
+words, only that first token may come; no break may end the line before the word came. Once
+begun, the word is spelled to its end and not extended ("lanterns" would not count). A
+preference: relaxed, it yields.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 from studio.core.formtokens import Kind, RhymeTrie
 from studio.core.generation.processors.base import Processor
-from studio.core.generation.vocabulary import encoder, ids_mask, kinds_mask, token_table
+from studio.core.generation.vocabulary import (
+    encoder,
+    ids_mask,
+    kinds_mask,
+    mask_tensor,
+    token_table,
+)
 from trainer.common import phonetics
 
 if TYPE_CHECKING:
@@ -28,17 +36,29 @@ if TYPE_CHECKING:
 # The bonus of the word's first token: BASE at the line's start, + PER_WORD for each word written
 # (the later in the line, the likelier the model must take it soon).
 BASE_BONUS = 1.5
-PER_WORD_BONUS = 0.5
+PER_WORD_BONUS = 1.0
 FORCE_AFTER_WORDS = 7
 # Tokens after which the line (or the poem) is over.
 _ENDS = (Kind.NEWLINE, Kind.STANZA, Kind.SPECIAL)
 
 
 def spellings(word: str, encode: Any) -> tuple[RhymeTrie, RhymeTrie]:
-    """Tries over `word`'s tokenisations, lowercase and capitalised: after a space (mid-line),
-    and bare (at the line's start)."""
-    forms = sorted({word, word.capitalize()})
-    return RhymeTrie(forms, encode, prefix=" "), RhymeTrie(forms, encode, prefix="")
+    """Tries over `word`'s tokenisations: lowercase after a space (mid-line), and bare,
+    lowercase or capitalised, at the line's start."""
+    starts = sorted({word, word.capitalize()})
+    return RhymeTrie([word], encode, prefix=" "), RhymeTrie(starts, encode, prefix="")
+
+
+@functools.lru_cache(maxsize=8)
+def break_flags(table: TokenTable) -> tuple[bool, ...]:
+    """Per token: whether it holds a line break or ends the poem."""
+    kinds, texts = table.kinds, table.texts
+    return tuple(k is Kind.SPECIAL or "\n" in t for k, t in zip(kinds, texts, strict=True))
+
+
+def without_breaks(table: TokenTable, scores: torch.Tensor) -> torch.Tensor:
+    """`scores` with every token that would end the line (or the poem) masked."""
+    return scores.masked_fill(mask_tensor(break_flags(table), scores.device), float("-inf"))
 
 
 def would_end(table: TokenTable, scores: torch.Tensor) -> bool:
@@ -89,7 +109,8 @@ class UseWord(Processor):
         if words >= FORCE_AFTER_WORDS or (line.strip() and would_end(self.table, scores)):
             return scores.masked_fill(~mask, float("-inf"))
         bonus = BASE_BONUS + PER_WORD_BONUS * words
-        return scores + mask.to(scores.dtype) * bonus
+        # Nor may a sampled break end the line before the word came.
+        return without_breaks(self.table, scores + mask.to(scores.dtype) * bonus)
 
     def observe(self, state: PoemState, token: int) -> None:
         if token in self.offered:
