@@ -504,3 +504,36 @@ def test_text_made_markup_shows_exactly_as_it_was(text: str) -> None:
     from studio.tui.widgets.literal import as_markup
 
     assert Content.from_markup(as_markup(text)).plain == text
+
+
+async def test_an_emotion_picked_while_candidates_stream_writes_them_again_in_it(
+    studio_home, tmp_path, monkeypatch: pytest.MonkeyPatch
+):
+    gate = threading.Event()
+    streamed = CoWriter.stream
+
+    def held(self, *args, **kwargs) -> Iterator:
+        for update in streamed(self, *args, **kwargs):
+            yield update
+            if update.text and self.emotion == "neutral":
+                gate.wait(timeout=20)
+
+    monkeypatch.setattr(CoWriter, "stream", held)
+    app = make_app(studio_home, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("f4", *FIRST, "enter")
+        candidates = app.query_one("#candidates")
+        while not any(candidates.texts):
+            await pilot.pause(0.02)
+        first_run = app._line_run
+        app.query_one("#picker").pick("joy")
+        await pilot.pause()
+        gate.set()
+        await settle(app, pilot)
+        assert first_run.cancel.is_set() and app._line_run.emotion == "joy"
+        assert app._cowriter.emotion == "joy" and len(app.candidate_texts) == 3
+        await pilot.press("alt+1")
+        await settle(app, pilot)
+        assert kept(studio_home)[-1][1:] == ("chosen", 3)
+        assert Draft.open(studio_home).lines[-1].emotion == "joy"
