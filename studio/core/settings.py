@@ -1,4 +1,5 @@
-"""The studio's remembered choices: emotion, blend and sampling controls, in `home.settings_file`.
+"""The studio's remembered choices: emotion, blend, sampling controls and how poems are written
+(whole or line by line, and how many candidate lines), in `home.settings_file`.
 
 The file is JSON, written atomically. A missing, corrupt or hand-edited file never stops the studio:
 values that are absent or out of range fall back to the defaults, and keys this module does not
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.core.blend import blend_choices
+from studio.core.cowrite.writer import MAX_CANDIDATES
 from studio.core.generation import settings as generation
 from trainer.common.atomic import atomic_write_json
 from trainer.common.emotions import MODEL_EMOTIONS, NEUTRAL
@@ -26,6 +28,10 @@ BLEND_MIX_STEP = 0.1
 DEFAULT_BLEND_MIX = 0.5
 # The form's texts typed in the studio (rhyme scheme, syllables), checked together on load.
 _TEXT_SETTINGS = frozenset(s.name for s in generation.controlled() if s.control == "text")
+# How the studio writes: a whole poem at once, or line by line from candidate lines.
+WHOLE_POEM = "whole"
+LINE_BY_LINE = "lines"
+MODES = (WHOLE_POEM, LINE_BY_LINE)
 
 
 @dataclass
@@ -37,6 +43,8 @@ class StudioSettings:
     sampling: dict[str, Any] = field(default_factory=dict)
     blend_with: str | None = None  # the second emotion of a blend; None: no blend
     blend_mix: float | None = None  # the second emotion's share; None: DEFAULT_BLEND_MIX
+    mode: str = WHOLE_POEM  # one of MODES
+    candidates: int | None = None  # candidate lines at a time; None: co-writing's default
 
 
 def parse_blend_mix(text: Any) -> float | None:
@@ -47,6 +55,14 @@ def parse_blend_mix(text: Any) -> float | None:
         return None
     low, high = BLEND_MIX_RANGE
     return value if low <= value <= high else None  # NaN fails the comparison
+
+
+def parse_candidates(value: Any) -> int | None:
+    """A remembered count of candidate lines, or None when it is not a whole number from 1 to
+    MAX_CANDIDATES."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if 1 <= value <= MAX_CANDIDATES else None
 
 
 def strength_label(strength: float) -> str:
@@ -74,6 +90,8 @@ def load_settings(path: Path) -> StudioSettings:
         sampling=sampling,
         blend_with=blend_with if blend_with in blend_choices() else None,
         blend_mix=parse_blend_mix(raw["blend_mix"]) if "blend_mix" in raw else None,
+        mode=raw["mode"] if raw.get("mode") in MODES else WHOLE_POEM,
+        candidates=parse_candidates(raw.get("candidates")),
     )
 
 
@@ -84,6 +102,8 @@ def save_settings(path: Path, settings: StudioSettings) -> None:
         "emotion": settings.emotion,
         "blend_with": settings.blend_with,
         "blend_mix": settings.blend_mix,
+        "mode": settings.mode,
+        "candidates": settings.candidates,
     }
     for spec in generation.controlled():
         values[spec.name] = settings.sampling.get(spec.name)

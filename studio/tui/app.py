@@ -1,5 +1,5 @@
 """The Textual studio: pick an emotion (or a blend of two), type a first line, watch the poem
-stream in, save it.
+stream in, save it; or write it line by line from candidate lines (studio/tui/line_by_line.py).
 
 Threads: the model load, generation and saving run in thread workers (the training panel runs
 its own, to watch jobs); they talk to widgets only through posted messages or `call_from_thread`.
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from textual import events, on, work
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
@@ -27,6 +27,7 @@ from textual.widgets import Footer, Header, Input, TabbedContent, TabPane
 
 from models import BUNDLED_DIR
 from studio.core.blend import blend_choices, parse_blend
+from studio.core.cowrite.writer import DEFAULT_CANDIDATES
 from studio.core.generation import settings as generation_settings
 from studio.core.generation.poet import Poet, fresh_seed
 from studio.core.generation.settings import SEED_LIMIT, SamplingParams
@@ -49,14 +50,18 @@ from studio.tui.key_bursts import (
     in_burst,
     is_escape_echo,
 )
+from studio.tui.line_by_line import WHOLE_PLACEHOLDER, LineByLine
 from studio.tui.widgets.blend_picker import BlendPicker
+from studio.tui.widgets.candidate_list import CandidateList
 from studio.tui.widgets.emotion_meter import EmotionMeter
 from studio.tui.widgets.emotion_picker import EmotionPicker
 from studio.tui.widgets.first_line import FirstLineInput
+from studio.tui.widgets.literal import as_markup
 from studio.tui.widgets.poem_panel import PoemPanel
 from studio.tui.widgets.sampling_controls import SamplingControls
 from studio.tui.widgets.saved_poems import SavedPoemsView
 from studio.tui.widgets.status_bar import StatusBar
+from studio.tui.widgets.steer_box import SteerBox
 from studio.tui.widgets.training_panel import TrainingPanel
 from trainer.common.emotions import MODEL_EMOTIONS
 from trainer.common.errors import PoetstudioError
@@ -107,7 +112,7 @@ class StatusUpdate(Message):
         self.fields = fields
 
 
-class PoetStudioApp(App[None]):
+class PoetStudioApp(LineByLine):
     """The poetstudio terminal app."""
 
     CSS_PATH = "app.tcss"
@@ -118,6 +123,8 @@ class PoetStudioApp(App[None]):
         Binding("escape", "stop", "Stop"),
         Binding("ctrl+r", "regenerate", "Regenerate"),
         Binding("ctrl+n", "variation", "Variation"),
+        # Line by line (studio/tui/line_by_line.py); here, since a key's bindings are not merged.
+        Binding("ctrl+n", "new_draft", "New poem"),
         # Priority: the app saves before any widget can take the key as text.
         Binding("ctrl+s", "save", "Save", priority=True),
         Binding("pageup", "history(-1)", "Older", key_display="PgUp"),
@@ -161,6 +168,7 @@ class PoetStudioApp(App[None]):
         # Key bursts (see studio.tui.key_bursts): the last key's time, and a "^" held back.
         self._last_key_time: float | None = None
         self._held_caret: events.Key | None = None
+        self._init_line_by_line()
 
     # ----- layout -----------------------------------------------------------------------------
 
@@ -178,11 +186,10 @@ class PoetStudioApp(App[None]):
                     )
                     yield SamplingControls(self._sampling_values(), id="sampling")
                 with Vertical(id="centre-col"):
-                    yield FirstLineInput(
-                        placeholder="First line (or leave empty), then Enter",
-                        id="first-line",
-                    )
+                    yield FirstLineInput(placeholder=WHOLE_PLACEHOLDER, id="first-line")
                     yield PoemPanel(id="poem")
+                    yield CandidateList(id="candidates")
+                    yield SteerBox(self.settings.candidates or DEFAULT_CANDIDATES, id="steer")
                 yield EmotionMeter(id="meter")
             with TabPane("Models & training", id="train"):
                 yield TrainingPanel(self.home, id="training")
@@ -203,6 +210,8 @@ class PoetStudioApp(App[None]):
         self.query_one(EmotionMeter).show({}, self.blend_spec)
         self.query_one(StatusBar).set(guidance=self._guidance_label())
         self._refresh_models()
+        self._offer_draft()
+        self._apply_mode(opening=True)
         self.query_one("#first-line", Input).focus()
 
     def on_ready(self) -> None:
@@ -239,7 +248,7 @@ class PoetStudioApp(App[None]):
             self.query_one(PoemPanel).show_notice(no_models_hint())
             self.query_one(StatusBar).set(state="no models")
 
-    def _params(self, seed: int) -> SamplingParams:
+    def _params(self, seed: int | None) -> SamplingParams:
         values = self.query_one(SamplingControls).values
         return generation_settings.make_params({**values, "seed": seed})
 
@@ -325,6 +334,10 @@ class PoetStudioApp(App[None]):
             return
         self.post_message(PoemDone(run.id, stats, title_for(text) if text.strip() else ""))
 
+    def _model_status(self, spec: str, info: ModelInfo) -> None:
+        """Name the model that writes now, and its device, in the status bar."""
+        self.query_one(StatusBar).set(model=_model_label(spec, info), device=self.poet.device)
+
     def _progress_reporter(self, emotion: str) -> Callable[[float, str], None]:
         def report(fraction: float, message: str) -> None:
             self.post_message(StatusUpdate(state=f"loading {emotion} {fraction:.0%}: {message}"))
@@ -399,6 +412,8 @@ class PoetStudioApp(App[None]):
             self._show_current()
 
     def _show_current(self) -> None:
+        if self.line_by_line:
+            return  # the draft is on screen
         poem = self.history.current
         if poem is None:
             return
@@ -406,6 +421,8 @@ class PoetStudioApp(App[None]):
         self.query_one(EmotionMeter).show(poem.counts, poem.emotion)
 
     def _show_error(self, error: str) -> None:
+        if self.line_by_line:
+            return  # a whole poem's error, stopped on the way to line by line
         if self.history.current is None:
             self.query_one(PoemPanel).show_notice(error)
         else:
@@ -423,6 +440,7 @@ class PoetStudioApp(App[None]):
         if not isinstance(event, events.Key) or event.is_forwarded:
             await super().on_event(event)
             return
+        event = self.option_digit(event)
         held, self._held_caret = self._held_caret, None
         if held is not None:
             await super().on_event(escape_key() if is_escape_echo(held, event) else held)
@@ -448,10 +466,16 @@ class PoetStudioApp(App[None]):
 
     @on(Input.Submitted, "#first-line")
     def _first_line_submitted(self, event: Input.Submitted) -> None:
-        self.start_poem(event.value, self._seeds())
+        if self.line_by_line:
+            self.line_submitted(event.value)
+        else:
+            self.start_poem(event.value, self._seeds())
 
     def action_stop(self) -> None:
-        """Stop the poem that is streaming (it stays on screen and in the history)."""
+        """Stop the poem (or the candidate lines) streaming; what was written stays."""
+        if self.line_by_line:
+            self.stop_lines()
+            return
         if self._run is None:
             return
         self._run.cancel.set()
@@ -505,6 +529,10 @@ class PoetStudioApp(App[None]):
     def _aim_changed(self) -> None:
         """The emotion or blend changed: rewrite the poem in flight in it, or get ready for it."""
         spec = self.blend_spec
+        if self.line_by_line:
+            self.lines_aim_changed()
+            self._warm_up(spec)
+            return
         if self._run is not None:
             poem = self._run.poem
             if poem.emotion != spec:
@@ -523,6 +551,8 @@ class PoetStudioApp(App[None]):
         status.set(note="")
         if self._run is None:
             status.set(guidance=self._guidance_label())
+        if self.line_by_line:
+            self._show_draft()  # the form's targets for the next line may have changed
 
     @on(SamplingControls.Invalid)
     def _sampling_invalid(self, event: SamplingControls.Invalid) -> None:
@@ -536,6 +566,9 @@ class PoetStudioApp(App[None]):
 
     def action_save(self) -> None:
         """Append the poem on screen to the poems file, once."""
+        if self.line_by_line:
+            self.save_draft()
+            return
         poem = self.history.current
         if poem is None:
             self.notify("Nothing to save yet: write a poem first.", severity="warning")
@@ -630,8 +663,27 @@ class PoetStudioApp(App[None]):
         )
         yield SystemCommand("Stop", "Stop the poem being written", self.action_stop)
         yield SystemCommand(
+            "Line by line" if not self.line_by_line else "Whole poem",
+            "Write the next poem line by line from candidate lines"
+            if not self.line_by_line
+            else "Write whole poems at once",
+            self.action_toggle_mode,
+        )
+        if self.line_by_line:
+            yield SystemCommand("Finish", "Write the rest of the poem at once", self.action_finish)
+            yield SystemCommand("Undo line", "Take back the last line", self.action_take_back)
+            yield SystemCommand("New lines", "New candidates, new seeds", self.regenerate_lines)
+            yield SystemCommand("New poem", "Start a new co-written poem", self.action_new_draft)
+        yield SystemCommand(
             "Refresh models", "Scan the model folders again", self.action_refresh_models
         )
+        for poem in self.saved_to_reopen():
+            yield SystemCommand(
+                # The palette reads titles as markup: escaped, a saved title shows as it is.
+                f"Keep writing: {as_markup(poem.title)}",
+                "Open this saved poem line by line, to add lines or rewrite one",
+                functools.partial(self.keep_writing, poem),
+            )
         for tab, title in (
             ("write", "Write"),
             ("train", "Models & training"),

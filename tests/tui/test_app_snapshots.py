@@ -150,3 +150,31 @@ def test_saved_poems_screen(snap_compare, studio_home: DataHome, tmp_path: Path)
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_write_screen_line_by_line(snap_compare, studio_home: DataHome, tmp_path: Path):  # noqa: F811
+    """Line by line with a quatrain: the draft, the next line's targets, candidates, steering."""
+    from studio.core.cowrite.draft import Draft
+
+    remembered = {"mode": "lines", "form": "quatrain", "emotion": "joy"}
+    studio_home.settings_file.write_text(json.dumps(remembered))
+    draft = Draft.start(studio_home, "joy")
+    draft.add("The lamps are out along the quay,", "typed", "joy")
+    draft.add("and the grey sea sighs beneath the stars.", "chosen", "joy", of=3)
+    app = make_app(studio_home, tmp_path, device="cpu")
+
+    async def run_before(pilot) -> None:
+        await settle(app, pilot)
+        app.clear_notifications()
+        candidates = app.query_one("#candidates")
+        candidates.replace_all(
+            ["the [gulls] go home across the bay,", "O weep for the friend that is gone,", "far"],
+            "Next line",
+        )
+        app.query_one("#steer-rhyme_with").value = "quay"
+        app._show_draft()
+        candidates.focus()
+        steady(app)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

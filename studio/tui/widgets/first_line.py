@@ -4,7 +4,8 @@ A paste (the terminal's, or ctrl+v of text copied in the studio) is one first li
 submits: its line breaks become spaces, rather than cutting the paste at the first one, so
 nothing pasted is silently dropped (an overlong line is truncated later, with a notice). A ctrl
 key that a terminal reports with its letter (xterm's modifyOtherKeys sends ctrl+s as
-`ESC [27;5;115~`, which Textual reads as ctrl+s with the character "s") is a command, never text.
+`ESC [27;5;115~`, which Textual reads as ctrl+s with the character "s") is a command, never text;
+so is alt+digit.
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ class FirstLineInput(Input):
     # Input's own from running after these.
 
     async def _on_key(self, event: events.Key) -> None:
-        if event.key.startswith("ctrl+"):
-            # Not text: Input would insert the letter; the key bubbles on to the bindings.
+        if event.key.startswith("ctrl+") or _is_alt_digit(event.key):
+            # Not text: Input would insert the letter; the key bubbles on to the bindings
+            # (alt+digit accepts a candidate line by line).
             event.prevent_default()
 
     def action_paste(self) -> None:
@@ -59,3 +61,7 @@ class FirstLineInput(Input):
                 self.replace(line, *selection)
         event.prevent_default()
         event.stop()
+
+
+def _is_alt_digit(key: str) -> bool:
+    return key.startswith("alt+") and key[4:].isdigit()

@@ -18,3 +18,9 @@ def visible(text: str) -> str:
 def literal(text: str, style: str = "") -> Text:
     """A Rich Text of `text` that is displayed literally: brackets stay brackets."""
     return Text(visible(text), style=style)
+
+
+def as_markup(text: str) -> str:
+    """`text` as Textual markup that shows it exactly (for places that read their text as
+    markup, such as the command palette): every "[" is escaped, which also keeps "$" literal."""
+    return visible(text).replace("[", "\\[")
