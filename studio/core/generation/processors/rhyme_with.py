@@ -72,11 +72,14 @@ class RhymeWith(RhymeTarget):
         self.word = word
 
     @functools.lru_cache(maxsize=16)  # noqa: B019 - one processor per line, a few spans each
-    def _trie(self, target: str | None, low: int, high: int) -> RhymeTrie:
+    def _trie(
+        self, target: str | None, low: int, high: int, used: frozenset[str] = frozenset()
+    ) -> RhymeTrie:
         fits = [
             word
             for word in self.endings
-            if rhymes_with(word, self.word)
+            if word not in used
+            and rhymes_with(word, self.word)
             and phonetics.is_known(word)  # no fragments ("relig") that borrow a rhyme
             and any(low <= count <= high for count in phonetics.syllable_counts(word))
         ]
