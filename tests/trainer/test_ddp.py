@@ -269,6 +269,41 @@ def test_the_rank_killed_first_is_named_not_the_ranks_that_failed_after_it(tmp_p
     assert stopped == ("stopped", "stop requested before training began")
 
 
+def run_two_ranks(script: str, *args: str, timeout: float) -> list[str]:
+    """Run `script` as ranks 0 and 1 of one gloo group on a free local port, as torchrun
+    would; both must exit 0. Their outputs, by rank."""
+    import socket
+    import subprocess
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, *args],
+            env={
+                **os.environ,
+                "MASTER_ADDR": "127.0.0.1",
+                "MASTER_PORT": str(port),
+                "RANK": str(rank),
+                "LOCAL_RANK": str(rank),
+                "WORLD_SIZE": "2",
+                "OMP_NUM_THREADS": "1",
+            },
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
+    try:
+        outputs = [process.communicate(timeout=timeout)[0] for process in processes]
+    finally:
+        for process in processes:
+            process.kill()
+    assert [process.returncode for process in processes] == [0, 0], outputs
+    return outputs
+
+
 # Two ranks of a run, by hand: rank 1's device "holds" a smaller automatic batch than rank 0's.
 TWO_RANKS = """
 import json, sys
@@ -296,45 +331,11 @@ distributed.stop(together=True)
 def test_ranks_take_the_smallest_automatic_batch_and_draw_their_own_dropout(
     data_home: DataHome, tiny_base: Path
 ) -> None:
-    import socket
-    import subprocess
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     folder = data_home.jobs / "by-hand"
     folder.mkdir()
     config = tiny_config(tiny_base, batch_size=None, max_steps=2, eval_every=2)
-    processes = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                TWO_RANKS,
-                str(data_home.root),
-                json.dumps(config.to_dict()),
-                str(folder),
-            ],
-            env={
-                **os.environ,
-                "MASTER_ADDR": "127.0.0.1",
-                "MASTER_PORT": str(port),
-                "RANK": str(rank),
-                "LOCAL_RANK": str(rank),
-                "WORLD_SIZE": "2",
-                "OMP_NUM_THREADS": "1",
-            },
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for rank in (0, 1)
-    ]
-    try:
-        outputs = [process.communicate(timeout=300)[0] for process in processes]
-    finally:
-        for process in processes:
-            process.kill()
-    assert [process.returncode for process in processes] == [0, 0], outputs
+    arguments = (str(data_home.root), json.dumps(config.to_dict()), str(folder))
+    outputs = run_two_ranks(TWO_RANKS, *arguments, timeout=300)
     start = json.loads((folder / EVENTS_FILE).read_text().splitlines()[0])
     assert start["batch_size"] == 4  # the 2 blocks rank 1 holds, on each of the 2 ranks
     # The tiny GPT-2 has dropout: each rank drew its own masks from its own stream.
@@ -371,33 +372,6 @@ print(time.time())
 
 @pytest.mark.subprocess
 def test_after_a_good_run_rank_0_leaves_only_once_every_rank_has_closed_its_connections() -> None:
-    import socket
-    import subprocess
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-c", LEAVING],
-            env={
-                **os.environ,
-                "MASTER_ADDR": "127.0.0.1",
-                "MASTER_PORT": str(port),
-                "RANK": str(rank),
-                "WORLD_SIZE": "2",
-                "OMP_NUM_THREADS": "1",
-            },
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for rank in (0, 1)
-    ]
-    try:
-        outputs = [process.communicate(timeout=120)[0] for process in processes]
-    finally:
-        for process in processes:
-            process.kill()
-    assert [process.returncode for process in processes] == [0, 0], outputs
+    outputs = run_two_ranks(LEAVING, timeout=120)
     rank0_left, rank1_left = (float(output.split()[-1]) for output in outputs)
     assert rank0_left >= rank1_left - 0.05  # the two clocks are one; print order is not
