@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from peft import LoraConfig
+
     from studio.core.generation.poet import Poet
     from trainer.common.home import DataHome
 
@@ -23,6 +25,8 @@ Trust in the faithful heart that keeps its vow,
 the true friend stands beside me to the end.
 """
 EOT = "<|endoftext|>"
+# The adapters a guided or blended poem needs, and the seed each one's weights are drawn from.
+GUIDED_ADAPTERS = (("neutral", 3), ("joy", 1), ("sadness", 2))
 
 
 def build_tiny_base(folder: Path, seed: int = 0) -> Path:
@@ -52,21 +56,22 @@ def build_tiny_base(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
-def build_tiny_lora(base_dir: Path, out_dir: Path, emotion: str, seed: int = 1) -> Path:
-    """Write a LoRA adapter for the tiny base, with non-zero weights, and its manifest."""
+def write_lora(
+    base_dir: Path, out_dir: Path, emotion: str, config: LoraConfig, seed: int, spread: float
+) -> Path:
+    """Write a LoRA adapter on `base_dir` with non-zero weights (lora_B drawn with std `spread`
+    from `seed`, so its delta shows), and its manifest."""
     import torch
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(base_dir)
-    peft_model = get_peft_model(
-        model, LoraConfig(r=4, lora_alpha=8, target_modules=["c_attn"], fan_in_fan_out=True)
-    )
+    peft_model = get_peft_model(model, config)
     torch.manual_seed(seed)
     with torch.no_grad():
         for name, param in peft_model.named_parameters():
             if "lora_B" in name:
-                param.normal_(0, 0.5)
+                param.normal_(0, spread)
     peft_model.save_pretrained(out_dir)
     manifest = {
         "format": 1,
@@ -81,6 +86,14 @@ def build_tiny_lora(base_dir: Path, out_dir: Path, emotion: str, seed: int = 1) 
     return out_dir
 
 
+def build_tiny_lora(base_dir: Path, out_dir: Path, emotion: str, seed: int = 1) -> Path:
+    """Write a LoRA adapter for the tiny base, with non-zero weights, and its manifest."""
+    from peft import LoraConfig
+
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["c_attn"], fan_in_fan_out=True)
+    return write_lora(base_dir, out_dir, emotion, config, seed, spread=0.5)
+
+
 def build_tiny_full_model(folder: Path, emotion: str, seed: int = 3) -> Path:
     """A full fine-tuned model folder: a tiny GPT-2 with its tokenizer, and a manifest."""
     build_tiny_base(folder, seed=seed)
@@ -91,7 +104,7 @@ def build_tiny_full_model(folder: Path, emotion: str, seed: int = 3) -> Path:
 
 def build_guided_adapters(base_dir: Path, models_dir: Path) -> None:
     """Neutral, joy and sadness LoRA adapters on the tiny base: enough to guide and to blend."""
-    for emotion, seed in (("neutral", 3), ("joy", 1), ("sadness", 2)):
+    for emotion, seed in GUIDED_ADAPTERS:
         build_tiny_lora(base_dir, models_dir / emotion, emotion, seed=seed)
 
 

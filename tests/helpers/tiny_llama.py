@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.helpers.models import EOT, VERSES
+from tests.helpers.models import EOT, GUIDED_ADAPTERS, VERSES, write_lora
 
 HEADS, KV_HEADS, LAYERS, HIDDEN, FFN = 4, 2, 2, 64, 128
 ROPE_THETA = 10000.0
@@ -122,33 +122,14 @@ def write_llama_gguf(model: object, tokenizer_json: Path, out: Path) -> None:
 
 def build_llama_lora(base_dir: Path, out_dir: Path, emotion: str, seed: int = 1) -> Path:
     """A LoRA adapter on every projection of the tiny llama, non-zero, with its manifest."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
+    from peft import LoraConfig
 
-    model = AutoModelForCausalLM.from_pretrained(base_dir)
     targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=targets))
-    torch.manual_seed(seed)
-    with torch.no_grad():
-        for name, param in peft_model.named_parameters():
-            if "lora_B" in name:
-                param.normal_(0, 0.3)
-    peft_model.save_pretrained(out_dir)
-    manifest = {
-        "format": 1,
-        "emotion": emotion,
-        "method": "lora",
-        "base": {"spec": str(base_dir), "id": str(base_dir), "revision": None},
-        "parent": None,
-        "metrics": {"best_val_loss": 5.0, "best_val_ppl": 148.4},
-        "steps": 10,
-    }
-    (out_dir / "poetstudio.json").write_text(json.dumps(manifest, indent=2))
-    return out_dir
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=targets)
+    return write_lora(base_dir, out_dir, emotion, config, seed, spread=0.3)
 
 
 def build_llama_adapters(base_dir: Path, models_dir: Path) -> None:
     """Neutral, joy and sadness adapters on the tiny llama: enough to guide and to blend."""
-    for emotion, seed in (("neutral", 3), ("joy", 1), ("sadness", 2)):
+    for emotion, seed in GUIDED_ADAPTERS:
         build_llama_lora(base_dir, models_dir / emotion, emotion, seed=seed)
