@@ -10,6 +10,7 @@ import typer
 
 from studio.cli import corpus, evaluate, serve, suggest, train, write
 from studio.cli.common import OneLineErrors, console, handle_errors
+from studio.cli.sampling_options import PRECISION_HELP
 from trainer.common.home import ENV_VAR, resolve_home
 
 app = typer.Typer(
@@ -35,7 +36,7 @@ def root(
         typer.Option("--device", help="For the studio: cuda, mps or cpu (default: the best)."),
     ] = None,
     precision: Annotated[
-        str, typer.Option("--precision", help=f"For the studio's models: {write.PRECISION_HELP}.")
+        str, typer.Option("--precision", help=f"For the studio's models: {PRECISION_HELP}.")
     ] = "auto",
 ) -> None:
     """Open the studio when no command is given."""

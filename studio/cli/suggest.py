@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from studio.cli.common import bundled_dir, err_console, fail, handle_errors, home
-from studio.cli.write import PRECISION_HELP, _with_sampling_options
+from studio.cli.sampling_options import PRECISION_HELP, with_sampling_options
 from studio.core.generation import settings
 from trainer.common.errors import PoetstudioError
 
@@ -20,7 +20,7 @@ MAX_K = 8  # studio/core/cowrite/writer.py's MAX_CANDIDATES (kept literal: --hel
 
 def register(app: typer.Typer) -> None:
     """Add this module's command to the root app."""
-    app.command(name="suggest")(handle_errors(_with_sampling_options(suggest)))
+    app.command(name="suggest")(handle_errors(with_sampling_options(suggest)))
 
 
 def suggest(

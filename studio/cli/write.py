@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.text import Text
 
 from studio.cli.common import bundled_dir, err_console, handle_errors, home
+from studio.cli.sampling_options import PRECISION_HELP, with_sampling_options
 from studio.core.generation import settings
 from studio.core.generation.settings import SEED_LIMIT, SamplingParams
 from trainer.common.errors import PoetstudioError
@@ -20,40 +18,10 @@ from trainer.common.errors import PoetstudioError
 if TYPE_CHECKING:
     from studio.core.generation.poet import Poet
 
-F = TypeVar("F", bound=Callable[..., Any])
-PRECISION_HELP = "auto (the device's best dtype), fp32, bf16, or fp16 on a GPU"
-
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
-    app.command(name="write")(handle_errors(_with_sampling_options(write)))
-
-
-def _with_sampling_options(command: F) -> F:
-    """`command` with one option per generation setting, from the settings' declarations.
-
-    Each setting's flag, type and help come from studio/core/generation/settings.py, which also
-    checks the values; the command receives them as `**sampling` (None: not given).
-    """
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return command(*args, **kwargs)
-
-    signature = inspect.signature(command, eval_str=True)
-    params = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
-    for spec in settings.declared():
-        option = typer.Option(spec.flag, help=spec.help_text())
-        params.append(
-            inspect.Parameter(
-                spec.name,
-                inspect.Parameter.KEYWORD_ONLY,
-                default=None,
-                annotation=Annotated[spec.kind | None, option],
-            )
-        )
-    wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
-    return cast(F, wrapper)
+    app.command(name="write")(handle_errors(with_sampling_options(write)))
 
 
 def write(
