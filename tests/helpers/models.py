@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from peft import LoraConfig
+    from transformers import PreTrainedTokenizerFast
 
     from studio.core.generation.poet import Poet
     from trainer.common.home import DataHome
@@ -29,11 +30,10 @@ EOT = "<|endoftext|>"
 GUIDED_ADAPTERS = (("neutral", 3), ("joy", 1), ("sadness", 2))
 
 
-def build_tiny_base(folder: Path, seed: int = 0) -> Path:
-    """Write a tiny random GPT-2 and a byte-level BPE tokenizer trained on a few verses."""
-    import torch
+def write_tokenizer(folder: Path) -> PreTrainedTokenizerFast:
+    """Write a byte-level BPE tokenizer trained on a few verses into `folder` (made here)."""
     from tokenizers import ByteLevelBPETokenizer
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     folder.mkdir(parents=True, exist_ok=True)
     bpe = ByteLevelBPETokenizer()
@@ -42,6 +42,15 @@ def build_tiny_base(folder: Path, seed: int = 0) -> Path:
         tokenizer_object=bpe, bos_token=EOT, eos_token=EOT, unk_token=EOT
     )
     tokenizer.save_pretrained(folder)
+    return tokenizer
+
+
+def build_tiny_base(folder: Path, seed: int = 0) -> Path:
+    """Write a tiny random GPT-2 and a byte-level BPE tokenizer trained on a few verses."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    tokenizer = write_tokenizer(folder)
     torch.manual_seed(seed)
     config = GPT2Config(
         vocab_size=len(tokenizer),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.helpers.models import EOT, GUIDED_ADAPTERS, VERSES, write_lora
+from tests.helpers.models import GUIDED_ADAPTERS, write_lora, write_tokenizer
 
 HEADS, KV_HEADS, LAYERS, HIDDEN, FFN = 4, 2, 2, 64, 128
 ROPE_THETA = 10000.0
@@ -20,16 +20,9 @@ ROPE_THETA = 10000.0
 def build_tiny_llama(folder: Path, seed: int = 0) -> Path:
     """Write a tiny random llama model, a byte-level BPE tokenizer and `model.gguf`."""
     import torch
-    from tokenizers import ByteLevelBPETokenizer
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import LlamaConfig, LlamaForCausalLM
 
-    folder.mkdir(parents=True, exist_ok=True)
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator([VERSES] * 20, vocab_size=400, min_frequency=1, special_tokens=[EOT])
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=bpe, bos_token=EOT, eos_token=EOT, unk_token=EOT
-    )
-    tokenizer.save_pretrained(folder)
+    tokenizer = write_tokenizer(folder)
     torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
