@@ -6,6 +6,9 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import psutil
 
 from tests.helpers.models import VERSES
 from trainer.common.home import DataHome
@@ -96,3 +99,40 @@ def wait_for(check: Callable[[], bool], timeout_s: float = 90.0, poll_s: float =
         if time.monotonic() > deadline:
             raise AssertionError("timed out waiting")
         time.sleep(poll_s)
+
+
+def job_events(home: DataHome, job_id: str) -> list[dict[str, Any]]:
+    """A job's events so far (none before its file exists)."""
+    from trainer.jobs.control import job_dir
+
+    path = job_dir(home, job_id) / EVENTS_FILE
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def kinds(home: DataHome, job_id: str) -> list[str]:
+    """The kinds of a job's events so far, in order."""
+    return [record["event"] for record in job_events(home, job_id)]
+
+
+def ranks_of(pid: int) -> dict[int, psutil.Process]:
+    """The rank processes under a launched job's process, by rank."""
+    found = {}
+    for child in psutil.Process(pid).children(recursive=True):
+        rank = child.environ().get("RANK")
+        if rank is not None and "trainer.jobs.run" in child.cmdline():
+            found[int(rank)] = child
+    return found
+
+
+def two_rank_job_at_checkpoint(home: DataHome, base: Path) -> tuple[str, int, dict[int, Any]]:
+    """Start a long two-rank job and wait until it has written a checkpoint: its id, its
+    launcher's pid and its ranks' processes."""
+    from trainer.jobs.control import job_dir, read_job, start_job
+
+    config = tiny_config(base, nproc=2, max_steps=5000, eval_every=5000, checkpoint_every=2)
+    job_id = start_job(home, config_args(config))
+    wait_for(lambda: "checkpoint" in kinds(home, job_id), timeout_s=120.0)
+    pid = int(read_job(job_dir(home, job_id))["pid"])
+    return job_id, pid, ranks_of(pid)

@@ -14,13 +14,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 
-from tests.helpers.training import config_args, tiny_config, wait_for, write_dataset
+from tests.helpers.training import (
+    config_args,
+    job_events,
+    kinds,
+    tiny_config,
+    two_rank_job_at_checkpoint,
+    wait_for,
+    write_dataset,
+)
 from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
-from trainer.jobs.control import job_dir, list_jobs, read_job, start_job, stop_job
+from trainer.jobs.control import job_dir, list_jobs, start_job, stop_job
 from trainer.jobs.launch import final_event, job_command
 from trainer.jobs.locks import is_locked
 from trainer.jobs.watch import follow
@@ -54,17 +61,6 @@ def still_base(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     return folder
 
 
-def events(home: DataHome, job_id: str) -> list[dict[str, Any]]:
-    path = job_dir(home, job_id) / EVENTS_FILE
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-def kinds(home: DataHome, job_id: str) -> list[str]:
-    return [record["event"] for record in events(home, job_id)]
-
-
 def log(home: DataHome, job_id: str) -> str:
     return (job_dir(home, job_id) / "log.txt").read_text()[-4000:]
 
@@ -81,17 +77,7 @@ def adapter(home: DataHome) -> dict[str, Any]:
 
 
 def val_losses(home: DataHome, job_id: str) -> dict[int, float]:
-    return {e["step"]: e["val_loss"] for e in events(home, job_id) if e["event"] == "eval"}
-
-
-def ranks_of(pid: int) -> dict[int, psutil.Process]:
-    """The rank processes under a launched job's process, by rank."""
-    found = {}
-    for child in psutil.Process(pid).children(recursive=True):
-        rank = child.environ().get("RANK")
-        if rank is not None and "trainer.jobs.run" in child.cmdline():
-            found[int(rank)] = child
-    return found
+    return {e["step"]: e["val_loss"] for e in job_events(home, job_id) if e["event"] == "eval"}
 
 
 @pytest.mark.subprocess
@@ -112,7 +98,7 @@ def test_one_step_on_two_ranks_with_half_the_batch_each_equals_one_step_on_the_w
     job_id, final = run_to_end(data_home, args)
     assert final.status == "done", log(data_home, job_id)
     two_ranks = adapter(data_home)
-    two_loss = [e["loss"] for e in events(data_home, job_id) if e["event"] == "step"]
+    two_loss = [e["loss"] for e in job_events(data_home, job_id) if e["event"] == "step"]
     manifest = json.loads((data_home.models / "trust" / "poetstudio.json").read_text())
     assert manifest["hyperparameters"]["world_size"] == 2
     assert manifest["hyperparameters"]["global_batch"] == 8
@@ -160,7 +146,7 @@ def test_a_two_rank_run_stopped_and_resumed_ends_exactly_like_an_uninterrupted_o
     assert resumed_id == job_id and resumed.status == "done", log(data_home, job_id)
     assert (data_home.models / "trust" / ADAPTER).read_bytes() == expected
     assert val_losses(data_home, job_id) == expected_evals
-    starts = [e for e in events(data_home, job_id) if e["event"] == "start"]
+    starts = [e for e in job_events(data_home, job_id) if e["event"] == "start"]
     assert starts[1]["resumed"] and starts[1]["step"] == state["step"]
     assert starts[1]["world_size"] == 2
 
@@ -169,20 +155,14 @@ def test_a_two_rank_run_stopped_and_resumed_ends_exactly_like_an_uninterrupted_o
 def test_a_killed_rank_ends_the_job_with_a_message_naming_it_and_the_checkpoint_loads(
     data_home: DataHome, tiny_base: Path
 ) -> None:
-    args = config_args(
-        tiny_config(tiny_base, nproc=2, max_steps=5000, eval_every=5000, checkpoint_every=2)
-    )
-    job_id = start_job(data_home, args)
-    wait_for(lambda: "checkpoint" in kinds(data_home, job_id), timeout_s=120.0)
-    pid = int(read_job(job_dir(data_home, job_id))["pid"])
-    ranks = ranks_of(pid)
+    job_id, _, ranks = two_rank_job_at_checkpoint(data_home, tiny_base)
     ranks[1].send_signal(signal.SIGKILL)
     final = follow(data_home, job_id, lambda _: None, poll_s=0.05)
 
     assert final.status == "error", log(data_home, job_id)
     assert final.message.startswith("rank 1 of 2 was killed by SIGKILL, so the job ended; ")
     # Rank 0's own view of it (a raw collective error from its lost peer) is not an event.
-    assert kinds(data_home, job_id).count("error") == 1, events(data_home, job_id)[-3:]
+    assert kinds(data_home, job_id).count("error") == 1, job_events(data_home, job_id)[-3:]
     assert not any(rank.is_running() for rank in ranks.values())  # the job ended with its ranks
     assert "`poetstudio train --emotion trust --resume`" in final.message
     assert "\n" not in final.message

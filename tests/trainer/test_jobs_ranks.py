@@ -13,11 +13,17 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.helpers.training import config_args, tiny_config, wait_for, write_dataset
+from tests.helpers.training import (
+    config_args,
+    kinds,
+    tiny_config,
+    two_rank_job_at_checkpoint,
+    wait_for,
+    write_dataset,
+)
 from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
 from trainer.jobs.control import (
-    job_dir,
     latest_resumable,
     list_jobs,
     prepare_job,
@@ -59,20 +65,6 @@ def gone(process: psutil.Process) -> bool:
         return True
 
 
-def ranks_of(pid: int) -> list[psutil.Process]:
-    return [
-        child
-        for child in psutil.Process(pid).children(recursive=True)
-        if "trainer.jobs.run" in child.cmdline()
-    ]
-
-
-def kinds(home: DataHome, job_id: str) -> list[str]:
-    path = job_dir(home, job_id) / EVENTS_FILE
-    lines = path.read_text().splitlines() if path.exists() else []
-    return [json.loads(line)["event"] for line in lines]
-
-
 def two_rank_job_folder(home: DataHome) -> Path:
     """A job on two ranks as `train` leaves it, with no launcher (it was killed)."""
     path = home.jobs / JOB
@@ -104,13 +96,8 @@ def start_fake_rank(home: DataHome, folder: Path) -> subprocess.Popen[str]:
 def test_the_ranks_of_a_job_die_with_its_launcher_killed_by_sigkill(
     data_home: DataHome, tiny_base: Path
 ) -> None:
-    args = config_args(
-        tiny_config(tiny_base, nproc=2, max_steps=5000, eval_every=5000, checkpoint_every=2)
-    )
-    job_id = start_job(data_home, args)
-    wait_for(lambda: "checkpoint" in kinds(data_home, job_id), timeout_s=120.0)
-    launcher = int(read_job(job_dir(data_home, job_id))["pid"])
-    ranks = ranks_of(launcher)
+    job_id, launcher, by_rank = two_rank_job_at_checkpoint(data_home, tiny_base)
+    ranks = list(by_rank.values())
     assert len(ranks) == 2
     os.kill(launcher, signal.SIGKILL)
 
