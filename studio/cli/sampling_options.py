@@ -1,4 +1,5 @@
-"""The generation settings as CLI options: every command that writes takes the same flags."""
+"""The options every command that writes poems shares: the generation settings, the device and
+the precision."""
 
 from __future__ import annotations
 
@@ -13,6 +14,14 @@ from studio.core.generation import settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 PRECISION_HELP = "auto (the device's best dtype), fp32, bf16, or fp16 on a GPU"
+# The device and precision options of every command that loads the emotion models.
+DeviceOption = Annotated[
+    str | None, typer.Option("--device", help="cuda, mps or cpu (default: the best).")
+]
+PrecisionOption = Annotated[
+    str,
+    typer.Option("--precision", help=f"What the models' weights are held in: {PRECISION_HELP}."),
+]
 
 
 def with_sampling_options(command: F) -> F:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from studio.cli.common import console, err_console, handle_errors
-from studio.cli.write import PRECISION_HELP
+from studio.cli.sampling_options import DeviceOption, PrecisionOption
 from studio.core.serving import DEFAULT_HOST, DEFAULT_MAX_SESSIONS, DEFAULT_PORT, WEB_HINT
 from trainer.common.errors import PoetstudioError
 from trainer.common.home import ENV_VAR, resolve_home
@@ -32,12 +32,8 @@ def serve(
         Path | None,
         typer.Option("--home", help=f"Data home (default: ${ENV_VAR} or the user data dir)."),
     ] = None,
-    device: Annotated[
-        str | None, typer.Option(help="cuda, mps or cpu for the studio (default: the best).")
-    ] = None,
-    precision: Annotated[
-        str, typer.Option(help=f"What the models' weights are held in: {PRECISION_HELP}.")
-    ] = "auto",
+    device: DeviceOption = None,
+    precision: PrecisionOption = "auto",
     token: Annotated[
         str | None,
         typer.Option(help="The token a browser must bring (default: a random one, printed)."),

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from studio.cli.common import bundled_dir, err_console, fail, handle_errors, home
-from studio.cli.sampling_options import PRECISION_HELP, with_sampling_options
+from studio.cli.sampling_options import DeviceOption, PrecisionOption, with_sampling_options
 from studio.core.generation import settings
 from trainer.common.errors import PoetstudioError
 
@@ -60,12 +60,8 @@ def suggest(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print a JSON document with each candidate's scores.")
     ] = False,
-    device: Annotated[
-        str | None, typer.Option(help="cuda, mps or cpu (default: the best).")
-    ] = None,
-    precision: Annotated[
-        str, typer.Option(help=f"What the models' weights are held in: {PRECISION_HELP}.")
-    ] = "auto",
+    device: DeviceOption = None,
+    precision: PrecisionOption = "auto",
     **sampling: Any,
 ) -> None:
     """Suggest candidate lines for a poem's next line, one a line (or JSON with --json)."""

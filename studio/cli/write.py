@@ -10,7 +10,7 @@ import typer
 from rich.text import Text
 
 from studio.cli.common import bundled_dir, err_console, handle_errors, home
-from studio.cli.sampling_options import PRECISION_HELP, with_sampling_options
+from studio.cli.sampling_options import DeviceOption, PrecisionOption, with_sampling_options
 from studio.core.generation import settings
 from studio.core.generation.settings import SEED_LIMIT, SamplingParams
 from trainer.common.errors import PoetstudioError
@@ -40,12 +40,8 @@ def write(
     count: Annotated[
         int, typer.Option("--count", "-n", min=1, max=100, help="How many poems.")
     ] = 1,
-    device: Annotated[
-        str | None, typer.Option(help="cuda, mps or cpu (default: the best).")
-    ] = None,
-    precision: Annotated[
-        str, typer.Option(help=f"What the models' weights are held in: {PRECISION_HELP}.")
-    ] = "auto",
+    device: DeviceOption = None,
+    precision: PrecisionOption = "auto",
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Append the poems to this file.")
     ] = None,
