@@ -10,7 +10,8 @@ form gives one, bounds the rhyme word too.
 A word that is not in the CMU dictionary and borrows no known ending rhymes by spelling: the
 words that end in its last vowel and what follows (studio/core/cowrite/words.py says so).
 No break may end the line before its last word rhymes (a sampled newline would end it unrhymed),
-unless the vocabulary spells no rhyme for the word at all.
+nor may a sentence close before it (the rhyme would be tacked on after a full stop: "misery;
+handle"), unless the vocabulary spells no rhyme for the word at all.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from studio.core.formtokens import RhymeTrie, form_position
 from studio.core.generation.processors.base import Processor
 from studio.core.generation.processors.rhyme import MAX_RHYME_SYLLABLES, RhymeTarget
-from studio.core.generation.processors.use_word import without_breaks
+from studio.core.generation.processors.use_word import without_breaks, without_stops
 from studio.core.generation.vocabulary import encoder, token_table
 from trainer.common import phonetics
 from trainer.common.form import parse_form
@@ -90,7 +91,8 @@ class RhymeWith(RhymeTarget):
         scores = super().rescore(view, scores, relaxed)  # type: ignore[arg-type]
         if relaxed or not self._reachable or self._rhymed(state.line):
             return scores
-        return without_breaks(self.table, scores)  # a sampled break must not end it unrhymed
+        # A sampled break must not end it unrhymed, nor a full stop leave the rhyme tacked on.
+        return without_stops(self.table, without_breaks(self.table, scores))
 
     @functools.cached_property
     def _reachable(self) -> bool:
