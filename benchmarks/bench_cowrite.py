@@ -16,7 +16,8 @@ absolute times):
   sample of candidates printed to read (--samples, one per call, spread over the calls).
 
 Run:  .venv/bin/python benchmarks/bench_cowrite.py [--home DATA_HOME] [--rounds 7] [--tokens 16]
-      [--n 200] [--threads N] [--skip-speed] [--skip-steer] [--json OUT]
+      [--n 200] [--threads N] [--backend auto|torch|llama] [--skip-speed] [--skip-steer]
+      [--json OUT]
 """
 
 from __future__ import annotations
@@ -121,6 +122,14 @@ def tacked_on(text: str, word: str) -> bool:
     return False
 
 
+BACKEND = {"choice": "auto"}  # --backend
+
+
+def _params(seed: int) -> SamplingParams:
+    """The runs' settings: a fixed seed, on the chosen backend."""
+    return SamplingParams(seed=seed, backend=BACKEND["choice"])
+
+
 def nouns() -> list[str]:
     """The benchmark's words."""
     lines = NOUNS.read_text().splitlines()
@@ -133,7 +142,7 @@ def median_ms(values: list[float]) -> float:
 
 def bench_k(poet: Poet, rounds: int, tokens: int) -> dict[str, Any]:
     """Wall time of one line of `tokens` tokens for K = 1, 3, 8 (the poem already read)."""
-    writer = FixedWriter(poet, "joy", SamplingParams(seed=1), POEM[:4])
+    writer = FixedWriter(poet, "joy", _params(1), POEM[:4])
     writer.line_tokens = tokens
     writer.write(1)  # load, read the poem, warm up
     times: dict[int, list[float]] = {1: [], 3: [], 8: []}
@@ -171,7 +180,7 @@ def first_token_ms(writer: CoWriter, every: list[float] | None = None) -> float:
 def bench_accept(poet: Poet, rounds: int) -> dict[str, Any]:
     """First token after accepting line 12: same emotion (the new line read) and after an
     emotion change (the poem read again), interleaved."""
-    writer = CoWriter(poet, "joy", SamplingParams(seed=1), POEM)
+    writer = CoWriter(poet, "joy", _params(1), POEM)
     writer.accept(NEXT_LINES[-1])
     writer.write(1)
     poet.load("sadness")
@@ -220,7 +229,7 @@ def bench_steer(poet: Poet, n: int, k: int, shown: int) -> dict[str, Any]:
             emotion = EMOTIONS[call % len(EMOTIONS)]
             word = words[call % len(words)]
             first = FIRST_LINES[call % len(FIRST_LINES)]
-            writer = CoWriter(poet, emotion, SamplingParams(seed=100 + call), [first])
+            writer = CoWriter(poet, emotion, _params(100 + call), [first])
             candidates = writer.write(k, Steer(**{field: word}))
             for candidate in candidates:
                 said = phonetics.words_of(candidate.text)
@@ -256,6 +265,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=5, help="candidates per call when steering")
     parser.add_argument("--samples", type=int, default=20, help="steered candidates printed")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "llama"))
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-steer", action="store_true")
     parser.add_argument("--json", default=None, help="also write the results here")
@@ -264,6 +274,7 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    BACKEND["choice"] = args.backend
     home = DataHome(Path(args.home)) if args.home else resolve_home()
     poet = Poet(home, device="cpu")
     # A fixed thread count: K=1, 3 and 8 must run alike (the default follows how busy the CPU is).
@@ -273,8 +284,12 @@ def main() -> None:
         "threads": poet.decode_threads,
         "torch": torch.__version__,
         "model": poet.model_info("joy").path.name,
+        "backend": args.backend,
     }
-    print(f"CPU: {report['cpu']}, {report['threads']} threads, torch {report['torch']}")
+    print(
+        f"CPU: {report['cpu']}, {report['threads']} threads, torch {report['torch']},"
+        f" backend {args.backend}"
+    )
     poet.load("joy")
     if not args.skip_speed:
         report["k"] = bench_k(poet, args.rounds, args.tokens)
