@@ -214,14 +214,16 @@ def bench_accept(poet: Poet, rounds: int) -> dict[str, Any]:
     }
 
 
-def bench_steer(poet: Poet, n: int, k: int, shown: int) -> dict[str, Any]:
+def bench_steer(
+    poet: Poet, n: int, k: int, shown: int, fields: tuple[str, ...] = ("use", "rhyme_with")
+) -> dict[str, Any]:
     """Hit rates of --use and --rhyme-with over `n` candidates spread over the 8 emotions, how
     many hits are tacked on, and `shown` candidates to read (the first of every few calls)."""
     words = nouns()
     calls = max(1, n // k)
     every = max(1, calls // max(shown, 1))
     results: dict[str, Any] = {}
-    for field in ("use", "rhyme_with"):
+    for field in fields:
         hits = total = tacked = 0
         samples: list[str] = []
         misses: list[str] = []
@@ -264,6 +266,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200, help="candidates per steering field")
     parser.add_argument("--k", type=int, default=5, help="candidates per call when steering")
     parser.add_argument("--samples", type=int, default=20, help="steered candidates printed")
+    parser.add_argument("--steer", default="use,rhyme_with", help="the steering fields measured")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--backend", default="auto", choices=("auto", "torch", "llama"))
     parser.add_argument("--skip-speed", action="store_true")
@@ -308,7 +311,8 @@ def main() -> None:
             row = accept[name]
             print(f"  {name:<16} {row['median_ms']:8.1f} ms   (read {row['tokens_read']} tokens)")
     if not args.skip_steer:
-        report["steer"] = bench_steer(poet, args.n, args.k, args.samples)
+        fields = tuple(args.steer.split(","))
+        report["steer"] = bench_steer(poet, args.n, args.k, args.samples, fields)
         for field, row in report["steer"].items():
             print(f"\n--{field.replace('_', '-')}: {row['hits']}/{row['n']} = {row['rate']:.1%}")
             print(f"  tacked on after punctuation: {row['tacked_on']}/{row['hits']} hits")

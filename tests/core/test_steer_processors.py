@@ -188,3 +188,21 @@ def test_a_line_rhyming_with_a_word_closes_no_sentence_before_its_rhyme(tiny_mod
     scores = torch.zeros(tiny_model.exempt.shape[0])
     rescored = rhyme.rescore(_Line("the night is"), scores, False)  # type: ignore[arg-type]
     assert float(rescored[_token(tiny_model, ".")]) == float("-inf")
+
+
+def test_a_rhyme_comes_after_a_whole_word_where_the_model_ranks_it_high(tiny_model: Any) -> None:
+    import torch
+
+    rhyme = RhymeWith("sea", None, token_table(tiny_model), encoder(tiny_model))
+    scores = torch.zeros(tiny_model.exempt.shape[0])
+    scores[_token(tiny_model, ",")] = 1.0  # the model would not end the line here
+    line = "the night is dark and"
+    rescored = rhyme.rescore(_Line(line), scores, False)  # type: ignore[arg-type]
+    assert rhyme.offered and _allowed(rescored) == set(rhyme.offered)
+    starts = list(rhyme.offered)
+    scores[starts] = -20.0  # no rhyme fits here: the line goes on
+    rescored = rhyme.rescore(_Line(line), scores, False)  # type: ignore[arg-type]
+    assert _allowed(rescored) - set(starts)
+    scores[starts] = 0.0
+    after_comma = rhyme.rescore(_Line(line + ","), scores, False)  # type: ignore[arg-type]
+    assert _allowed(after_comma) - set(rhyme.offered), "not right after punctuation"
