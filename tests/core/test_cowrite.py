@@ -240,3 +240,25 @@ def test_accepting_a_candidate_as_it_stands_reads_nothing(poet: Poet) -> None:
     )
     writer.write(3)  # and the run after it starts from those rows
     assert writer.cache.reads[-1] == 0
+
+
+def test_the_first_row_steps_before_the_other_rows_are_set_up(
+    poet: Poet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each candidate's processors read the whole poem; only row 0's may delay the first token.
+    built: list[int] = []
+    made = CoWriter._decodes
+
+    def counted(self: CoWriter, plan: Any, count: int, started: float, start: int = 0) -> Any:
+        decodes = made(self, plan, count, started, start)
+        built.append(len(decodes))
+        return decodes
+
+    monkeypatch.setattr(CoWriter, "_decodes", counted)
+    writer = CoWriter(poet, "joy", SamplingParams(seed=3), [FIRST_LINE])
+    stream = writer.stream(3)
+    first = next(stream)
+    assert first.row == 0 and sum(built) == 1
+    rest = list(stream)
+    assert sum(built) == 3 and {u.row for u in rest} == {0, 1, 2}
+    assert [c.seed for c in writer.candidates] == [3, 4, 5]

@@ -4,16 +4,19 @@ topic word; and the checks on the words."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from studio.core.cowrite.words import check_word, rhyme_notice
 from studio.core.cowrite.writer import CoWriter
 from studio.core.generation.poet import Poet
-from studio.core.generation.processors.rhyme_with import rhymes_with, spelled_ending
+from studio.core.generation.processors.rhyme_with import RhymeWith, rhymes_with, spelled_ending
 from studio.core.generation.processors.topic import TOPIC_BONUS, Topic
+from studio.core.generation.processors.use_word import UseWord, determiners_for
 from studio.core.generation.settings import SamplingParams
 from studio.core.generation.steer import Steer
+from studio.core.generation.vocabulary import encoder, token_table
 from tests.helpers.models import build_guided_adapters
 from trainer.common import phonetics
 from trainer.common.errors import PoetstudioError
@@ -94,3 +97,112 @@ def test_a_rhyme_word_outside_the_dictionary_rhymes_by_spelling() -> None:
     assert spelled_ending("qzzax") == "ax"
     assert rhymes_with("wax", "qzzax") and not rhymes_with("wane", "qzzax")
     assert rhymes_with("light", "night") and not rhymes_with("night", "night")
+
+
+class _Line:
+    """The state a processor reads: the line being written."""
+
+    def __init__(self, line: str) -> None:
+        self.line = line
+
+
+@pytest.fixture
+def tiny_model(writer: CoWriter) -> Any:
+    return writer.poet.backend.load(writer.poet.model_info("joy"))
+
+
+def _use(model: Any, word: str) -> UseWord:
+    return UseWord(word, token_table(model), encoder(model))
+
+
+def _token(model: Any, text: str) -> int:
+    ids = model.tokenizer.encode(text, add_special_tokens=False)
+    assert len(ids) == 1, (text, ids)
+    return int(ids[0])
+
+
+def _allowed(scores: Any) -> set[int]:
+    return {int(i) for i in (scores > float("-inf")).nonzero().flatten()}
+
+
+def test_a_used_word_is_not_tacked_on_after_a_full_stop(tiny_model: Any) -> None:
+    import torch
+
+    use = _use(tiny_model, "grave")
+    scores = torch.zeros(tiny_model.exempt.shape[0])
+    scores[_token(tiny_model, "\n")] = 5.0  # the model would end the line here
+    starts, _ = use.mid.step([])
+    rescored = use.rescore(_Line("the lamps are out."), scores, False)  # type: ignore[arg-type]
+    assert _allowed(rescored) - set(starts), "the word is not forced right after the full stop"
+    assert float(rescored[_token(tiny_model, "\n")]) == float("-inf"), "nor may the line end"
+
+
+def test_a_line_waiting_for_its_word_closes_no_sentence(tiny_model: Any) -> None:
+    import torch
+
+    use = _use(tiny_model, "grave")
+    scores = torch.zeros(tiny_model.exempt.shape[0])
+    scores[list(use.mid.step([])[0])] = -20.0  # the word does not fit here
+    rescored = use.rescore(_Line("the night is"), scores, False)  # type: ignore[arg-type]
+    assert float(rescored[_token(tiny_model, ".")]) == float("-inf")
+    assert float(rescored[_token(tiny_model, ",")]) != float("-inf")
+    assert float(use.rescore(_Line("the grave is"), scores, False)[_token(tiny_model, ".")]) == 0
+
+
+def test_a_used_word_comes_right_after_a_determiner(tiny_model: Any) -> None:
+    import torch
+
+    use = _use(tiny_model, "grave")
+    scores = torch.zeros(tiny_model.exempt.shape[0])
+    starts, _ = use.mid.step([])
+    rescored = use.rescore(_Line("I walked into the"), scores, False)  # type: ignore[arg-type]
+    assert _allowed(rescored) == set(starts)
+    assert determiners_for("apple").count("a") == 0 and "an" in determiners_for("apple")
+    assert "an" not in determiners_for("grave")
+
+
+def test_a_word_forced_after_punctuation_does_not_end_the_line(tiny_model: Any) -> None:
+    import torch
+
+    use = _use(tiny_model, "grave")
+    scores = torch.zeros(tiny_model.exempt.shape[0])
+    scores[_token(tiny_model, "\n")] = 5.0
+    late = "and we walked and we sang and we wept and we ran,"
+    forced = use.rescore(_Line(late), scores, False)  # type: ignore[arg-type]
+    starts, _ = use.mid.step([])
+    assert _allowed(forced) == set(starts)
+    spelled: list[int] = []
+    while not use.mid.step(spelled)[1]:  # spell the word to its end
+        token = min(_allowed(use.rescore(_Line(late), scores, False)))  # type: ignore[arg-type]
+        spelled.append(token)
+        use.observe(_Line(late), token)  # type: ignore[arg-type]
+    after = use.rescore(_Line(late + " grave"), scores, False)  # type: ignore[arg-type]
+    assert float(after[_token(tiny_model, "\n")]) == float("-inf"), "the line goes on"
+    assert float(after[_token(tiny_model, ",")]) == float("-inf")
+
+
+def test_a_line_rhyming_with_a_word_closes_no_sentence_before_its_rhyme(tiny_model: Any) -> None:
+    import torch
+
+    rhyme = RhymeWith("sea", None, token_table(tiny_model), encoder(tiny_model))
+    scores = torch.zeros(tiny_model.exempt.shape[0])
+    rescored = rhyme.rescore(_Line("the night is"), scores, False)  # type: ignore[arg-type]
+    assert float(rescored[_token(tiny_model, ".")]) == float("-inf")
+
+
+def test_a_rhyme_comes_after_a_whole_word_where_the_model_ranks_it_high(tiny_model: Any) -> None:
+    import torch
+
+    rhyme = RhymeWith("sea", None, token_table(tiny_model), encoder(tiny_model))
+    scores = torch.zeros(tiny_model.exempt.shape[0])
+    scores[_token(tiny_model, ",")] = 1.0  # the model would not end the line here
+    line = "the night is dark and"
+    rescored = rhyme.rescore(_Line(line), scores, False)  # type: ignore[arg-type]
+    assert rhyme.offered and _allowed(rescored) == set(rhyme.offered)
+    starts = list(rhyme.offered)
+    scores[starts] = -20.0  # no rhyme fits here: the line goes on
+    rescored = rhyme.rescore(_Line(line), scores, False)  # type: ignore[arg-type]
+    assert _allowed(rescored) - set(starts)
+    scores[starts] = 0.0
+    after_comma = rhyme.rescore(_Line(line + ","), scores, False)  # type: ignore[arg-type]
+    assert _allowed(after_comma) - set(rhyme.offered), "not right after punctuation"

@@ -8,8 +8,9 @@ line's ids alone (the cache of the rest stays valid; studio/core/cowrite/prefix.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from studio.core.generation.text import clean_first_line
 from trainer.common.errors import PoetstudioError
@@ -50,7 +51,15 @@ def decode_poem(data: bytes, where: str) -> list[str]:
 
 def line_ids(model: Model, line: str) -> list[int]:
     """One line's ids with its newline (a blank line: the newline alone)."""
-    return list(model.tokenizer.encode(line + "\n", add_special_tokens=False))
+    return list(_encoded(model.tokenizer, line + "\n"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _encoded(tokenizer: Any, text: str) -> tuple[int, ...]:
+    """`text`'s ids, kept: every run reads the whole poem's ids (to fit it to the context and to
+    find what the cache lacks), and tokenizing each line anew took a tenth of a warm first
+    token's time after accepting a line."""
+    return tuple(tokenizer.encode(text, add_special_tokens=False))
 
 
 def poem_ids(

@@ -223,11 +223,14 @@ class CoWriter:
         self._planned = None
         self.cache.drop()
 
-    def _decodes(self, plan: PoemPlan, count: int, started: float) -> list[PoemDecode]:
-        """One PoemDecode per candidate, each with its own seed: the run's seed + its row."""
+    def _decodes(
+        self, plan: PoemPlan, count: int, started: float, start: int = 0
+    ) -> list[PoemDecode]:
+        """One PoemDecode per candidate from row `start` to `count` - 1, each with its own seed:
+        the run's seed + its row."""
         first = plan.stats.seed or 0
         decodes = []
-        for row in range(count):
+        for row in range(start, count):
             stats = dataclasses.replace(plan.stats, seed=(first + row) % SEED_LIMIT, notices=[])
             decode = PoemDecode(dataclasses.replace(plan, stats=stats), started)
             decode.chain.processors.append(LineOpening(token_table(plan.model)))
@@ -248,8 +251,11 @@ class CoWriter:
         plan, _ = self._plan(lines, steer)
         newline = plan.model.tokenizer.encode("\n", add_special_tokens=False)
         self._newline = newline[0] if len(newline) == 1 else None
-        decodes = self._decodes(plan, count, started)
-        self.candidates = [Candidate(row, d.stats.seed or 0) for row, d in enumerate(decodes)]
+        # Row 0's decode first: the others' (their processors read the whole poem) are made
+        # once row 0's first token is out, so it does not wait for them.
+        decodes = self._decodes(plan, 1, started)
+        first_seed = plan.stats.seed or 0
+        self.candidates = [Candidate(row, (first_seed + row) % SEED_LIMIT) for row in range(count)]
         width = len(plan.rows)
         backend = self.poet.backend
         budget = self.line_tokens if one_line else plan.params.max_new_tokens
@@ -266,6 +272,8 @@ class CoWriter:
                             yield from self._cancelled()
                             ok = True
                             return
+                        if row == len(decodes):
+                            decodes.extend(self._decodes(plan, count, started, row))
                         if not self.candidates[row].done:
                             at = row * width if batch is not None else 0
                             yield self._step(

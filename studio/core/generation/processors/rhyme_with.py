@@ -2,7 +2,9 @@
 
 The line is steered as processors/rhyme.py steers a rhymed line whose group's first line ended on
 the word: rhyming words' first tokens get a bonus once the line has a few words, a rhyme is forced
-when the line would end without one, and a rhyme word once whole closes the line. It reads the
+when the line would end without one, and a rhyme word once whole closes the line. Here a rhyme
+also comes, after a whole word, as soon as the model ranks one high enough (FIT_RANK), so that
+it stands where it fits rather than tacked on where the line would have ended. It reads the
 line being written as the second line of a two-line rhyming form after a line that is the word
 alone, so rhyme.py stays the one place that knows how. The line's syllable count, where the poem's
 form gives one, bounds the rhyme word too.
@@ -10,7 +12,8 @@ form gives one, bounds the rhyme word too.
 A word that is not in the CMU dictionary and borrows no known ending rhymes by spelling: the
 words that end in its last vowel and what follows (studio/core/cowrite/words.py says so).
 No break may end the line before its last word rhymes (a sampled newline would end it unrhymed),
-unless the vocabulary spells no rhyme for the word at all.
+nor may a sentence close before it (the rhyme would be tacked on after a full stop: "misery;
+handle"), unless the vocabulary spells no rhyme for the word at all.
 """
 
 from __future__ import annotations
@@ -21,9 +24,13 @@ from typing import TYPE_CHECKING, Any
 
 from studio.core.formtokens import RhymeTrie, form_position
 from studio.core.generation.processors.base import Processor
-from studio.core.generation.processors.rhyme import MAX_RHYME_SYLLABLES, RhymeTarget
-from studio.core.generation.processors.use_word import without_breaks
-from studio.core.generation.vocabulary import encoder, token_table
+from studio.core.generation.processors.rhyme import (
+    MAX_RHYME_SYLLABLES,
+    MIN_WORDS_BEFORE_RHYME,
+    RhymeTarget,
+)
+from studio.core.generation.processors.use_word import rank_of_best, without_breaks, without_stops
+from studio.core.generation.vocabulary import encoder, ids_mask, token_table
 from trainer.common import phonetics
 from trainer.common.form import parse_form
 
@@ -35,6 +42,10 @@ if TYPE_CHECKING:
     from studio.core.generation.state import PoemState
 
 _LAST_VOWEL = re.compile(r"[aeiouy]+[^aeiouy]*$")
+# The rhyme comes at the first word start where one ranks among the model's FIT_RANK likeliest
+# tokens, a bound FIT_GROWTH times wider for each word written past MIN_WORDS_BEFORE_RHYME.
+FIT_RANK = 25
+FIT_GROWTH = 2.0
 
 
 def spelled_ending(word: str) -> str:
@@ -87,10 +98,26 @@ class RhymeWith(RhymeTarget):
 
     def rescore(self, state: PoemState, scores: torch.Tensor, relaxed: bool) -> torch.Tensor:
         view = _LineView(self.word, state.line)
-        scores = super().rescore(view, scores, relaxed)  # type: ignore[arg-type]
+        rescored = super().rescore(view, scores, relaxed)  # type: ignore[arg-type]
         if relaxed or not self._reachable or self._rhymed(state.line):
-            return scores
-        return without_breaks(self.table, scores)  # a sampled break must not end it unrhymed
+            return rescored
+        if self.spelling is None and self.offered and self._fits(state.line, scores):
+            # Rhyme words are offered after a whole word: the rhyme comes now, where it fits,
+            # rather than be forced where the model would end the line.
+            offered = ids_mask(self.offered, scores.shape[0], scores.device)
+            rescored = rescored.masked_fill(~offered, float("-inf"))
+        # A sampled break must not end it unrhymed, nor a full stop leave the rhyme tacked on.
+        return without_stops(self.table, without_breaks(self.table, rescored))
+
+    def _fits(self, line: str, scores: torch.Tensor) -> bool:
+        """Whether the likeliest offered rhyme ranks among the model's FIT_RANK likeliest
+        tokens (a bound FIT_GROWTH times wider for each word past MIN_WORDS_BEFORE_RHYME),
+        right after a word (not after punctuation, where it would read tacked on)."""
+        if not line[-1:].isalpha():
+            return False
+        words = len(phonetics.words_of(line)) - MIN_WORDS_BEFORE_RHYME
+        offered = ids_mask(self.offered, scores.shape[0], scores.device)
+        return rank_of_best(scores, offered) < FIT_RANK * FIT_GROWTH ** max(words, 0)
 
     @functools.cached_property
     def _reachable(self) -> bool:
