@@ -9,7 +9,6 @@ scores are compared with the same tokens scored alone, within fp32 rounding.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,17 +18,8 @@ from studio.core.generation.backends.torch_peft import RowForward
 from studio.core.generation.decode import PoemDecode
 from studio.core.generation.poet import Poet
 from studio.core.generation.settings import SamplingParams
-from tests.helpers.models import build_guided_adapters, pinned_poet
-from trainer.common.home import DataHome
 
 pytestmark = pytest.mark.numerics
-
-
-@pytest.fixture
-def poet(tiny_base: Path, home: DataHome, tmp_path: Path) -> Poet:
-    """A Poet with neutral, joy and sadness adapters on the tiny base, at fp32 on one thread."""
-    build_guided_adapters(tiny_base, home.models)
-    return pinned_poet(home, tmp_path / "no-bundled", precision="fp32")
 
 
 def requests(poet: Poet) -> list[PoemRequest]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,22 +13,11 @@ from studio.core.cowrite.poemtext import line_ids, poem_ids
 from studio.core.cowrite.writer import CoWriter, check_count
 from studio.core.generation.poet import Poet
 from studio.core.generation.settings import SamplingParams
-from tests.helpers.models import build_guided_adapters
 from trainer.common.errors import PoetstudioError
-from trainer.common.home import DataHome
 
 pytestmark = pytest.mark.numerics
 
 FIRST_LINE = "The lamps are out along the quay"
-
-
-@pytest.fixture
-def poet(tiny_base: Path, home: DataHome, tmp_path: Path) -> Poet:
-    """A Poet with neutral, joy and sadness adapters on the tiny base, fp32 on one thread."""
-    build_guided_adapters(tiny_base, home.models)
-    poet = Poet(home, device="cpu", bundled_dir=tmp_path / "no-bundled", precision="fp32")
-    poet.decode_threads = 1
-    return poet
 
 
 class Counting:

@@ -22,15 +22,6 @@ pytestmark = pytest.mark.numerics
 FIRST_LINE = "The lamps are out along the quay"
 
 
-@pytest.fixture
-def poet(tiny_base: Path, home: DataHome, tmp_path: Path) -> Poet:
-    """A Poet with neutral, joy and sadness adapters on the tiny base, decoding on one thread."""
-    build_guided_adapters(tiny_base, home.models)
-    poet = Poet(home, device="cpu", bundled_dir=tmp_path / "no-bundled", precision="fp32")
-    poet.decode_threads = 1
-    return poet
-
-
 def engine_tokens(poet: Poet, monkeypatch: pytest.MonkeyPatch, params: SamplingParams) -> list[int]:
     """The token ids the Poet chooses for a joy poem, read as it takes them."""
     chosen: list[int] = []

@@ -3,7 +3,6 @@ topic word; and the checks on the words."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,19 +16,14 @@ from studio.core.generation.processors.use_word import UseWord, determiners_for
 from studio.core.generation.settings import SamplingParams
 from studio.core.generation.steer import Steer
 from studio.core.generation.vocabulary import encoder, token_table
-from tests.helpers.models import build_guided_adapters
 from trainer.common import phonetics
 from trainer.common.errors import PoetstudioError
-from trainer.common.home import DataHome
 
 FIRST_LINE = "The lamps are out along the quay"
 
 
 @pytest.fixture
-def writer(tiny_base: Path, home: DataHome, tmp_path: Path) -> CoWriter:
-    build_guided_adapters(tiny_base, home.models)
-    poet = Poet(home, device="cpu", bundled_dir=tmp_path / "no-bundled", precision="fp32")
-    poet.decode_threads = 1
+def writer(poet: Poet) -> CoWriter:
     return CoWriter(poet, "joy", SamplingParams(seed=11), [FIRST_LINE])
 
 
