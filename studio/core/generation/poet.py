@@ -13,6 +13,7 @@ Stop rules (a "line" is a non-empty line; the first line is line one):
 from __future__ import annotations
 
 import contextlib
+import gc
 import secrets
 import threading
 import time
@@ -71,6 +72,7 @@ class Poet:
         # CPU decoding threads; None picks them per stream from how busy the cores are.
         self.decode_threads: int | None = None
         self._cpu_share = CpuShare()
+        self._settled: set[object] = set()  # what _settle has frozen already
 
     @property
     def backend(self) -> Backend:
@@ -151,7 +153,26 @@ class Poet:
         if blend.primary != NEUTRAL and neutral is not None:
             with contextlib.suppress(PoetstudioError):  # guidance reports it when it streams
                 self.backend.load(neutral, on_progress)
+        self._settle(("loaded", emotion, self.backend.name), collect=True)
         return self.model_info(emotion)
+
+    def _settle(self, key: object, collect: bool = False) -> None:
+        """Leave every object alive now out of later garbage collections, once per `key` (what
+        was loaded, or what a poem's decoding built).
+
+        The libraries, tokenizers and a vocabulary's tables are some 300,000 long-lived objects;
+        each full collection walked them all (about 100 to 300 ms here), and the allocations of
+        decoding set one off every hundred-odd tokens: a stall in the stream. Frozen, they are
+        skipped. `collect` first clears the garbage there is (loading is slow anyway); cycles
+        frozen while alive are never collected, which is why this runs once per new key, not per
+        poem.
+        """
+        if key in self._settled:
+            return
+        if collect:
+            gc.collect()
+        gc.freeze()
+        self._settled.add(key)
 
     def _threads_for(self, model: Model) -> int | None:
         """CPU threads for the next stream: the override, else the cores others leave free."""
@@ -321,6 +342,8 @@ class Poet:
         import torch
 
         poem = PoemDecode(plan, started)
+        form = plan.form.name if plan.form is not None else ""
+        self._settle(("decoding", *(row.info.path for row in plan.rows), form))
         with self.backend.decoding(plan.stats.cpu_threads):
             rows = self.backend.rows(plan.rows)
             ids = torch.tensor([plan.prompt], dtype=torch.long, device=plan.model.exempt.device)
