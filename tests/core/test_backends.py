@@ -293,6 +293,15 @@ def test_contexts_decoding_side_by_side_score_as_one_after_another(llama_poet: P
             assert torch.allclose(rows[index :: len(together)], own, atol=1e-4)
 
 
+def test_auto_and_llama_share_one_backend_so_its_base_loads_once(llama_poet: Poet) -> None:
+    """Switching the setting between auto and llama keeps the loaded gguf base (a second
+    backend would load it, its tokenizer and its contexts again: about 250 MB)."""
+    poet = llama_poet
+    auto, llama = poet._chosen("auto")[0], poet._chosen("llama")[0]
+    assert auto is llama and auto.name == "llama"
+    assert poet.decoder("joy") == "llama"  # what the status line names
+
+
 def test_a_replaced_adapter_is_freed_once_no_batch_holds_it(
     llama_poet: Poet, monkeypatch: pytest.MonkeyPatch
 ) -> None:

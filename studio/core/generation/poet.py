@@ -96,7 +96,11 @@ class Poet:
         if choice not in self._backends:
             from studio.core.generation.backends.choice import make_backend
 
-            self._backends[choice] = make_backend(choice, self.home, self._torch_backend())
+            backend, notice = make_backend(choice, self.home, self._torch_backend())
+            for other, _ in self._backends.values():
+                if type(other) is type(backend):
+                    backend = other  # `auto` and `llama` share one: its bases load once
+            self._backends[choice] = (backend, notice)
         return self._backends[choice]
 
     @property
@@ -281,9 +285,7 @@ class Poet:
         if strength > 0:
             stats.model += f"; guided against neutral: {_describe(rows[-1].info)}"
         stats.device = self.device
-        runs = getattr(self.backend, "runs", None)  # a backend that hands some models on
-        stats.backend = runs(model) if runs is not None else self.backend.name
-        stats.dtype = self.backend.dtype(model)
+        stats.backend, stats.dtype = self._runtime_of(model)
         stats.processor = cpu_name() if model.exempt.device.type == "cpu" else self.device
         stats.seed = params.seed if params.seed is not None else fresh_seed()
 
@@ -319,6 +321,17 @@ class Poet:
             stats,
             None if form.is_free else form,
         )
+
+    def decoder(self, emotion: str) -> str:
+        """The backend that decodes `emotion`'s model (a blend's main one), e.g. `llama`, or
+        `torch` for a model llama.cpp cannot run (loading the model if it is not loaded yet)."""
+        return self._runtime_of(self.backend.load(self.model_info(emotion)))[0]
+
+    def _runtime_of(self, model: Model) -> tuple[str, str]:
+        """The backend that decodes `model` and what its weights are held in."""
+        runs = getattr(self.backend, "runs", None)  # a backend that hands some models on
+        name = runs(model) if runs is not None else self.backend.name
+        return name, self.backend.dtype(model)
 
     def _neutral_for(self, model: Model) -> tuple[Model | None, str]:
         """The neutral model to guide `model` against, or None and why there is none."""
