@@ -17,6 +17,7 @@ from studio.core.generation.poet import Poet
 from studio.core.generation.settings import SamplingParams
 from studio.core.generation.stats import STOP_CANCELLED, STOP_MAX_TOKENS
 from tests.helpers.tiny_llama import build_llama_adapters, build_tiny_llama
+from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
 
 pytestmark = pytest.mark.numerics
@@ -349,6 +350,26 @@ def test_a_replaced_adapter_is_freed_once_no_batch_holds_it(
         assert isinstance(stale, llamacpp.LlamaRows)
         assert stale.models[0].adapter is newest.adapter
         stale.forward(torch.tensor([[0, 50]]))
+
+
+def test_a_poems_context_holds_co_writings_forks_and_refuses_more_in_one_line(
+    llama_poet: Poet,
+) -> None:
+    """A pooled context keeps logits for POOLED_ROWS rows (not 128: 22 MB less each): co-writing's
+    8 candidates and their forks fit, and a fork past it is a one-line error, not a crash."""
+    import torch
+
+    poet = llama_poet
+    backend = poet._chosen("llama")[0]
+    with backend.decoding(1):
+        joy = backend.load(poet.model_info("joy"))
+        rows = backend.rows([joy])
+        rows.forward(torch.tensor([[0, 50, 120]]))
+        rows.fork(0, llamacpp.POOLED_ROWS)
+        out = rows.forward(torch.tensor([[7]] * llamacpp.POOLED_ROWS))
+        assert out.shape[0] == llamacpp.POOLED_ROWS and torch.allclose(out[0], out[-1])
+        with pytest.raises(PoetstudioError, match=f"at most {llamacpp.POOLED_ROWS} rows"):
+            rows.fork(0, 2)
 
 
 def test_a_batch_of_many_long_poems_fits_the_llama_backends_cache(llama_poet: Poet) -> None:

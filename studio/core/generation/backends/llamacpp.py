@@ -52,6 +52,10 @@ CONTEXT_CELLS = 1024
 # poem at the default settings; forked rows share their prefix's cells.
 ROW_CELLS = 320
 ROWS_PER_CONTEXT = 128  # sequences one context holds (studio/core/batch.py's MAX_ROWS)
+# Sequences a pooled context (a poem's, or co-writing's up to 8 candidates and their forks)
+# holds. llama.cpp keeps a vocabulary of logits per sequence it may hold: 25 MB at 128, 3 MB at
+# 16, which brought a studio process from 643 to 598 MB (bench_generate.py --rss).
+POOLED_ROWS = 16
 # Tokens per decode call; a longer prompt goes in pieces. llama.cpp sizes a context's work
 # buffers by it, and its logits buffer by the outputs (one per row): memory, not speed, here.
 BATCH_TOKENS = 128
@@ -116,15 +120,16 @@ class LlamaModel:
 class _Context:
     """One llama.cpp context: a KV cache of CONTEXT_CELLS cells shared by its sequences."""
 
-    def __init__(self, base: GgufBase, cells: int = CONTEXT_CELLS) -> None:
+    def __init__(self, base: GgufBase, cells: int = CONTEXT_CELLS, seqs: int = POOLED_ROWS) -> None:
         lib = library()
         params = lib.llama_context_default_params()
         params.n_ctx = cells
         self.cells = cells
+        self.seqs = seqs
         params.n_batch = BATCH_TOKENS
         params.n_ubatch = BATCH_TOKENS
-        params.n_seq_max = ROWS_PER_CONTEXT
-        params.n_outputs_max = ROWS_PER_CONTEXT
+        params.n_seq_max = seqs
+        params.n_outputs_max = seqs
         params.kv_unified = True  # the sequences share the cells, however many each holds
         params.no_perf = True
         self.handle = lib.llama_init_from_model(base.model, params)
@@ -238,8 +243,10 @@ class GgufBase:
         with self.lock:  # the adapter cannot be freed between this check and its use
             if not adapter.live:
                 raise PoetstudioError("the model was retrained while loading; write again")
-            pooled = cells == CONTEXT_CELLS and bool(self.idle)
-            context = self.idle.pop() if pooled else _Context(self, cells)
+            if cells == CONTEXT_CELLS:
+                context = self.idle.pop() if self.idle else _Context(self, cells)
+            else:
+                context = _Context(self, cells, ROWS_PER_CONTEXT)
             try:
                 context.use(adapter, threads)
             except PoetstudioError:
@@ -333,7 +340,7 @@ class LlamaRows:
             if context is None:
                 context = self.base.acquire(counts[model.adapter], model.adapter, threads)
                 self.contexts[model.adapter] = context
-                self.free[id(context)] = list(range(ROWS_PER_CONTEXT - 1, -1, -1))
+                self.free[id(context)] = list(range(context.seqs - 1, -1, -1))
             self.rows.append(_Row(context, self._take_seq(context)))
         # Hand the contexts back once this batch is gone (the stream ended or was dropped).
         weakref.finalize(self, self.base.release, list(self.contexts.values()))
@@ -342,7 +349,7 @@ class LlamaRows:
         free = self.free[id(context)]
         if not free:
             raise PoetstudioError(
-                f"the llama backend runs at most {ROWS_PER_CONTEXT} rows of one model at once"
+                f"the llama backend runs at most {context.seqs} rows of one model at once here"
             )
         return free.pop()
 
