@@ -273,6 +273,8 @@ def rss_child(backend: str, home_dir: str | None) -> None:
     home = DataHome(Path(home_dir)) if home_dir else resolve_home()
     poet = Poet(home, device="cpu", bundled_dir=BUNDLED_DIR)
     params = SamplingParams(seed=1, backend=backend, max_new_tokens=32)
+    poet._backend_choice = backend  # the studio loads its models before the first poem
+    poet.load("joy")
     for _ in poet.stream_poem("joy", FIRST_LINE, params):
         pass
     memory = psutil.Process().memory_full_info()

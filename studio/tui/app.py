@@ -319,7 +319,10 @@ class PoetStudioApp(LineByLine):
                 poet = self.poet
                 info = poet.load(poem.emotion, self._progress_reporter(poem.emotion))
                 self.post_message(
-                    StatusUpdate(model=_model_label(poem.emotion, info), device=poet.device)
+                    StatusUpdate(
+                        model=_model_label(poem.emotion, info),
+                        device=_device_label(poet, poem.emotion),
+                    )
                 )
                 stream = poet.stream_poem(poem.emotion, poem.first_line, run.params, run.cancel)
                 for chunk in stream:
@@ -336,7 +339,9 @@ class PoetStudioApp(LineByLine):
 
     def _model_status(self, spec: str, info: ModelInfo) -> None:
         """Name the model that writes now, and its device, in the status bar."""
-        self.query_one(StatusBar).set(model=_model_label(spec, info), device=self.poet.device)
+        self.query_one(StatusBar).set(
+            model=_model_label(spec, info), device=_device_label(self.poet, spec)
+        )
 
     def _progress_reporter(self, emotion: str) -> Callable[[float, str], None]:
         def report(fraction: float, message: str) -> None:
@@ -354,7 +359,7 @@ class PoetStudioApp(LineByLine):
             with self._poet_lock:
                 poet = self.poet
                 info = poet.load(emotion, self._progress_reporter(emotion))
-                device = poet.device
+                device = _device_label(poet, emotion)
         except PoetstudioError as exc:
             self.post_message(StatusUpdate(state="ready", model=f"{emotion}: {exc}"))
             return
@@ -406,6 +411,8 @@ class PoetStudioApp(LineByLine):
                 ttft=ttft_label(stats),
                 speed=speed_label(stats),
             )
+            if stats.device and stats.backend:  # what really decoded it
+                status.set(device=f"{stats.device} · {stats.backend}")
         stopped = poem.stop_reason == STOP_CANCELLED or run.cancel.is_set()
         status.set(state="stopped" if stopped else "ready")
         if self.history.current is poem:
@@ -722,6 +729,11 @@ def _bind(func: Callable[[str], Any], value: str) -> Callable[[], None]:
         func(value)
 
     return call
+
+
+def _device_label(poet: Poet, emotion: str) -> str:
+    """The status line's device: where, and which backend decodes `emotion` (`cpu · llama`)."""
+    return f"{poet.device} · {poet.decoder(emotion)}"
 
 
 def _model_label(spec: str, info: ModelInfo) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from studio.core.generation.poet import Poet
 from studio.core.generation.settings import SamplingParams
 from studio.core.generation.stats import STOP_CANCELLED, STOP_MAX_TOKENS
 from tests.helpers.tiny_llama import build_llama_adapters, build_tiny_llama
+from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
 
 pytestmark = pytest.mark.numerics
@@ -84,6 +86,28 @@ def test_the_same_seed_gives_the_same_poem(backend_poet: tuple[Poet, str]) -> No
     settings = params(backend, seed=4, max_new_tokens=20, **ENDLESS)
     first = "".join(poet.stream_poem("joy", "O weep", settings))
     assert "".join(poet.stream_poem("joy", "O weep", settings)) == first
+
+
+def test_the_loaded_heap_leaves_garbage_collection_once_per_new_model_or_form(
+    backend_poet: tuple[Poet, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loading, then a poem's first decoding of new models or a new form, freeze what is alive
+    (libraries, tokenizers, tables) so later full collections skip it; the same again does not
+    freeze anything more (frozen cycles are never collected)."""
+    import gc
+
+    poet, backend = backend_poet
+    frozen: list[int] = []
+    freeze = gc.freeze
+    monkeypatch.setattr(gc, "freeze", lambda: (frozen.append(1), freeze())[1])
+    settings = params(backend, seed=4, max_new_tokens=6, **ENDLESS)
+    poet.load("joy")
+    assert len(frozen) == 1
+    for _ in range(2):
+        "".join(poet.stream_poem("joy", "O weep", settings))
+    assert len(frozen) == 2
+    "".join(poet.stream_poem("joy", "O weep", replace(settings, form="haiku")))
+    assert len(frozen) == 3
 
 
 def test_cancel_stops_within_one_token(backend_poet: tuple[Poet, str]) -> None:
@@ -243,22 +267,109 @@ def test_the_real_base_on_llama_cpp_picks_the_fp32_models_top_token(real_base: D
 
 
 def test_contexts_decoding_side_by_side_score_as_one_after_another(llama_poet: Poet) -> None:
-    """With a thread per context, guidance's contexts decode at once; the scores stay those of
-    decoding them in turn (each row is summed by one thread either way in llama.cpp)."""
+    """Guidance's and a blend's contexts decode at once, a thread each, even with fewer threads
+    than contexts (a blend's three on two); the scores stay those of decoding each model alone
+    (each row is summed by one thread either way in llama.cpp)."""
     import torch
 
     poet = llama_poet
     backend = poet._chosen("llama")[0]
     ids = torch.tensor([[0, 50, 120, 7]])
-    scores = []
-    for threads in (1, 2):
+    emotions = ("joy", "sadness", "neutral")
+
+    def scores(models: list[Any]) -> torch.Tensor:
+        rows = backend.rows(models)
+        return torch.cat([rows.forward(ids), rows.forward(ids[:, :1])])
+
+    with backend.decoding(1):
+        models = [backend.load(poet.model_info(e)) for e in emotions]
+        alone = [scores([model]) for model in models]
+    for threads, together in ((2, emotions[::2]), (2, emotions), (1, emotions)):
+        llamacpp._POOLS.clear()
         with backend.decoding(threads):
-            models = [backend.load(poet.model_info(e)) for e in ("joy", "neutral")]
-            rows = backend.rows(models)
-            first = rows.forward(ids)
-            scores.append(torch.cat([first, rows.forward(ids[:, :1])]))
-    assert 2 in llamacpp._POOLS  # the two contexts did decode side by side
-    assert torch.allclose(scores[0], scores[1], atol=1e-4)
+            rows = scores([models[emotions.index(e)] for e in together])
+        assert len(together) in llamacpp._POOLS  # every context decoded at once
+        for index, emotion in enumerate(together):
+            own = alone[emotions.index(emotion)]
+            assert torch.allclose(rows[index :: len(together)], own, atol=1e-4)
+
+
+def test_auto_and_llama_share_one_backend_so_its_base_loads_once(llama_poet: Poet) -> None:
+    """Switching the setting between auto and llama keeps the loaded gguf base (a second
+    backend would load it, its tokenizer and its contexts again: about 250 MB)."""
+    poet = llama_poet
+    auto, llama = poet._chosen("auto")[0], poet._chosen("llama")[0]
+    assert auto is llama and auto.name == "llama"
+    assert poet.decoder("joy") == "llama"  # what the status line names
+
+
+def test_a_replaced_adapter_is_freed_once_no_batch_holds_it(
+    llama_poet: Poet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Retraining a model replaces its adapter: the old one is freed in llama.cpp at once when
+    idle, or when the last batch decoding with it ends; that batch decodes on meanwhile, and a
+    model loaded before the change decodes with the new adapter."""
+    import ctypes
+    import os
+
+    import torch
+
+    poet = llama_poet
+    backend = poet._chosen("llama")[0]
+    library = llamacpp.library()
+    freed: list[int] = []
+    free = library.llama_adapter_lora_free
+
+    def spy(adapter: Any) -> None:
+        freed.append(ctypes.cast(adapter, ctypes.c_void_p).value)
+        free(adapter)
+
+    monkeypatch.setattr(library, "llama_adapter_lora_free", spy)
+
+    def retrain(emotion: str) -> None:
+        manifest = poet.model_info(emotion).path / "poetstudio.json"
+        stamp = manifest.stat().st_mtime_ns + 10**9
+        os.utime(manifest, ns=(stamp, stamp))
+
+    with backend.decoding(1):
+        old = backend.load(poet.model_info("joy"))
+        retrain("joy")
+        new = backend.load(poet.model_info("joy"))
+        assert freed == [old.adapter.handle] and not old.adapter.live
+        assert new.adapter.live and new.adapter is not old.adapter
+        # A batch holds the new adapter through another retraining: freed when it ends.
+        rows = backend.rows([new])
+        rows.forward(torch.tensor([[0, 50]]))
+        retrain("joy")
+        newest = backend.load(poet.model_info("joy"))
+        assert len(freed) == 1 and not new.adapter.live
+        rows.forward(torch.tensor([[120]]))
+        del rows
+        assert freed == [old.adapter.handle, new.adapter.handle]
+        stale = backend.rows([new])  # loaded before the change: runs the newest adapter
+        assert isinstance(stale, llamacpp.LlamaRows)
+        assert stale.models[0].adapter is newest.adapter
+        stale.forward(torch.tensor([[0, 50]]))
+
+
+def test_a_poems_context_holds_co_writings_forks_and_refuses_more_in_one_line(
+    llama_poet: Poet,
+) -> None:
+    """A pooled context keeps logits for POOLED_ROWS rows (not 128: 22 MB less each): co-writing's
+    8 candidates and their forks fit, and a fork past it is a one-line error, not a crash."""
+    import torch
+
+    poet = llama_poet
+    backend = poet._chosen("llama")[0]
+    with backend.decoding(1):
+        joy = backend.load(poet.model_info("joy"))
+        rows = backend.rows([joy])
+        rows.forward(torch.tensor([[0, 50, 120]]))
+        rows.fork(0, llamacpp.POOLED_ROWS)
+        out = rows.forward(torch.tensor([[7]] * llamacpp.POOLED_ROWS))
+        assert out.shape[0] == llamacpp.POOLED_ROWS and torch.allclose(out[0], out[-1])
+        with pytest.raises(PoetstudioError, match=f"at most {llamacpp.POOLED_ROWS} rows"):
+            rows.fork(0, 2)
 
 
 def test_a_batch_of_many_long_poems_fits_the_llama_backends_cache(llama_poet: Poet) -> None:

@@ -40,6 +40,29 @@ def test_the_repetition_penalty_divides_positive_and_multiplies_negative_seen_sc
     assert penalty.rescore(poem, scores(0, 0, 0, 8.0, 0, 0), False)[3] == 4.0
 
 
+def test_the_repetition_penalty_on_seen_tokens_alone_equals_the_whole_vocabulary_rule() -> None:
+    """The penalty gathers the seen tokens' scores only; every score comes out bit for bit as the
+    rule over the whole vocabulary gives it (zero, negative, -inf and exempt tokens too)."""
+    vocab = 49_152
+    generator = torch.Generator().manual_seed(3)
+    exempt = torch.rand(vocab, generator=generator) < 0.01
+    history = torch.randint(0, vocab, (300,), generator=generator).tolist()
+    poem = PoemState([0, *history[:40]], exempt, EOS)
+    penalty = RepetitionPenalty(1.15, poem)
+    for token in history[40:]:
+        poem.push(token)
+        penalty.observe(poem, token)
+    seen = torch.zeros(vocab, dtype=torch.bool)
+    seen[torch.tensor(history)] = True
+    seen &= ~exempt
+    for _ in range(3):
+        raw = torch.randn(vocab, generator=generator) * 4
+        raw[torch.tensor(history[:20])] = 0.0
+        raw[torch.tensor(history[20:30])] = -INF
+        whole = torch.where(seen, torch.where(raw > 0, raw / 1.15, raw * 1.15), raw)
+        assert torch.equal(penalty.rescore(poem, raw.clone(), relaxed=False), whole)
+
+
 def test_the_ngram_ban_refuses_a_repeat_unless_relaxed() -> None:
     poem = state([0, 1, 2, 3, 1])  # the bigram (1, 2) was written; the poem now ends in 1
     ban = NgramBan(2, poem)

@@ -126,7 +126,7 @@ async def test_generate_streams_a_poem_with_stats_and_meter(studio_home, tmp_pat
         status = app.query_one(StatusBar)
         assert status.field("ttft").startswith("TTFT ")
         assert "tokens" in status.field("speed")
-        assert status.field("device") == "cpu"
+        assert status.field("device") == "cpu · torch"  # where, and which backend decodes
         meter = rendered(app, "#meter")
         assert "anger" in meter and "trust" in meter
 

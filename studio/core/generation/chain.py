@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from studio.core.generation.draw import Draw
 from studio.core.generation.processors.base import Processor
+from studio.core.generation.vectors import all_finite, any_finite
 from trainer.common.errors import PoetstudioError
 
 if TYPE_CHECKING:
@@ -39,16 +40,14 @@ class Chain:
 
     def choose(self, state: PoemState, rows: torch.Tensor) -> int:
         """The next token from this step's rows of scores ([rows, vocab], one per model)."""
-        import torch
-
-        if not bool(torch.isfinite(rows).all()):
+        if not all_finite(rows):
             raise PoetstudioError(
                 "the model produced non-finite scores (NaN or inf): its weights are damaged; "
                 "retrain it or restore its folder"
             )
         scores = self.scores(state, rows)
         for relax in (1, 2):
-            if bool(torch.isfinite(scores).any()):
+            if any_finite(scores):
                 break
             scores = self.scores(state, rows, relax)
         return self.draw(scores)

@@ -13,6 +13,7 @@ Stop rules (a "line" is a non-empty line; the first line is line one):
 from __future__ import annotations
 
 import contextlib
+import gc
 import secrets
 import threading
 import time
@@ -71,6 +72,7 @@ class Poet:
         # CPU decoding threads; None picks them per stream from how busy the cores are.
         self.decode_threads: int | None = None
         self._cpu_share = CpuShare()
+        self._settled: set[object] = set()  # what _settle has frozen already
 
     @property
     def backend(self) -> Backend:
@@ -94,7 +96,11 @@ class Poet:
         if choice not in self._backends:
             from studio.core.generation.backends.choice import make_backend
 
-            self._backends[choice] = make_backend(choice, self.home, self._torch_backend())
+            backend, notice = make_backend(choice, self.home, self._torch_backend())
+            for other, _ in self._backends.values():
+                if type(other) is type(backend):
+                    backend = other  # `auto` and `llama` share one: its bases load once
+            self._backends[choice] = (backend, notice)
         return self._backends[choice]
 
     @property
@@ -151,7 +157,26 @@ class Poet:
         if blend.primary != NEUTRAL and neutral is not None:
             with contextlib.suppress(PoetstudioError):  # guidance reports it when it streams
                 self.backend.load(neutral, on_progress)
+        self._settle(("loaded", emotion, self.backend.name), collect=True)
         return self.model_info(emotion)
+
+    def _settle(self, key: object, collect: bool = False) -> None:
+        """Leave every object alive now out of later garbage collections, once per `key` (what
+        was loaded, or what a poem's decoding built).
+
+        The libraries, tokenizers and a vocabulary's tables are some 300,000 long-lived objects;
+        each full collection walked them all (about 100 to 300 ms here), and the allocations of
+        decoding set one off every hundred-odd tokens: a stall in the stream. Frozen, they are
+        skipped. `collect` first clears the garbage there is (loading is slow anyway); cycles
+        frozen while alive are never collected, which is why this runs once per new key, not per
+        poem.
+        """
+        if key in self._settled:
+            return
+        if collect:
+            gc.collect()
+        gc.freeze()
+        self._settled.add(key)
 
     def _threads_for(self, model: Model) -> int | None:
         """CPU threads for the next stream: the override, else the cores others leave free."""
@@ -260,9 +285,7 @@ class Poet:
         if strength > 0:
             stats.model += f"; guided against neutral: {_describe(rows[-1].info)}"
         stats.device = self.device
-        runs = getattr(self.backend, "runs", None)  # a backend that hands some models on
-        stats.backend = runs(model) if runs is not None else self.backend.name
-        stats.dtype = self.backend.dtype(model)
+        stats.backend, stats.dtype = self._runtime_of(model)
         stats.processor = cpu_name() if model.exempt.device.type == "cpu" else self.device
         stats.seed = params.seed if params.seed is not None else fresh_seed()
 
@@ -299,6 +322,17 @@ class Poet:
             None if form.is_free else form,
         )
 
+    def decoder(self, emotion: str) -> str:
+        """The backend that decodes `emotion`'s model (a blend's main one), e.g. `llama`, or
+        `torch` for a model llama.cpp cannot run (loading the model if it is not loaded yet)."""
+        return self._runtime_of(self.backend.load(self.model_info(emotion)))[0]
+
+    def _runtime_of(self, model: Model) -> tuple[str, str]:
+        """The backend that decodes `model` and what its weights are held in."""
+        runs = getattr(self.backend, "runs", None)  # a backend that hands some models on
+        name = runs(model) if runs is not None else self.backend.name
+        return name, self.backend.dtype(model)
+
     def _neutral_for(self, model: Model) -> tuple[Model | None, str]:
         """The neutral model to guide `model` against, or None and why there is none."""
         info = self.scan.models.get(NEUTRAL)
@@ -321,6 +355,8 @@ class Poet:
         import torch
 
         poem = PoemDecode(plan, started)
+        form = plan.form.name if plan.form is not None else ""
+        self._settle(("decoding", *(row.info.path for row in plan.rows), form))
         with self.backend.decoding(plan.stats.cpu_threads):
             rows = self.backend.rows(plan.rows)
             ids = torch.tensor([plan.prompt], dtype=torch.long, device=plan.model.exempt.device)

@@ -52,6 +52,10 @@ CONTEXT_CELLS = 1024
 # poem at the default settings; forked rows share their prefix's cells.
 ROW_CELLS = 320
 ROWS_PER_CONTEXT = 128  # sequences one context holds (studio/core/batch.py's MAX_ROWS)
+# Sequences a pooled context (a poem's, or co-writing's up to 8 candidates and their forks)
+# holds. llama.cpp keeps a vocabulary of logits per sequence it may hold: 25 MB at 128, 3 MB at
+# 16, which brought a studio process from 643 to 598 MB (bench_generate.py --rss).
+POOLED_ROWS = 16
 # Tokens per decode call; a longer prompt goes in pieces. llama.cpp sizes a context's work
 # buffers by it, and its logits buffer by the outputs (one per row): memory, not speed, here.
 BATCH_TOKENS = 128
@@ -80,12 +84,21 @@ def library() -> Any:
 
 
 @dataclass(eq=False)
+class Adapter:
+    """A GGUF LoRA adapter llama.cpp has loaded: its address, and whether it is still loaded (a
+    retrained model's new adapter replaces it, and it is freed once no context holds it)."""
+
+    handle: int
+    live: bool = True
+
+
+@dataclass(eq=False)
 class LlamaModel:
     """A LoRA model as the llama backend runs it: its base's gguf and its converted adapter."""
 
     info: ModelInfo
     base: GgufBase = field(repr=False)
-    adapter: int  # llama.cpp's adapter, by address
+    adapter: Adapter
     tokens: PoemTokens
 
     @property
@@ -107,15 +120,16 @@ class LlamaModel:
 class _Context:
     """One llama.cpp context: a KV cache of CONTEXT_CELLS cells shared by its sequences."""
 
-    def __init__(self, base: GgufBase, cells: int = CONTEXT_CELLS) -> None:
+    def __init__(self, base: GgufBase, cells: int = CONTEXT_CELLS, seqs: int = POOLED_ROWS) -> None:
         lib = library()
         params = lib.llama_context_default_params()
         params.n_ctx = cells
         self.cells = cells
+        self.seqs = seqs
         params.n_batch = BATCH_TOKENS
         params.n_ubatch = BATCH_TOKENS
-        params.n_seq_max = ROWS_PER_CONTEXT
-        params.n_outputs_max = ROWS_PER_CONTEXT
+        params.n_seq_max = seqs
+        params.n_outputs_max = seqs
         params.kv_unified = True  # the sequences share the cells, however many each holds
         params.no_perf = True
         self.handle = lib.llama_init_from_model(base.model, params)
@@ -124,17 +138,21 @@ class _Context:
         self.memory = lib.llama_get_memory(self.handle)
         self.batch = lib.llama_batch_init(BATCH_TOKENS, 0, 1)
         self.vocab = base.vocab
-        self.adapter: Any = None
+        self.adapter: Adapter | None = None
         self.threads = 0
 
-    def use(self, adapter: Any, threads: int) -> None:
-        """Make `adapter` the context's LoRA and decode with `threads` threads."""
+    def use(self, adapter: Adapter | None, threads: int) -> None:
+        """Make `adapter` the context's LoRA (None: no LoRA) and decode with `threads` threads."""
         lib = library()
-        if adapter != self.adapter:
-            handles = (ctypes.c_void_p * 1)(adapter)
-            adapters = ctypes.cast(handles, ctypes.POINTER(lib.llama_adapter_lora_p_ctypes))
-            scales = (ctypes.c_float * 1)(1.0)
-            if lib.llama_set_adapters_lora(self.handle, adapters, 1, scales) != 0:
+        if adapter is not self.adapter:
+            if adapter is None:
+                code = lib.llama_set_adapters_lora(self.handle, None, 0, None)
+            else:
+                handles = (ctypes.c_void_p * 1)(adapter.handle)
+                adapters = ctypes.cast(handles, ctypes.POINTER(lib.llama_adapter_lora_p_ctypes))
+                scales = (ctypes.c_float * 1)(1.0)
+                code = lib.llama_set_adapters_lora(self.handle, adapters, 1, scales)
+            if code != 0:
                 raise PoetstudioError("llama.cpp refused the adapter for this base")
             self.adapter = adapter
         if threads != self.threads:
@@ -212,27 +230,61 @@ class GgufBase:
         self.dtype = _file_type(lib.llama_model_ftype(self.model))
         self.tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
         self.exempt = _exempt_tokens(self.tokenizer, self.vocab)
-        self.adapters: dict[tuple[str, int], Any] = {}
+        self.adapters: dict[tuple[str, int], Adapter] = {}
+        self.retired: list[Adapter] = []  # replaced, freed once no context holds them
         self.idle: list[_Context] = []
+        self.busy: set[_Context] = set()  # contexts some batch holds
         self.lock = threading.Lock()
 
-    def acquire(self, rows: int) -> _Context:
-        """A context for `rows` rows: an idle one of the usual size, or a new one."""
+    def acquire(self, rows: int, adapter: Adapter, threads: int) -> _Context:
+        """A context for `rows` rows with `adapter` set: an idle one of the usual size, or a new
+        one (a one-line error if the adapter was replaced meanwhile: load the model again)."""
         cells = max(CONTEXT_CELLS, rows * ROW_CELLS)
-        with self.lock:
-            if cells == CONTEXT_CELLS and self.idle:
-                return self.idle.pop()
-        return _Context(self, cells)
+        with self.lock:  # the adapter cannot be freed between this check and its use
+            if not adapter.live:
+                raise PoetstudioError("the model was retrained while loading; write again")
+            if cells == CONTEXT_CELLS:
+                context = self.idle.pop() if self.idle else _Context(self, cells)
+            else:
+                context = _Context(self, cells, ROWS_PER_CONTEXT)
+            try:
+                context.use(adapter, threads)
+            except PoetstudioError:
+                context.close()
+                raise
+            self.busy.add(context)
+        return context
 
     def release(self, contexts: list[_Context]) -> None:
         """Take contexts back (cleared); close those past the pool's size, and large ones."""
         with self.lock:
             for context in contexts:
+                self.busy.discard(context)
                 context.clear()
                 if context.cells == CONTEXT_CELLS and len(self.idle) < POOLED_CONTEXTS:
                     self.idle.append(context)
                 else:
                     context.close()
+            self._free_retired()
+
+    def retire(self, adapter: Adapter) -> None:
+        """Let go of a replaced adapter: freed now if no batch holds it, else once none does."""
+        with self.lock:
+            adapter.live = False
+            self.retired.append(adapter)
+            self._free_retired()
+
+    def _free_retired(self) -> None:
+        """Free the retired adapters no busy context holds (idle ones let go of theirs)."""
+        held = {id(context.adapter) for context in self.busy}
+        lib = library()
+        for adapter in [a for a in self.retired if id(a) not in held]:
+            for context in self.idle:
+                if context.adapter is adapter:
+                    context.use(None, context.threads)
+            pointer = ctypes.cast(ctypes.c_void_p(adapter.handle), lib.llama_adapter_lora_p_ctypes)
+            lib.llama_adapter_lora_free(pointer)
+            self.retired.remove(adapter)
 
 
 def _meta(model: Any, key: str) -> str:
@@ -279,17 +331,16 @@ class LlamaRows:
         self.base = models[0].base
         self.threads = threads
         self.length = 0
-        self.contexts: dict[Any, _Context] = {}
+        self.contexts: dict[Adapter, _Context] = {}
         self.free: dict[int, list[int]] = {}  # per context (by id): sequences not in use
         self.rows: list[_Row] = []
         counts = Counter(model.adapter for model in self.models)
         for model in self.models:
             context = self.contexts.get(model.adapter)
             if context is None:
-                context = self.base.acquire(counts[model.adapter])
-                context.use(model.adapter, threads)
+                context = self.base.acquire(counts[model.adapter], model.adapter, threads)
                 self.contexts[model.adapter] = context
-                self.free[id(context)] = list(range(ROWS_PER_CONTEXT - 1, -1, -1))
+                self.free[id(context)] = list(range(context.seqs - 1, -1, -1))
             self.rows.append(_Row(context, self._take_seq(context)))
         # Hand the contexts back once this batch is gone (the stream ended or was dropped).
         weakref.finalize(self, self.base.release, list(self.contexts.values()))
@@ -298,7 +349,7 @@ class LlamaRows:
         free = self.free[id(context)]
         if not free:
             raise PoetstudioError(
-                f"the llama backend runs at most {ROWS_PER_CONTEXT} rows of one model at once"
+                f"the llama backend runs at most {context.seqs} rows of one model at once here"
             )
         return free.pop()
 
@@ -306,9 +357,9 @@ class LlamaRows:
         """Feed `ids` ([1, tokens] for every row alike, or [rows, tokens]); return the last
         position's scores, [rows, vocab].
 
-        With as many threads as contexts, the contexts decode at once, each on its share of the
-        threads (llama.cpp releases the GIL): guidance's two decodes then take about the time
-        of one on half the cores, instead of two on all of them.
+        Several contexts decode at once, each on its share of the threads (llama.cpp releases
+        the GIL): guidance's two decodes then take about the time of one on half the cores,
+        instead of two on all of them.
         """
         import numpy as np
         import torch
@@ -321,7 +372,12 @@ class LlamaRows:
             if members:
                 feed = [(self.rows[i].seq, table[0 if len(table) == 1 else i]) for i in members]
                 groups.append((context, members, feed))
-        share = self.threads // len(groups) if self.threads >= len(groups) > 1 else 0
+        # Every context at once on its share of the threads, at least one: with fewer threads
+        # than contexts (a blend's three on two cores) the system interleaves one-thread
+        # decodes, which never wait on each other. One after another on all the threads was
+        # slower, by 10x on a busy machine, where llama.cpp's threads spin at every step
+        # waiting for a peer the system has set aside.
+        share = max(1, self.threads // len(groups)) if len(groups) > 1 else 0
 
         def run(group: tuple[_Context, list[int], list[tuple[int, list[int]]]]) -> None:
             context, members, feed = group
@@ -437,7 +493,7 @@ class LlamaBackend:
         self._bases[spec] = base
         return base
 
-    def _adapter(self, base: GgufBase, info: ModelInfo, report: ProgressFn) -> Any:
+    def _adapter(self, base: GgufBase, info: ModelInfo, report: ProgressFn) -> Adapter:
         from studio.core.loader import _adapter_key
 
         key = _adapter_key(info.path)
@@ -455,15 +511,20 @@ class LlamaBackend:
             adapter = lib.llama_adapter_lora_init(base.model, str(path).encode())
         if not adapter:
             raise PoetstudioError(f"llama.cpp cannot load the {info.emotion} adapter ({path})")
-        adapter = ctypes.cast(adapter, ctypes.c_void_p).value  # its address: hashable, comparable
+        loaded = Adapter(ctypes.cast(adapter, ctypes.c_void_p).value or 0)
         for stale in [k for k in base.adapters if k[0] == key[0]]:
-            del base.adapters[stale]  # a retrained model replaces its older adapter
-        base.adapters[key] = adapter
-        return adapter
+            base.retire(base.adapters.pop(stale))  # a retrained model replaces its older adapter
+        base.adapters[key] = loaded
+        return loaded
 
     def rows(self, models: list[Model]) -> Any:
         """A new batch with one row per model: on llama.cpp when every model runs there, else
         every row on torch."""
+        # A model whose adapter a retrained one replaced since it loaded runs the new one.
+        models = [
+            self.load(m.info) if isinstance(m, LlamaModel) and not m.adapter.live else m
+            for m in models
+        ]
         if all(isinstance(model, LlamaModel) for model in models):
             return LlamaRows(cast("list[LlamaModel]", models), self._threads)
         loaded = [self.torch.load(model.info) for model in models]
