@@ -399,3 +399,16 @@ def test_models_llama_cpp_cannot_run_stay_on_torch(
         "".join(poet.stream_poem(emotion, "", params("llama", strength=0, max_new_tokens=4)))
         stats = poet.last_stats
         assert stats is not None and stats.backend == "torch" and stats.dtype == "fp32"
+
+
+def test_llama_cpp_says_nothing_on_the_terminal(
+    llama_poet: Poet, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A batch of many rows makes a context larger than the tiny llama's trained context, which
+    llama.cpp warns about on stderr; printed, such chatter would land in the studio's screen."""
+    from studio.core.batch import PoemRequest, write_poems
+
+    settings = params("llama", seed=2, max_new_tokens=4, **ENDLESS)
+    write_poems(llama_poet, [PoemRequest("joy", "", settings) for _ in range(20)])
+    captured = capfd.readouterr()
+    assert captured.err == "" and captured.out == ""

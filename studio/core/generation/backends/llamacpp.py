@@ -20,7 +20,6 @@ import contextlib
 import ctypes
 import importlib
 import importlib.util
-import logging
 import os
 import threading
 import weakref
@@ -70,14 +69,25 @@ def installed() -> bool:
 _LIBRARY: Any = None
 
 
+def _ignore_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+    """llama.cpp's log: dropped. Its failures reach the engine as return codes, which become
+    one-line errors; printed, its chatter (warnings included, which llama-cpp-python's own
+    callback mistakes for errors) would land in the studio's terminal."""
+
+
+# Kept by the module: llama.cpp holds only the C pointer to it.
+_silent_log: Any = None
+
+
 def library() -> Any:
     """The llama_cpp module, imported and initialised once; a one-line error when absent."""
-    global _LIBRARY
+    global _LIBRARY, _silent_log
     if _LIBRARY is None:
         if not installed():
             raise PoetstudioError(f"the llama backend needs llama-cpp-python; {INSTALL_HINT}")
         module = importlib.import_module("llama_cpp")
-        logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)  # its load chatter
+        _silent_log = module.llama_log_callback(_ignore_log)
+        module.llama_log_set(_silent_log, ctypes.c_void_p(0))
         module.llama_backend_init()
         _LIBRARY = module
     return _LIBRARY
