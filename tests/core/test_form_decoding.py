@@ -342,3 +342,21 @@ def test_a_forced_rhyme_is_never_the_same_sound_again() -> None:
     state = SimpleNamespace(text="the night\n" + " walk" * MAX_WORDS_BEFORE_RHYME)
     scores = rhyme.rescore(state, torch.zeros(len(texts)), relaxed=False)  # type: ignore[arg-type]
     assert {texts[i] for i in range(len(texts)) if scores[i] != float("-inf")} == {" light"}
+
+
+def test_a_forced_rhyme_in_a_metered_line_keeps_the_beat() -> None:
+    texts = [" the", " night", " delight", " moonlight", " sunlight", "\n"]
+    table = TokenTable.from_texts(texts)
+
+    def encode(text: str) -> list[int]:
+        return [texts.index(text)] if text in texts else []
+
+    def offered(meter: str | None) -> set[str]:
+        form = parse_form(rhyme="AA", syllables="4", meter=meter)
+        rhyme = RhymeTarget(form, table, encode)
+        state = SimpleNamespace(text="the night\nthe the")  # two syllables left, on a weak beat
+        scores = rhyme.rescore(state, torch.zeros(len(texts)), relaxed=False)  # type: ignore[arg-type]
+        return {texts[i] for i in range(len(texts)) if scores[i] != float("-inf")}
+
+    assert offered(None) == {" delight", " moonlight", " sunlight"}
+    assert offered("iambic") == {" delight"}  # de-LIGHT, not MOON-light, on "the the"

@@ -14,6 +14,9 @@ it writes on instead, and takes such a word by force only at MAX_WORDS_BEFORE_RH
 its rhyme word is whole, such a line closes: one punctuation token at most, then a line or stanza
 break. A preference: relaxed, it yields, and the line misses its rhyme.
 
+In a metered line (a sonnet's iambs) the forced rhyme word also keeps the beat where it starts
+("another" cannot end an iambic ten-syllable line; "delight" can), unless no rhyme would.
+
 A target with no perfect rhyme among the line ends (a typed first line ending "window") takes a
 slant rhyme (phonetics.slant_rhymes: "window / widow") rather than none.
 
@@ -38,11 +41,13 @@ from studio.core.formtokens import (
     RhymeTrie,
     form_position,
     line_state,
+    meter_positions,
     vocabulary_words,
 )
 from studio.core.generation.processors.base import Processor
 from studio.core.generation.vocabulary import encoder, ids_mask, kinds_mask, token_table
 from trainer.common import phonetics
+from trainer.common.form import METERS, Form
 from trainer.common.lineends import line_ends
 
 if TYPE_CHECKING:
@@ -51,7 +56,6 @@ if TYPE_CHECKING:
     from studio.core.formtokens import TokenTable
     from studio.core.generation.plan import PoemPlan
     from studio.core.generation.state import PoemState
-    from trainer.common.form import Form
 
 MAX_RHYME_SYLLABLES = 3
 # A line without a syllable count is offered rhymes once it has this many words...
@@ -85,6 +89,7 @@ class RhymeTarget(Processor):
 
     def __init__(self, form: Form, table: TokenTable, encode: Any) -> None:
         self.form = form
+        self.cycle = METERS[form.meter] if form.meter is not None else None
         self.table = table
         self.encode = encode
         self.spelling: list[int] | None = None  # the rhyme word's tokens so far
@@ -170,8 +175,26 @@ class RhymeTarget(Processor):
 
     @functools.lru_cache(maxsize=64)  # noqa: B019 - one processor per poem, a few targets each
     def _trie(
-        self, target: str | None, low: int, high: int, used: frozenset[str] = frozenset()
+        self,
+        target: str | None,
+        low: int,
+        high: int,
+        used: frozenset[str] = frozenset(),
+        beats: frozenset[int] = frozenset(),
     ) -> RhymeTrie:
+        """The words that may end the line (`_candidates`); with `beats` (where the meter lets
+        the word start), only those that keep the meter, if any do."""
+        words = self._candidates(target, low, high, used)
+        if beats and self.cycle is not None:
+            cycle = self.cycle
+            metered = [w for w in words if any(phonetics.fits_at(w, b, cycle) for b in beats)]
+            words = tuple(metered) or words
+        return RhymeTrie(words, self.encode)
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019 - one processor per poem, a few targets each
+    def _candidates(
+        self, target: str | None, low: int, high: int, used: frozenset[str]
+    ) -> tuple[str, ...]:
         """The words that may end the line: rhyming with `target` (any that can be rhymed with,
         for a group's first line), with `low` to `high` syllables, and not among `used` (the
         poem's line ends so far: "satisfied" twice is no rhyme). A group's first line also
@@ -191,7 +214,7 @@ class RhymeTarget(Processor):
             ]
             if not fits and not any(phonetics.rhymes(w, target) for w in self.endings):
                 fits = [w for w in sized if phonetics.slant_rhymes(w, target)]
-        return RhymeTrie(fits, self.encode)
+        return tuple(fits)
 
     def rescore(self, state: PoemState, scores: torch.Tensor, relaxed: bool) -> torch.Tensor:
         self.offered = frozenset()
@@ -213,7 +236,8 @@ class RhymeTarget(Processor):
                 return self._unended(position, self._boost(position, scores)) if free else scores
             if span[0] > span[1]:  # not yet: keep room for the shortest rhyme after this word
                 return self._leave_room(position.rhyme_word, span[1], scores)
-            self.trie = self._trie(position.rhyme_word, *span, self.used)
+            beats = meter_positions(position.text, self.cycle) if self.cycle and not free else None
+            self.trie = self._trie(position.rhyme_word, *span, self.used, beats or frozenset())
             if not self.trie:
                 return scores  # no word fits: the line misses its rhyme
             allowed, can_end = self.trie.step([])
