@@ -21,6 +21,7 @@ from studio.core.generation.processors.rhyme import (
     RHYME_SHARPEN,
     RhymeTarget,
 )
+from studio.core.generation.processors.syllables import SyllableBudget
 from studio.core.generation.settings import SamplingParams
 from tests.helpers.models import build_guided_adapters
 from trainer.common import phonetics
@@ -360,3 +361,20 @@ def test_a_forced_rhyme_in_a_metered_line_keeps_the_beat() -> None:
 
     assert offered(None) == {" delight", " moonlight", " sunlight"}
     assert offered("iambic") == {" delight"}  # de-LIGHT, not MOON-light, on "the the"
+
+
+def test_a_counted_line_neither_stops_on_an_open_phrase_nor_on_a_dash() -> None:
+    texts = [" walk", " of", " the", " night", " upon", " sweetly", "-", ",", " '", "\n"]
+    table = TokenTable.from_texts(texts)
+    budget = SyllableBudget(parse_form(syllables="2"), table)
+
+    def offered(text: str) -> set[str]:
+        scores = budget.rescore(SimpleNamespace(text=text), torch.zeros(len(texts)), False)  # type: ignore[arg-type]
+        return {texts[i] for i in range(len(texts)) if scores[i] != float("-inf")}
+
+    # One syllable left: "of" and "the" would end the line open; "night" closes it.
+    assert offered("walk") == {" walk", " night", "-", ",", " '"}
+    # Two left: a two-syllable "upon" would fill the line, "sweetly" may.
+    assert " upon" not in offered("") and " sweetly" in offered("")
+    # The line is full: a closing mark or the break, no dash, no opening quote.
+    assert offered("walk night") == {",", "\n"}

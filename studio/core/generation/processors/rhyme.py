@@ -79,9 +79,6 @@ RHYME_SHARPEN = 2.0
 # fragments and abbreviations ("re", "ag"). Function words make weak rhymes that end nothing.
 _SHORT_ENDINGS = frozenset({"me", "be", "he", "we", "go", "so", "no", "do", "my", "by", "lo", "oh"})
 _NO_ENDINGS = frozenset({"the", "and", "for", "but", "nor", "its", "his", "her", "our", "than"})
-# What may follow a line's rhyme word: punctuation that closes a phrase, not a dash or a hyphen
-# ("bare-", "these ----" read as broken lines).
-_CLOSING = frozenset(".,;:!?'\"\u2019\u201d)")
 
 
 class RhymeTarget(Processor):
@@ -237,7 +234,10 @@ class RhymeTarget(Processor):
             if span[0] > span[1]:  # not yet: keep room for the shortest rhyme after this word
                 return self._leave_room(position.rhyme_word, span[1], scores)
             beats = meter_positions(position.text, self.cycle) if self.cycle and not free else None
-            self.trie = self._trie(position.rhyme_word, *span, self.used, beats or frozenset())
+            if beats:
+                self.trie = self._trie(position.rhyme_word, *span, self.used, beats)
+            else:  # (co-writing's RhymeWith overrides `_trie` without beats)
+                self.trie = self._trie(position.rhyme_word, *span, self.used)
             if not self.trie:
                 return scores  # no word fits: the line misses its rhyme
             allowed, can_end = self.trie.step([])
@@ -329,15 +329,10 @@ class RhymeTarget(Processor):
 
     @functools.cached_property
     def _closers(self) -> torch.Tensor:
-        """Punctuation tokens that may close a rhymed line (`_CLOSING` only, no dashes)."""
+        """Punctuation tokens that may close a rhymed line (no dashes: "bare-" reads broken)."""
         import torch
 
-        return torch.tensor(
-            [
-                kind is Kind.PUNCT and bool(text.strip()) and set(text.strip()) <= _CLOSING
-                for kind, text in zip(self.table.kinds, self.table.texts, strict=True)
-            ]
-        )
+        return torch.tensor(self.table.closers)
 
     def _leave_room(self, target: str | None, room: int, scores: torch.Tensor) -> torch.Tensor:
         """Mask words so long that no rhyme would fit after them in the `room` syllables left."""
