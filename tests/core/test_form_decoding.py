@@ -378,3 +378,14 @@ def test_a_counted_line_neither_stops_on_an_open_phrase_nor_on_a_dash() -> None:
     assert " upon" not in offered("") and " sweetly" in offered("")
     # The line is full: a closing mark or the break, no dash, no opening quote.
     assert offered("walk night") == {",", "\n"}
+
+
+def test_no_line_ends_on_a_word_that_leaves_its_phrase_open() -> None:
+    texts = [" with", " smith", " upon", " anon", " gone"]
+    table = TokenTable.from_texts(texts)
+
+    def encode(text: str) -> list[int]:
+        return [texts.index(text)] if text in texts else []
+
+    rhyme = RhymeTarget(parse_form("quatrain"), table, encode)
+    assert set(rhyme.endings) == {"anon", "gone"}  # no "with" / "smith", no "upon"

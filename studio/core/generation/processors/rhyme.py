@@ -36,6 +36,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from studio.core.formtokens import (
+    DANGLING,
     FormPosition,
     Kind,
     RhymeTrie,
@@ -141,7 +142,9 @@ class RhymeTarget(Processor):
         usable = [
             word
             for word in self.words
-            if (len(word) > 2 or word in _SHORT_ENDINGS) and word not in _NO_ENDINGS
+            if (len(word) > 2 or word in _SHORT_ENDINGS)
+            and word not in _NO_ENDINGS
+            and word not in DANGLING  # "with", "upon": a line would end mid-phrase
         ]
         sounds: dict[str, set[str]] = {}
         for word in usable:
