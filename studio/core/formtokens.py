@@ -82,6 +82,47 @@ def classify(text: str) -> tuple[Kind, str]:
     return kind, match.group()
 
 
+# Punctuation that may close a line: no dash, hyphen or quote that may open ("bare-", "from '").
+CLOSING = frozenset(".,;:!?\u2019\u201d)")
+# Words that leave a phrase open, so a line that must stop cannot stop on them ("born of").
+DANGLING = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "of",
+        "to",
+        "with",
+        "in",
+        "into",
+        "from",
+        "by",
+        "for",
+        "and",
+        "or",
+        "nor",
+        "but",
+        "at",
+        "on",
+        "as",
+        "upon",
+        "unto",
+        "onto",
+        "than",
+        "their",
+        "his",
+        "her",
+        "my",
+        "your",
+        "our",
+        "its",
+        "whose",
+        "thy",
+        "thine",
+    ]
+)
+
+
 @dataclass(frozen=True, eq=False)
 class TokenTable:
     """Per-token facts for a whole vocabulary, indexed by token id (compared by identity)."""
@@ -148,6 +189,22 @@ class TokenTable:
     def per_token(self) -> tuple[tuple[Kind, int], ...]:
         """(kind, syllables) per token id, for building masks."""
         return tuple(zip(self.kinds, self.syllables, strict=True))
+
+    @functools.cached_property
+    def closers(self) -> tuple[bool, ...]:
+        """Per token id: punctuation made only of `CLOSING` marks, which may close a line."""
+        return tuple(
+            kind is Kind.PUNCT and bool(text.strip()) and set(text.strip()) <= CLOSING
+            for kind, text in zip(self.kinds, self.texts, strict=True)
+        )
+
+    @functools.cached_property
+    def dangling(self) -> tuple[bool, ...]:
+        """Per token id: a word-start token whose letters are a `DANGLING` word."""
+        return tuple(
+            kind is Kind.WORD and letters in DANGLING
+            for kind, letters in zip(self.kinds, self.letters, strict=True)
+        )
 
     @functools.cached_property
     def mask_cache(self) -> dict[BudgetStep, tuple[bool, ...]]:

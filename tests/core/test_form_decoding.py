@@ -21,6 +21,7 @@ from studio.core.generation.processors.rhyme import (
     RHYME_SHARPEN,
     RhymeTarget,
 )
+from studio.core.generation.processors.syllables import SyllableBudget
 from studio.core.generation.settings import SamplingParams
 from tests.helpers.models import build_guided_adapters
 from trainer.common import phonetics
@@ -55,6 +56,7 @@ WORDS = [
     "thunder",
 ]
 TOKENS = ["<s>", "</s>", "\n", "\n\n", ",", "the"] + [" " + word for word in WORDS]
+TOKENS += ["-"]  # a dash, which never closes a rhymed line
 # The model's taste, the same at every step: it would never rhyme or count on its own.
 TASTE = {" walk": 5.0, " the": 4.5, " cold": 4.2, " under": 3.8, " stars": 3.5, "\n": 3.0}
 
@@ -224,11 +226,30 @@ def test_a_line_whose_rhyme_word_is_whole_takes_one_punctuation_then_only_a_brea
     assert allowed(rhyme.rescore(state, taste(), relaxed=False)) == {"\n", "\n\n"}  # type: ignore[arg-type]
 
 
-def test_a_rhyme_groups_first_line_is_left_to_the_model() -> None:
+def test_a_rhyme_groups_first_line_ends_only_on_a_word_its_partners_can_rhyme_with() -> None:
     rhyme = rhyme_target("AA")
-    state = SimpleNamespace(text=" walk" * MAX_WORDS_BEFORE_RHYME)
-    scores = rhyme.rescore(state, taste(), relaxed=False)  # type: ignore[arg-type]
-    assert torch.equal(scores, taste())
+    ending = taste()
+    ending[TOKENS.index("\n")] = 9.0  # the model would end the line
+    ends = {"\n", "\n\n", "</s>"}
+    # "cold" has two rhymes beside it (gold, old): the line may end, and nothing is pushed.
+    opened = rhyme.rescore(SimpleNamespace(text="walk the cold"), ending, relaxed=False)  # type: ignore[arg-type]
+    assert torch.equal(opened, ending)
+    # "under" has only "thunder": the line writes on, with no rhyme forced yet.
+    lonely = rhyme.rescore(SimpleNamespace(text="walk the cold under"), ending, relaxed=False)  # type: ignore[arg-type]
+    assert ends.isdisjoint(allowed(lonely)) and " walk" in allowed(lonely)
+    # At the most words, a word with rhymes is forced, never "under", "walk" or "stars".
+    long = " walk" * MAX_WORDS_BEFORE_RHYME
+    forced = allowed(rhyme.rescore(SimpleNamespace(text=long), ending, relaxed=False))  # type: ignore[arg-type]
+    assert " cold" in forced and " night" in forced
+    assert forced.isdisjoint({" under", " thunder", " walk", " talk", " stars", " bars"})
+
+
+def test_a_typed_line_end_without_a_perfect_rhyme_takes_a_slant_rhyme() -> None:
+    rhyme = rhyme_target("AA")
+    state = SimpleNamespace(text="she opened the window\nwalk the cold under stars" + " walk" * 6)
+    offered = allowed(rhyme.rescore(state, taste(), relaxed=False))  # type: ignore[arg-type]
+    assert offered == {" sing", " ring"}  # the stressed vowel of "window"
+    assert all(phonetics.slant_rhymes(word.strip(), "window") for word in offered)
 
 
 def test_rhyme_word_starts_get_a_bonus_only_from_the_minimum_words_on() -> None:
@@ -309,3 +330,62 @@ def test_a_short_rhymed_line_without_a_count_cannot_end_unrhymed() -> None:
     assert " walk" in allowed(scores)
     rhymed = rhyme.rescore(SimpleNamespace(text="the grey sea\nwalk free"), ending, relaxed=False)  # type: ignore[arg-type]
     assert "\n" in allowed(rhymed)
+
+
+def test_a_forced_rhyme_is_never_the_same_sound_again() -> None:
+    texts = [" walk", " night", " knight", " light", " the", "\n"]
+    table = TokenTable.from_texts(texts)
+
+    def encode(text: str) -> list[int]:
+        return [texts.index(text)] if text in texts else []
+
+    rhyme = RhymeTarget(parse_form(rhyme="AA"), table, encode)
+    state = SimpleNamespace(text="the night\n" + " walk" * MAX_WORDS_BEFORE_RHYME)
+    scores = rhyme.rescore(state, torch.zeros(len(texts)), relaxed=False)  # type: ignore[arg-type]
+    assert {texts[i] for i in range(len(texts)) if scores[i] != float("-inf")} == {" light"}
+
+
+def test_a_forced_rhyme_in_a_metered_line_keeps_the_beat() -> None:
+    texts = [" the", " night", " delight", " moonlight", " sunlight", "\n"]
+    table = TokenTable.from_texts(texts)
+
+    def encode(text: str) -> list[int]:
+        return [texts.index(text)] if text in texts else []
+
+    def offered(meter: str | None) -> set[str]:
+        form = parse_form(rhyme="AA", syllables="4", meter=meter)
+        rhyme = RhymeTarget(form, table, encode)
+        state = SimpleNamespace(text="the night\nthe the")  # two syllables left, on a weak beat
+        scores = rhyme.rescore(state, torch.zeros(len(texts)), relaxed=False)  # type: ignore[arg-type]
+        return {texts[i] for i in range(len(texts)) if scores[i] != float("-inf")}
+
+    assert offered(None) == {" delight", " moonlight", " sunlight"}
+    assert offered("iambic") == {" delight"}  # de-LIGHT, not MOON-light, on "the the"
+
+
+def test_a_counted_line_neither_stops_on_an_open_phrase_nor_on_a_dash() -> None:
+    texts = [" walk", " of", " the", " night", " upon", " sweetly", "-", ",", " '", "\n"]
+    table = TokenTable.from_texts(texts)
+    budget = SyllableBudget(parse_form(syllables="2"), table)
+
+    def offered(text: str) -> set[str]:
+        scores = budget.rescore(SimpleNamespace(text=text), torch.zeros(len(texts)), False)  # type: ignore[arg-type]
+        return {texts[i] for i in range(len(texts)) if scores[i] != float("-inf")}
+
+    # One syllable left: "of" and "the" would end the line open; "night" closes it.
+    assert offered("walk") == {" walk", " night", "-", ",", " '"}
+    # Two left: a two-syllable "upon" would fill the line, "sweetly" may.
+    assert " upon" not in offered("") and " sweetly" in offered("")
+    # The line is full: a closing mark or the break, no dash, no opening quote.
+    assert offered("walk night") == {",", "\n"}
+
+
+def test_no_line_ends_on_a_word_that_leaves_its_phrase_open() -> None:
+    texts = [" with", " smith", " upon", " anon", " gone"]
+    table = TokenTable.from_texts(texts)
+
+    def encode(text: str) -> list[int]:
+        return [texts.index(text)] if text in texts else []
+
+    rhyme = RhymeTarget(parse_form("quatrain"), table, encode)
+    assert set(rhyme.endings) == {"anon", "gone"}  # no "with" / "smith", no "upon"

@@ -209,3 +209,8 @@ def test_the_dictionary_ships_in_the_package_without_the_gpl_wrapper() -> None:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     shipped = config["tool"]["setuptools"]["package-data"]["trainer.common"]
     assert "data/cmudict.dict.gz" in shipped and "data/CMUDICT-LICENSE" in shipped
+
+
+def test_an_identical_rhyme_repeats_the_onset_too() -> None:
+    assert phonetics.echoes("night", "knight") and phonetics.echoes("part", "depart")
+    assert not phonetics.echoes("night", "light") and not phonetics.echoes("air", "pair")

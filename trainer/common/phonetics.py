@@ -270,6 +270,23 @@ def rhymes(a: str, b: str) -> bool:
     return bool(rhyme_parts(a) & rhyme_parts(b))
 
 
+def _rhyme_with_onset(phones: Phones) -> str:
+    """The rhyming part with the consonant before it ("R OW Z" for rose and arose)."""
+    vowels = [i for i, phone in enumerate(phones) if _is_vowel(phone)]
+    stressed = [i for i in vowels if phones[i][-1] in "12"]
+    start = stressed[-1] if stressed else (vowels[-1] if vowels else 0)
+    return " ".join(phone.rstrip("012") for phone in phones[max(start - 1, 0) :])
+
+
+def echoes(a: str, b: str) -> bool:
+    """Whether two words rhyme only by repeating the same sound, onset and all ("rose / arose",
+    "night / knight", "part / depart"): an identical rhyme, which reads as the word again."""
+    if _same_word(a, b):
+        return True
+    ours = {_rhyme_with_onset(phones) for phones in _lookup(a)}
+    return any(_rhyme_with_onset(phones) in ours for phones in _lookup(b))
+
+
 def _stressed_vowel(part: str) -> str:
     return part.split(" ", 1)[0]
 

@@ -8,9 +8,17 @@ with a syllable count). A line without one is steered softly: from MIN_WORDS_BEF
 on, the first tokens of rhyming words get RHYME_BONUS at each word start, so the model may take a
 rhyme where it fits; such a line may not end unrhymed, and the rhyme is forced only as a last
 resort (the model would end the line, or it has MAX_WORDS_BEFORE_RHYME words). There a group's
-first line is the model's own: its last word sets the target. Once its rhyme word is whole, such
-a line closes: one punctuation token at most, then a line or stanza break. A preference: relaxed,
-it yields, and the line misses its rhyme.
+first line is the model's own: its last word sets the target, so it may not end on a word with
+fewer than MIN_RHYMES rhyming line ends ("window", "fury", "journey" left their partners nothing);
+it writes on instead, and takes such a word by force only at MAX_WORDS_BEFORE_RHYME words. Once
+its rhyme word is whole, such a line closes: one punctuation token at most, then a line or stanza
+break. A preference: relaxed, it yields, and the line misses its rhyme.
+
+In a metered line (a sonnet's iambs) the forced rhyme word also keeps the beat where it starts
+("another" cannot end an iambic ten-syllable line; "delight" can), unless no rhyme would.
+
+A target with no perfect rhyme among the line ends (a typed first line ending "window") takes a
+slant rhyme (phonetics.slant_rhymes: "window / widow") rather than none.
 
 Where the rhyme may come from: only words that English verse really ends its lines on
 (trainer/common/lineends.py: dictionary words ending at least 50 lines of the training corpus),
@@ -28,16 +36,19 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from studio.core.formtokens import (
+    DANGLING,
     FormPosition,
     Kind,
     RhymeTrie,
     form_position,
     line_state,
+    meter_positions,
     vocabulary_words,
 )
 from studio.core.generation.processors.base import Processor
 from studio.core.generation.vocabulary import encoder, ids_mask, kinds_mask, token_table
 from trainer.common import phonetics
+from trainer.common.form import METERS, Form
 from trainer.common.lineends import line_ends
 
 if TYPE_CHECKING:
@@ -46,7 +57,6 @@ if TYPE_CHECKING:
     from studio.core.formtokens import TokenTable
     from studio.core.generation.plan import PoemPlan
     from studio.core.generation.state import PoemState
-    from trainer.common.form import Form
 
 MAX_RHYME_SYLLABLES = 3
 # A line without a syllable count is offered rhymes once it has this many words...
@@ -55,6 +65,9 @@ MIN_WORDS_BEFORE_RHYME = 4
 RHYME_BONUS = 3.0
 # and takes one by force once it has this many, or would end unrhymed.
 MAX_WORDS_BEFORE_RHYME = 10
+# A group's first line ends on a word that shares its rhyming part with at least this many line
+# ends, itself included (93% of the corpus's line ends; 2 let "roofs / hoofs" and "fury / jury").
+MIN_RHYMES = 3
 # Rhymes come from the words verse ends its lines on, spelled in at most this many tokens.
 MAX_RHYME_TOKENS = 3
 # The prior for common rhymes, in nats per nat of log frequency (0.5: a word ending 100 times
@@ -74,6 +87,7 @@ class RhymeTarget(Processor):
 
     def __init__(self, form: Form, table: TokenTable, encode: Any) -> None:
         self.form = form
+        self.cycle = METERS[form.meter] if form.meter is not None else None
         self.table = table
         self.encode = encode
         self.spelling: list[int] | None = None  # the rhyme word's tokens so far
@@ -128,7 +142,9 @@ class RhymeTarget(Processor):
         usable = [
             word
             for word in self.words
-            if (len(word) > 2 or word in _SHORT_ENDINGS) and word not in _NO_ENDINGS
+            if (len(word) > 2 or word in _SHORT_ENDINGS)
+            and word not in _NO_ENDINGS
+            and word not in DANGLING  # "with", "upon": a line would end mid-phrase
         ]
         sounds: dict[str, set[str]] = {}
         for word in usable:
@@ -137,27 +153,68 @@ class RhymeTarget(Processor):
         shared = {part for part, words in sounds.items() if len(words) > 1}
         return [word for word in usable if phonetics.rhyme_parts(word) & shared]
 
+    @functools.cached_property
+    def openers(self) -> frozenset[str]:
+        """The words a group's first line may end on: endings with at least MIN_RHYMES words
+        (themselves included) sharing a rhyming part, so that the group's later lines have a
+        choice."""
+        sounds: dict[str, int] = {}
+        for word in self.endings:
+            for part in phonetics.rhyme_parts(word):
+                sounds[part] = sounds.get(part, 0) + 1
+        return frozenset(
+            word
+            for word in self.endings
+            if any(sounds[part] >= MIN_RHYMES for part in phonetics.rhyme_parts(word))
+        )
+
+    def _ends_well(self, word: str, target: str | None) -> bool:
+        """Whether a line may end on `word`: it rhymes with `target`, or, for a group's first
+        line, it is an opener."""
+        return phonetics.rhymes(word, target) if target is not None else word in self.openers
+
     @functools.lru_cache(maxsize=64)  # noqa: B019 - one processor per poem, a few targets each
     def _trie(
-        self, target: str | None, low: int, high: int, used: frozenset[str] = frozenset()
+        self,
+        target: str | None,
+        low: int,
+        high: int,
+        used: frozenset[str] = frozenset(),
+        beats: frozenset[int] = frozenset(),
     ) -> RhymeTrie:
+        """The words that may end the line (`_candidates`); with `beats` (where the meter lets
+        the word start), only those that keep the meter, if any do."""
+        words = self._candidates(target, low, high, used)
+        if beats and self.cycle is not None:
+            cycle = self.cycle
+            metered = [w for w in words if any(phonetics.fits_at(w, b, cycle) for b in beats)]
+            words = tuple(metered) or words
+        return RhymeTrie(words, self.encode)
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019 - one processor per poem, a few targets each
+    def _candidates(
+        self, target: str | None, low: int, high: int, used: frozenset[str]
+    ) -> tuple[str, ...]:
         """The words that may end the line: rhyming with `target` (any that can be rhymed with,
         for a group's first line), with `low` to `high` syllables, and not among `used` (the
         poem's line ends so far: "satisfied" twice is no rhyme). A group's first line also
         leaves the sounds of `used` alone, so that a new group brings a new sound."""
         sounds = frozenset().union(*(phonetics.rhyme_parts(word) for word in used))
-        fits = [
+        sized = [
             word
             for word in self.endings
             if word not in used
-            and (
-                phonetics.rhymes(word, target)
-                if target is not None
-                else not phonetics.rhyme_parts(word) & sounds
-            )
             and any(low <= count <= high for count in phonetics.syllable_counts(word))
         ]
-        return RhymeTrie(fits, self.encode)
+        if target is None:
+            fits = [w for w in sized if w in self.openers and not phonetics.rhyme_parts(w) & sounds]
+        else:
+            fits = [
+                w for w in sized if phonetics.rhymes(w, target) and not phonetics.echoes(w, target)
+            ]
+            if not fits and not any(phonetics.rhymes(w, target) for w in self.endings):
+                fits = [w for w in sized if phonetics.slant_rhymes(w, target)]
+        return tuple(fits)
 
     def rescore(self, state: PoemState, scores: torch.Tensor, relaxed: bool) -> torch.Tensor:
         self.offered = frozenset()
@@ -173,15 +230,17 @@ class RhymeTarget(Processor):
         if free and self.closed_at == state.text.count("\n"):
             return self._close(position, scores)
         self.closed_at = None
-        if free and position.rhyme_word is None:
-            return scores  # a group's first line: the model ends it, its last word sets the target
         if self.spelling is None:
             span = self._due(position, scores)
             if span is None:
                 return self._unended(position, self._boost(position, scores)) if free else scores
             if span[0] > span[1]:  # not yet: keep room for the shortest rhyme after this word
                 return self._leave_room(position.rhyme_word, span[1], scores)
-            self.trie = self._trie(position.rhyme_word, *span, self.used)
+            beats = meter_positions(position.text, self.cycle) if self.cycle and not free else None
+            if beats:
+                self.trie = self._trie(position.rhyme_word, *span, self.used, beats)
+            else:  # (co-writing's RhymeWith overrides `_trie` without beats)
+                self.trie = self._trie(position.rhyme_word, *span, self.used)
             if not self.trie:
                 return scores  # no word fits: the line misses its rhyme
             allowed, can_end = self.trie.step([])
@@ -199,8 +258,8 @@ class RhymeTarget(Processor):
         scores = self._with_prior(self.spelling or [], scores) * RHYME_SHARPEN
         mask = ids_mask(allowed, scores.shape[0], scores.device)
         if can_end:
-            ends = (Kind.NEWLINE, Kind.STANZA, Kind.PUNCT)
-            mask = mask | kinds_mask(self.table, ends, scores.device)
+            ends = kinds_mask(self.table, (Kind.NEWLINE, Kind.STANZA), scores.device)
+            mask = mask | ends | self._closers.to(scores.device)
         return scores.masked_fill(~mask, float("-inf"))
 
     def _due(self, position: FormPosition, scores: torch.Tensor) -> tuple[int, int] | None:
@@ -224,23 +283,25 @@ class RhymeTarget(Processor):
                 return (high + 1, high)  # not due: an empty span carrying the room left
             return low, high
         words = phonetics.words_of(position.text)
-        if words and position.rhyme_word and phonetics.rhymes(words[-1], position.rhyme_word):
-            return None  # the model found a rhyme of its own
+        if words and self._ends_well(words[-1], position.rhyme_word):
+            return None  # the model found a rhyme (or, opening a group, a rhymable word) itself
+        if len(words) >= MAX_WORDS_BEFORE_RHYME:
+            return 1, MAX_RHYME_SYLLABLES
+        if position.rhyme_word is None:
+            return None  # a group's first line writes on to a rhymable word of its own
         ends = kinds_mask(self.table, (Kind.NEWLINE, Kind.STANZA, Kind.SPECIAL), scores.device)
         would_end = bool(ends[int(scores.argmax())])  # a break, or the end of the poem
-        if len(words) >= MAX_WORDS_BEFORE_RHYME or (
-            len(words) >= MIN_WORDS_BEFORE_RHYME and would_end
-        ):
+        if len(words) >= MIN_WORDS_BEFORE_RHYME and would_end:
             return 1, MAX_RHYME_SYLLABLES
         return None
 
     def _unended(self, position: FormPosition, scores: torch.Tensor) -> torch.Tensor:
         """A rhymed line without a syllable count may not end (a break, or the poem's end) until
-        it rhymes: where the model would end it, its rhyme is forced (`_due`), and a line of
-        fewer words writes on rather than slip out unrhymed."""
+        it rhymes, or, opening its group, ends on an opener: where a rhyming line would end, its
+        rhyme is forced (`_due`), and a line of fewer words writes on rather than slip out
+        unrhymed."""
         words = phonetics.words_of(position.text)
-        target = position.rhyme_word
-        if words and target is not None and phonetics.rhymes(words[-1], target):
+        if words and self._ends_well(words[-1], position.rhyme_word):
             return scores
         ends = kinds_mask(self.table, (Kind.NEWLINE, Kind.STANZA, Kind.SPECIAL), scores.device)
         return scores.masked_fill(ends, float("-inf"))
@@ -252,6 +313,8 @@ class RhymeTarget(Processor):
         mid_word = bool(state.partial) and not phonetics.is_known(state.partial)
         if mid_word or len(phonetics.words_of(position.text)) < MIN_WORDS_BEFORE_RHYME:
             return scores
+        if position.rhyme_word is None:
+            return scores  # a group's first line: any opener may end it, none is pushed
         self.trie = self._trie(position.rhyme_word, 1, MAX_RHYME_SYLLABLES, self.used)
         starts, _ = self.trie.step([])
         if not starts:
@@ -262,12 +325,17 @@ class RhymeTarget(Processor):
 
     def _close(self, position: FormPosition, scores: torch.Tensor) -> torch.Tensor:
         """The line's rhyme word is whole: one punctuation token may follow, then a break."""
-        ends = [Kind.NEWLINE, Kind.STANZA]
+        ends = kinds_mask(self.table, (Kind.NEWLINE, Kind.STANZA), scores.device)
         if not line_state(position.text).ends_with_punct:
-            ends.append(Kind.PUNCT)
-        return scores.masked_fill(
-            ~kinds_mask(self.table, tuple(ends), scores.device), float("-inf")
-        )
+            ends = ends | self._closers.to(scores.device)
+        return scores.masked_fill(~ends, float("-inf"))
+
+    @functools.cached_property
+    def _closers(self) -> torch.Tensor:
+        """Punctuation tokens that may close a rhymed line (no dashes: "bare-" reads broken)."""
+        import torch
+
+        return torch.tensor(self.table.closers)
 
     def _leave_room(self, target: str | None, room: int, scores: torch.Tensor) -> torch.Tensor:
         """Mask words so long that no rhyme would fit after them in the `room` syllables left."""

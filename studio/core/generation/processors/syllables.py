@@ -1,12 +1,16 @@
 """The syllable budget of each line: a word may start only if it fits the syllables left, the line
 may end only once some reading of it meets its count, and must end when nothing more fits
-(studio/core/formtokens.py's `budget_mask`). A preference: relaxed, it yields."""
+(studio/core/formtokens.py's `budget_mask`). A line that must stop does not stop mid-phrase: a
+word that leaves a phrase open ("of", "the", "with": `formtokens.DANGLING`) may not fill its last
+syllables, and the one punctuation mark after its last word closes (no dash, no quote that
+opens: "in a-", "from '"). A preference: relaxed, it yields."""
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
-from studio.core.formtokens import budget_mask, budget_step, form_position, line_state
+from studio.core.formtokens import Kind, budget_mask, budget_step, form_position, line_state
 from studio.core.generation.processors.base import Processor
 from studio.core.generation.vocabulary import mask_tensor, token_table
 
@@ -35,7 +39,36 @@ class SyllableBudget(Processor):
             return scores
         step = budget_step(line_state(position.text), target, position.line.ends_stanza)
         allowed = mask_tensor(budget_mask(self.table, step), scores.device)
+        if step.room > 0:
+            fills = self._syllables.to(scores.device) == step.room
+            allowed = allowed & ~(fills & self._dangling.to(scores.device))
+        if step.must_end:
+            allowed = allowed & (self._closers.to(scores.device) | ~self._punct.to(scores.device))
         return scores.masked_fill(~allowed, float("-inf"))
+
+    @functools.cached_property
+    def _syllables(self) -> torch.Tensor:
+        import torch
+
+        return torch.tensor(self.table.syllables)
+
+    @functools.cached_property
+    def _dangling(self) -> torch.Tensor:
+        import torch
+
+        return torch.tensor(self.table.dangling)
+
+    @functools.cached_property
+    def _closers(self) -> torch.Tensor:
+        import torch
+
+        return torch.tensor(self.table.closers)
+
+    @functools.cached_property
+    def _punct(self) -> torch.Tensor:
+        import torch
+
+        return torch.tensor([kind is Kind.PUNCT for kind in self.table.kinds])
 
 
 def build(plan: PoemPlan, state: PoemState) -> Processor | None:
