@@ -74,9 +74,10 @@ def write_lora(
     from peft import get_peft_model
     from transformers import AutoModelForCausalLM
 
+    # Seeded before peft draws lora_A, so that an adapter never depends on what ran before it.
+    torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_pretrained(base_dir)
     peft_model = get_peft_model(model, config)
-    torch.manual_seed(seed)
     with torch.no_grad():
         for name, param in peft_model.named_parameters():
             if "lora_B" in name:
