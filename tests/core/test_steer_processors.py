@@ -200,3 +200,17 @@ def test_a_rhyme_comes_after_a_whole_word_where_the_model_ranks_it_high(tiny_mod
     scores[starts] = 0.0
     after_comma = rhyme.rescore(_Line(line + ","), scores, False)  # type: ignore[arg-type]
     assert _allowed(after_comma) - set(rhyme.offered), "not right after punctuation"
+
+
+@pytest.mark.parametrize("line", ["Ż", "the é"])
+def test_a_line_ending_in_a_letter_outside_the_dictionary_is_not_cut_by_the_word(
+    tiny_model: Any, line: str
+) -> None:
+    """A byte-level tokenizer can write any letter; one the dictionary has no words in ends no
+    word, so the line is mid-word there and the word is not forced on it."""
+    import torch
+
+    use = _use(tiny_model, "grave")
+    scores = torch.zeros(tiny_model.exempt.shape[0])
+    rescored = use.rescore(_Line(line), scores, False)  # type: ignore[arg-type]
+    assert _allowed(rescored) - set(use.mid.step([])[0]), "the word is not forced mid-word"

@@ -18,6 +18,7 @@ relaxed, it yields.
 from __future__ import annotations
 
 import functools
+import re
 from typing import TYPE_CHECKING, Any
 
 from studio.core.formtokens import Kind, RhymeTrie
@@ -55,6 +56,8 @@ DETERMINER_BONUS = 0.5
 _ENDS = (Kind.NEWLINE, Kind.STANZA, Kind.SPECIAL)
 # Marks that close a sentence; the word must not come right after one.
 SENTENCE_ENDS = ".!?;:"
+# The letters (and apostrophes) a line ends in.
+_TRAILING_WORD = re.compile(r"(?:[^\W\d_]|['’])+$")
 
 
 def determiners_for(word: str) -> tuple[str, ...]:
@@ -150,16 +153,21 @@ class UseWord(Processor):
             return scores  # the tokenizer cannot spell it
         self.offered = frozenset(starts)
         mask = ids_mask(starts, scores.shape[0], scores.device)
-        words = len(phonetics.words_of(line))
+        line_words = phonetics.words_of(line)
+        words = len(line_words)
+        # The word the line ends in, if it ends in letters: none where the letters are outside
+        # the dictionary's alphabet ("é").
+        match = _TRAILING_WORD.search(line)
+        trailing = phonetics.words_of(match.group()) if match else []
+        last = trailing[-1] if trailing else ""
         # Forcing now would cut a word short ("precip apple"): the line ends in letters that
         # are no known word, or the model would go on spelling them.
         mid_word = line[-1:].isalpha() and (
-            not phonetics.is_known(phonetics.words_of(line)[-1])
-            or self.table.kinds[int(scores.argmax())] is Kind.PIECE
+            not phonetics.is_known(last) or self.table.kinds[int(scores.argmax())] is Kind.PIECE
         )
         last_mark = line.rstrip()[-1:]
         closed = last_mark in SENTENCE_ENDS and bool(last_mark)
-        after_determiner = line[-1:].isalpha() and phonetics.words_of(line)[-1] in self.determiners
+        after_determiner = bool(last) and last in self.determiners
         fits = after_determiner or rank_of_best(scores, mask) < FIT_RANK * FIT_GROWTH**words
         late = words >= FORCE_AFTER_WORDS + (3 if closed else 0)
         if not mid_word and ((fits and not closed) or late):
