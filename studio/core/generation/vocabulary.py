@@ -47,11 +47,15 @@ def mask_tensor(flags: Sequence[bool], device: torch.device) -> torch.Tensor:
 def kinds_mask(table: TokenTable, kinds: Iterable[Kind], device: torch.device) -> torch.Tensor:
     """Which tokens are of one of `kinds`."""
     wanted = frozenset(kinds)
-    flags = _KIND_FLAGS.setdefault((id(table), wanted), tuple(k in wanted for k in table.kinds))
-    return mask_tensor(flags, device)
+    key = (id(table), wanted)
+    cached = _KIND_FLAGS.get(key)
+    if cached is None or cached[0] is not table:  # a table freed since, its id reused
+        cached = _KIND_FLAGS[key] = (table, tuple(k in wanted for k in table.kinds))
+    return mask_tensor(cached[1], device)
 
 
-_KIND_FLAGS: dict[tuple[int, frozenset[Kind]], tuple[bool, ...]] = {}
+# (id of a table, kinds) -> (the table, kept alive; its flags)
+_KIND_FLAGS: dict[tuple[int, frozenset[Kind]], tuple[TokenTable, tuple[bool, ...]]] = {}
 
 
 def ids_mask(ids: Iterable[int], size: int, device: torch.device) -> torch.Tensor:
