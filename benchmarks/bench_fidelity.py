@@ -7,6 +7,7 @@ top-1 agreement (the same most likely token) and the mean KL divergence KL(torch
 softmax at temperature 1, in nats. Targets: at least 97% and at most 0.02.
 
 Run:  .venv/bin/python benchmarks/bench_fidelity.py [--contexts 200] [--cuts 10] [--home HOME]
+      [--gguf-type q4_1|q8_0|q4_0|f16]
 The home must hold the converted base (`poetstudio setup`); the llama backend needs the `fast`
 extra. Prints the CPU, the threads and the figures per emotion and overall.
 """
@@ -16,12 +17,14 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.bench_llama_rows import FILE_TYPES, WORK, requantised  # noqa: E402
 from models import BUNDLED_DIR  # noqa: E402
 from studio.core.generation.machine import cpu_name  # noqa: E402
 from studio.core.generation.poet import Poet  # noqa: E402
@@ -41,6 +44,13 @@ def main() -> None:
     parser.add_argument("--cuts", type=int, default=10, help="contexts cut from each poem")
     parser.add_argument("--tokens", type=int, default=60, help="tokens each poem is sampled to")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--gguf-type",
+        default="q4_1",
+        choices=sorted(FILE_TYPES),
+        help="the base gguf's type llama decodes: q4_1 (its own) or a copy re-quantised from it "
+        "(made once by benchmarks/bench_llama_rows.py's quantiser into the temporary folder)",
+    )
     args = parser.parse_args()
 
     import torch
@@ -52,6 +62,8 @@ def main() -> None:
     fast = poet._chosen("llama")[0]
     if fast.name != "llama":
         raise SystemExit("the llama backend is not installed: pip install 'poetstudio[fast]'")
+    if args.gguf_type != "q4_1":
+        _decode_copy(args.gguf_type)
 
     poems = math.ceil(args.contexts / args.cuts)
     contexts: list[tuple[str, list[int]]] = []
@@ -105,6 +117,18 @@ def main() -> None:
         mean_kl = sum(kl for _, kl in rows) / len(rows)
         print(f"{emotion:<14}{len(rows):>9}{agree:>13.1%}{mean_kl:>16.4f}")
     print("targets: top-1 agreement >= 97%, mean KL <= 0.02 nats")
+
+
+def _decode_copy(kind: str) -> None:
+    """Make the llama backend load its base from a `kind` copy of the base's own gguf."""
+    from studio.core.generation.backends import llamacpp
+
+    own = llamacpp.base_gguf
+
+    def copy(spec: str, home: DataHome) -> Path:
+        return requantised(own(spec, home), kind, Path(tempfile.gettempdir()) / WORK)
+
+    llamacpp.base_gguf = copy
 
 
 def _blend(poet: Poet, emotion: str) -> tuple[object, list[object]]:
