@@ -20,11 +20,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_generate import FIRST_LINE, load_line, machine_line  # noqa: E402
+from benchmarks.bench_generate import FIRST_LINE, fixed_tokens, load_line, machine_line  # noqa: E402
 from models import BUNDLED_DIR  # noqa: E402
 from studio.core.generation.backends import llamacpp  # noqa: E402
 from studio.core.generation.poet import Poet  # noqa: E402
-from studio.core.generation.settings import SamplingParams  # noqa: E402
 from trainer.common.home import DataHome, resolve_home  # noqa: E402
 
 
@@ -37,9 +36,7 @@ def main() -> None:
     home = DataHome(Path(args.home)) if args.home else resolve_home()
     poet = Poet(home, device="cpu", bundled_dir=BUNDLED_DIR)
     poet.decode_threads = 1
-    endless = {"min_lines": 10_000, "max_lines": 10_000, "max_stanzas": 10_000}
-    plain = SamplingParams(seed=7, max_new_tokens=args.tokens, strength=0.0, backend="llama")
-    plain = replace(plain, **endless)
+    plain = replace(fixed_tokens(args.tokens), backend="llama")
     kinds = {
         "plain": ("joy", plain),
         "guided": ("joy", replace(plain, strength=1.0)),

@@ -201,6 +201,19 @@ def run_switch(poet: Poet, emotion: str, backend: str | None = None) -> float:
     return time.perf_counter() - start
 
 
+def fixed_tokens(tokens: int) -> SamplingParams:
+    """Settings that write exactly `tokens` tokens every time (no eos, no line or stanza limit),
+    plain (strength 0), seed 7: the same work in every round."""
+    return SamplingParams(
+        seed=7,
+        min_lines=10_000,
+        max_lines=10_000,
+        max_stanzas=10_000,
+        max_new_tokens=tokens,
+        strength=0.0,
+    )
+
+
 def machine_line() -> str:
     """The CPU's model and the flags that decide which kernels run, for every figure's output."""
     from studio.core.generation.machine import cpu_name
@@ -375,16 +388,7 @@ def main() -> None:
         adapter_load = time.perf_counter() - start
         plain = plain_peft_model(base, home.models / EMOTIONS[0], poet.device)
 
-        # Exactly --tokens tokens every time: no eos, no line or stanza limit.
-        params = SamplingParams(
-            seed=7,
-            min_lines=10_000,
-            max_lines=10_000,
-            max_stanzas=10_000,
-            max_new_tokens=args.tokens,
-            strength=0.0,
-        )
-        params = replace(params, backend="torch")
+        params = replace(fixed_tokens(args.tokens), backend="torch")
         guided_params = replace(params, strength=args.strength)
         studio = poet.loader.load(poet.model_info(EMOTIONS[0]))
         results: dict[str, list[tuple[float, float]]] = {"ours": [], "same": [], "plain": []}

@@ -33,6 +33,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.bench_generate import fixed_tokens  # noqa: E402
 from studio.core.generation import processors  # noqa: E402
 from studio.core.generation.backends.torch_peft import torch_threads  # noqa: E402
 from studio.core.generation.machine import cpu_name  # noqa: E402
@@ -155,14 +156,7 @@ def main() -> None:
     poet = Poet(home, device="cpu", precision=args.precision)
     poet.decode_threads = args.decode_threads
     poet.load(EMOTION)
-    params = SamplingParams(
-        seed=7,
-        min_lines=10_000,
-        max_lines=10_000,
-        max_stanzas=10_000,
-        max_new_tokens=args.tokens,
-        strength=0.0,
-    )
+    params = fixed_tokens(args.tokens)
     guided = replace(params, strength=args.strength)
     after_build = processors.PROCESSORS[0]
     assert after_build is guidance.build

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import ctypes
 import hashlib
-import os
 import statistics
 import sys
 import tempfile
@@ -33,11 +32,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.bench_generate import load_line, machine_line  # noqa: E402
 from models import BUNDLED_DIR  # noqa: E402
 from studio.core.generation.backends import llamacpp  # noqa: E402
 from studio.core.generation.backends.gguf_base import base_gguf, cache_dir  # noqa: E402
 from studio.core.generation.backends.gguf_lora import converted_adapter  # noqa: E402
-from studio.core.generation.machine import cpu_name  # noqa: E402
 from studio.core.generation.poet import Poet  # noqa: E402
 from trainer.common.atomic import atomic_path  # noqa: E402
 from trainer.common.bases import resolve_base  # noqa: E402
@@ -69,18 +68,6 @@ def requantised(source: Path, kind: str, folder: Path) -> Path:
 
 def _ints(text: str) -> list[int]:
     return [int(part) for part in text.split(",") if part]
-
-
-def _flags() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("flags"):
-                wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "f16c")
-                have = set(line.partition(":")[2].split())
-                return " ".join(flag for flag in wanted if flag in have)
-    except OSError:
-        pass
-    return "unknown"
 
 
 def _step_ms(
@@ -154,9 +141,9 @@ def main() -> None:
         size = path.stat().st_size / 1e6
         print(f"{kind}: {path.name} ({size:.0f} MB, ready in {made:.1f} s), adapter loads")
 
-    print(f"CPU: {cpu_name()}; flags: {_flags()}; cores {os.cpu_count()}")
+    print(machine_line())
     print(llamacpp.library().llama_print_system_info().decode().strip())
-    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"before: {load_line()}")
     results: dict[tuple[int, int, str], list[float]] = {}
     started = time.perf_counter()
     for index in range(args.rounds):
@@ -168,7 +155,7 @@ def main() -> None:
                     base, adapter = bases[kind]
                     ms = _step_ms(base, adapter, rows, threads, args.prompt, args.steps)
                     results.setdefault((threads, rows, kind), []).append(ms)
-    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"after: {load_line()}")
     print(f"{args.rounds} rounds in {time.perf_counter() - started:.0f} s; prompt {args.prompt},")
     print(f"{args.steps} timed steps; adapter {args.emotion}; median over rounds\n")
 
