@@ -5,7 +5,6 @@ it). The llama backend's cases skip, saying why, where llama-cpp-python is not i
 from __future__ import annotations
 
 import shutil
-import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from studio.core.generation.backends import llamacpp
 from studio.core.generation.poet import Poet
 from studio.core.generation.settings import SamplingParams
 from studio.core.generation.stats import STOP_CANCELLED, STOP_MAX_TOKENS
+from tests.helpers.models import cancelled_at_third_token
 from tests.helpers.tiny_llama import build_llama_adapters, build_tiny_llama
 from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
@@ -112,16 +112,8 @@ def test_the_loaded_heap_leaves_garbage_collection_once_per_new_model_or_form(
 
 def test_cancel_stops_within_one_token(backend_poet: tuple[Poet, str]) -> None:
     poet, backend = backend_poet
-    cancel = threading.Event()
     settings = params(backend, seed=1, max_new_tokens=200, **ENDLESS)
-    stream = poet.stream_poem("joy", "O weep", settings, cancel=cancel)
-    next(stream)  # the first line
-    tokens_at_cancel = -1
-    for generated, _ in enumerate(stream, start=1):
-        if generated == 3:
-            tokens_at_cancel = poet.last_stats.tokens  # type: ignore[union-attr]
-            cancel.set()
-    stats = poet.last_stats
+    stats, tokens_at_cancel = cancelled_at_third_token(poet, "joy", "O weep", settings)
     assert stats is not None and stats.stop_reason == STOP_CANCELLED
     assert stats.tokens == tokens_at_cancel
 

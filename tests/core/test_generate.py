@@ -22,7 +22,7 @@ from studio.core.generation.stats import (
 )
 from studio.core.generation.text import clean_first_line, clean_output
 from studio.core.loader import LoadedModel
-from tests.helpers.models import build_tiny_lora, pinned_poet
+from tests.helpers.models import build_tiny_lora, cancelled_at_third_token, pinned_poet
 from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
 from trainer.common.textformat import PoemTokens, prompt_ids
@@ -119,14 +119,8 @@ def test_the_same_seed_gives_the_same_poem(poet: Poet, home: DataHome, tmp_path:
 
 
 def test_cancel_stops_within_one_token(poet: Poet) -> None:
-    cancel = threading.Event()
-    stream = poet.stream_poem("joy", "O weep", SamplingParams(seed=1, **ENDLESS), cancel=cancel)
-    next(stream)  # the first line
-    for generated, _ in enumerate(stream, start=1):
-        if generated == 3:
-            tokens_at_cancel = poet.last_stats.tokens  # type: ignore[union-attr]
-            cancel.set()
-    stats = poet.last_stats
+    params = SamplingParams(seed=1, **ENDLESS)
+    stats, tokens_at_cancel = cancelled_at_third_token(poet, "joy", "O weep", params)
     assert stats is not None
     assert stats.stop_reason == STOP_CANCELLED
     assert stats.tokens == tokens_at_cancel

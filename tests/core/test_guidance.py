@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,12 @@ from studio.core.generation.poet import Poet
 from studio.core.generation.processors.guidance import guided_scores, nucleus_mask
 from studio.core.generation.settings import SamplingParams
 from studio.core.generation.stats import STOP_CANCELLED
-from tests.helpers.models import build_guided_adapters, build_tiny_full_model, pinned_poet
+from tests.helpers.models import (
+    build_guided_adapters,
+    build_tiny_full_model,
+    cancelled_at_third_token,
+    pinned_poet,
+)
 from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
 
@@ -207,15 +211,8 @@ def test_the_batched_rows_match_separate_forwards(fp32_poet: Poet) -> None:
 
 
 def test_cancel_stops_a_guided_stream_within_one_token(poet: Poet) -> None:
-    cancel = threading.Event()
     params = SamplingParams(seed=1, strength=1.0, **ENDLESS)
-    stream = poet.stream_poem("joy+sadness", "O weep", params, cancel=cancel)
-    next(stream)
-    for generated, _ in enumerate(stream, start=1):
-        if generated == 3:
-            tokens_at_cancel = poet.last_stats.tokens  # type: ignore[union-attr]
-            cancel.set()
-    stats = poet.last_stats
+    stats, tokens_at_cancel = cancelled_at_third_token(poet, "joy+sadness", "O weep", params)
     assert stats is not None and stats.stop_reason == STOP_CANCELLED
     assert stats.tokens == tokens_at_cancel
 

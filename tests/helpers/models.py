@@ -12,6 +12,8 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
 
     from studio.core.generation.poet import Poet
+    from studio.core.generation.settings import SamplingParams
+    from studio.core.generation.stats import GenerationStats
     from trainer.common.home import DataHome
 
 VERSES = """The lamps are out along the quay,
@@ -129,3 +131,24 @@ def pinned_poet(home: DataHome, bundled_dir: Path, precision: str = "auto") -> P
     poet = Poet(home, device="cpu", bundled_dir=bundled_dir, precision=precision)
     poet.decode_threads = 1
     return poet
+
+
+def cancelled_at_third_token(
+    poet: Poet, emotion: str, first_line: str, params: SamplingParams
+) -> tuple[GenerationStats | None, int]:
+    """Stream a poem and cancel it once its third token has streamed: the stats it ended with,
+    and the tokens it had written when cancel was set (a stream that stops within one token
+    reports exactly those)."""
+    import threading
+
+    cancel = threading.Event()
+    stream = poet.stream_poem(emotion, first_line, params, cancel=cancel)
+    next(stream)  # the first line
+    tokens_at_cancel = -1
+    for generated, _ in enumerate(stream, start=1):
+        if generated == 3:
+            stats = poet.last_stats
+            assert stats is not None
+            tokens_at_cancel = stats.tokens
+            cancel.set()
+    return poet.last_stats, tokens_at_cancel
