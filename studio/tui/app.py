@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import itertools
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -168,6 +169,8 @@ class PoetStudioApp(LineByLine):
         # Key bursts (see studio.tui.key_bursts): the last key's time, and a "^" held back.
         self._last_key_time: float | None = None
         self._held_caret: events.Key | None = None
+        # The last save note toasted, and when: a burst of ctrl+s toasts it once, not a pile.
+        self._toasted_note: tuple[str, float] = ("", float("-inf"))
         self._init_line_by_line()
 
     # ----- layout -----------------------------------------------------------------------------
@@ -598,8 +601,14 @@ class PoetStudioApp(LineByLine):
         self._save(poem, self.home.poems_file)
 
     def _save_note(self, note: str) -> None:
-        """Say why ctrl+s saved nothing, in the status bar and a toast."""
+        """Say why ctrl+s saved nothing, in the status bar and a toast (one while the same
+        note's toast is still up)."""
         self.query_one(StatusBar).set(note=note)
+        last, at = self._toasted_note
+        now = time.monotonic()
+        if note == last and now - at < self.NOTIFICATION_TIMEOUT:
+            return
+        self._toasted_note = (note, now)
         self.notify(note[:1].upper() + note[1:] + ".", severity="warning", markup=False)
 
     @work(thread=True, exit_on_error=False, group="save")

@@ -5,6 +5,7 @@ matters."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from textual import events
 from textual._xterm_parser import XTermParser
@@ -70,9 +71,19 @@ async def test_ctrl_s_saves_a_poem_once_and_then_says_it_is_already_saved(
         await settle(app, pilot)
         status = app.query_one("#status")
         saved_note = status.field("note")
+        toasts: list[str] = []
+        notify = app.notify
+
+        def recording(message: str, **options: Any) -> None:
+            toasts.append(message)
+            notify(message, **options)
+
+        app.notify = recording  # type: ignore[method-assign]
         for _ in range(3):
             await pilot.press("ctrl+s")
             await settle(app, pilot)
+        # One toast says it; more would pile up over the poem (the status bar says it each time).
+        assert toasts == [f"Already saved to {studio_home.poems_file}."]
         assert len(saved_entries(studio_home)) == 1
         assert saved_note == f"saved to {studio_home.poems_file}"
         assert status.field("note") == f"already saved to {studio_home.poems_file}"
