@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +18,15 @@ from trainer.training.config import TrainConfig
 from trainer.training.events import EVENTS_FILE
 
 LINES = [line for line in VERSES.strip().splitlines() if line]
+
+
+def start_child(code: str, *args: str, setup: str = "") -> subprocess.Popen[bytes]:
+    """Run `python -c setup; code *args` and return once `setup` has run: until the child has
+    exec'd, its command line is still the test's, so a job watcher looking for `args` misses it."""
+    source = f"{setup}\nprint('up', flush=True)\n{code}"
+    process = subprocess.Popen([sys.executable, "-c", source, *args], stdout=subprocess.PIPE)
+    assert process.stdout is not None and process.stdout.readline() == b"up\n"
+    return process
 
 
 def poem_text(index: int) -> str:

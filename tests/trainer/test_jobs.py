@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +13,13 @@ from typing import Any
 import pytest
 
 from tests.helpers.models import build_tiny_lora
-from tests.helpers.training import config_args, tiny_config, wait_for, write_dataset
+from tests.helpers.training import (
+    config_args,
+    start_child,
+    tiny_config,
+    wait_for,
+    write_dataset,
+)
 from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
 from trainer.jobs.control import job_dir, list_jobs, read_job, start_job, stop_job
@@ -219,7 +223,7 @@ def test_a_finished_job_is_not_read_again_until_its_files_change(
 @pytest.mark.subprocess
 def test_the_watcher_follows_a_process_until_it_is_gone(home: DataHome) -> None:
     path = home.jobs / FEAR
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(path)])
+    sleeper = start_child("import time; time.sleep(60)", str(path))
     try:
         job_folder(home, FEAR, pid=sleeper.pid)
         (path / EVENTS_FILE).write_text(event_line("start", total_steps=9) + steps(5.0))

@@ -16,6 +16,7 @@ import pytest
 from tests.helpers.training import (
     config_args,
     kinds,
+    start_child,
     tiny_config,
     two_rank_job_at_checkpoint,
     wait_for,
@@ -142,8 +143,9 @@ def test_a_rank_that_outlived_its_launcher_keeps_the_emotion_taken_until_it_dies
 
 
 def test_the_launcher_kills_a_rank_that_ignores_sigterm_before_it_ends(tmp_path: Path) -> None:
-    stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
-    rank = subprocess.Popen([sys.executable, "-c", stubborn, "trainer.jobs.run", str(tmp_path)])
+    stubborn = "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN)"
+    sleep = "import time; time.sleep(600)"
+    rank = start_child(sleep, "trainer.jobs.run", str(tmp_path), setup=stubborn)
     bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     try:
         assert end_ranks() == [rank.pid]

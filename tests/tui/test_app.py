@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.models import build_tiny_lora
+from tests.helpers.training import start_child
 from trainer.common.home import DataHome
 from trainer.training.events import emit
 
@@ -357,7 +358,7 @@ def fake_job(home: DataHome, emotion: str, job_id: str) -> tuple[Path, subproces
     """A job folder whose process is alive (a sleeper whose command line names the folder)."""
     path = home.jobs / job_id
     path.mkdir(parents=True)
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(path)])
+    sleeper = start_child("import time; time.sleep(60)", str(path))
     data = {"id": job_id, "emotion": emotion, "args": ["--emotion", emotion], "pid": sleeper.pid}
     (path / "job.json").write_text(json.dumps(data))
     return path, sleeper

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.helpers.training import start_child
 
 # The fixtures are shared with the app's Pilot tests: imported so that pytest finds them here.
 from tests.tui.test_app import (  # noqa: F401
@@ -63,7 +64,7 @@ class FakeJobs:
         job_id = f"20250101-12000{len(self.args)}-{emotion}-ab12"
         path = home.jobs / job_id
         path.mkdir(parents=True)
-        process = subprocess.Popen([sys.executable, "-c", FAKE_RUN, str(path), emotion])
+        process = start_child(FAKE_RUN, str(path), emotion)
         self.processes.append(process)
         job = {"id": job_id, "emotion": emotion, "args": args, "pid": process.pid}
         (path / "job.json").write_text(json.dumps(job))
