@@ -71,17 +71,40 @@ def write_poems(
         if on_poem is not None:
             on_poem(finished, len(plans))
 
+    alone: list[_Poem] = []  # poems that left a batch to write a line again
     for members in groups.values():
         batch: list[int] = []
         for index in members:
             rows = sum(len(plans[i].rows) for i in batch)
             if batch and rows + len(plans[index].rows) > max_rows:
-                _decode_batch(poet, [(i, plans[i]) for i in batch], poem_done)
+                alone += _decode_batch(poet, _poems(batch, plans), poem_done)
                 batch = []
             batch.append(index)
         if batch:
-            _decode_batch(poet, [(i, plans[i]) for i in batch], poem_done)
+            alone += _decode_batch(poet, _poems(batch, plans), poem_done)
+    for poem in alone:
+        _decode_batch(poet, [poem], poem_done)
     return [result for result in results if result is not None]
+
+
+@dataclass(eq=False)
+class _Poem:
+    """A poem of a batch: its request's index, its plan, its decoding and the text so far."""
+
+    index: int
+    plan: PoemPlan
+    decode: PoemDecode
+    text: str
+
+
+def _poems(indices: list[int], plans: list[PoemPlan]) -> list[_Poem]:
+    started = time.perf_counter()
+    poems = []
+    for index in indices:
+        plan = plans[index]
+        opening = plan.first_line + "\n" if plan.first_line else ""
+        poems.append(_Poem(index, plan, PoemDecode(plan, started, rewinds=True), opening))
+    return poems
 
 
 def _plan(poet: Poet, request: PoemRequest) -> PoemPlan:
@@ -93,58 +116,70 @@ def _plan(poet: Poet, request: PoemRequest) -> PoemPlan:
 
 
 def _decode_batch(
-    poet: Poet, batch: list[tuple[int, PoemPlan]], poem_done: Callable[[int, str], None]
-) -> None:
-    """Decode poems that share a prompt, their rows side by side, until every one has ended."""
+    poet: Poet, batch: list[_Poem], poem_done: Callable[[int, str], None]
+) -> list[_Poem]:
+    """Decode poems that share a prompt, their rows side by side, until every one has ended.
+
+    A poem that writes a line again (line_tries.py) needs its rows taken back alone: it leaves
+    a batch of several and is returned, to be decoded on its own (its rows read it afresh)."""
     import torch
 
-    started = time.perf_counter()
-    states = [PoemDecode(plan, started) for _, plan in batch]
-    texts = [plan.first_line + "\n" if plan.first_line else "" for _, plan in batch]
-    first = batch[0][1]
-    active = list(range(len(batch)))
+    first = batch[0].plan
+    device = first.model.exempt.device
+    active = list(batch)
+    left: list[_Poem] = []
     with poet.backend.decoding(first.stats.cpu_threads):
-        forward = poet.backend.rows([row for _, plan in batch for row in plan.rows])
-        ids = torch.tensor([first.prompt], dtype=torch.long, device=first.model.exempt.device)
-        tokens: dict[int, int] = {}
+        forward = poet.backend.rows([row for poem in batch for row in poem.plan.rows])
+        # Every poem of a batch shares its prompt; one resumed alone feeds all it has written.
+        ids = torch.tensor([batch[0].decode.context()], dtype=torch.long, device=device)
         while True:
-            ready = [p for p in active if states[p].has_room()]
-            active = _narrow(forward, batch, active, ready, texts, poem_done)
+            ready = [poem for poem in active if poem.decode.has_room()]
+            active = _narrow(forward, active, ready, poem_done)
             if not active:
-                return
-            if tokens:  # after the prompt, each row is fed its own poem's last token
-                column = [tokens[p] for p in active for _ in batch[p][1].rows]
-                ids = torch.tensor(column, dtype=torch.long, device=ids.device)[:, None]
+                return left
             logits = forward.forward(ids)
             offset = 0
-            for p in active:
-                width = len(batch[p][1].rows)
-                tokens[p] = states[p].choose(logits[offset : offset + width])
-                texts[p] += states[p].take(tokens[p])
+            for poem in active:
+                width = len(poem.plan.rows)
+                token = poem.decode.choose(logits[offset : offset + width])
+                poem.text += poem.decode.take(token)
                 offset += width
-            going = [p for p in active if not states[p].done]
-            active = _narrow(forward, batch, active, going, texts, poem_done)
+            going = [poem for poem in active if not poem.decode.done]
+            again = [poem for poem in going if poem.decode.rewound is not None]
+            if again and len(active) == 1:
+                rewound = again[0].decode.rewound
+                assert rewound is not None
+                forward.truncate(rewound)
+                fed = again[0].decode.context()[rewound:]
+                ids = torch.tensor([fed], dtype=torch.long, device=device)
+                continue
+            left += again
+            active = _narrow(forward, active, [p for p in going if p not in again], poem_done)
+            if not active:
+                return left
+            column = [poem.decode.state.generated[-1] for poem in active for _ in poem.plan.rows]
+            ids = torch.tensor(column, dtype=torch.long, device=device)[:, None]
 
 
 def _narrow(
     forward: RowBatch,
-    batch: list[tuple[int, PoemPlan]],
-    active: list[int],
-    keep: list[int],
-    texts: list[str],
+    active: list[_Poem],
+    keep: list[_Poem],
     poem_done: Callable[[int, str], None],
-) -> list[int]:
-    """Report the poems that ended and drop their rows from the batch; returns `keep`."""
+) -> list[_Poem]:
+    """Report the poems that ended (those not in `keep` that are done) and drop the rows of every
+    poem not in `keep` from the batch; returns `keep`."""
     if keep == active:
         return active
-    for p in active:
-        if p not in keep:
-            poem_done(batch[p][0], texts[p])
+    for poem in active:
+        if poem not in keep and poem.decode.done:
+            poem.text += poem.decode.release()
+            poem_done(poem.index, poem.text)
     if keep:
         starts, offset = {}, 0
-        for p in active:
-            starts[p] = offset
-            offset += len(batch[p][1].rows)
-        rows = [starts[p] + r for p in keep for r in range(len(batch[p][1].rows))]
+        for poem in active:
+            starts[id(poem)] = offset
+            offset += len(poem.plan.rows)
+        rows = [starts[id(poem)] + r for poem in keep for r in range(len(poem.plan.rows))]
         forward.keep(rows)
     return keep

@@ -153,6 +153,20 @@ def test_a_form_shapes_the_poem(backend_poet: tuple[Poet, str]) -> None:
     assert len([line for line in text.split("\n") if line.strip()]) == 4
 
 
+def test_a_forced_formed_line_is_written_again_on_every_backend(
+    backend_poet: tuple[Poet, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from studio.core.generation import line_tries
+
+    poet, backend = backend_poet
+    monkeypatch.setattr(line_tries, "FORCED_LOGPROB", -3.0)  # most tiny-model lines read forced
+    settings = params(backend, seed=5, form="couplets", syllables="3", strength=1.0)
+    text = "".join(poet.stream_poem("joy", "", settings))
+    stats = poet.last_stats
+    assert stats is not None and stats.rewritten_lines > 0 and stats.discarded_tokens > 0
+    assert len([line for line in text.split("\n") if line.strip()]) == 4, text
+
+
 def test_both_backends_score_the_same_next_tokens(llama_poet: Poet) -> None:
     """The fp32 gguf with a converted LoRA gives torch+peft's logits, up to llama.cpp's f16 KV
     cache and float order (measured: about 0.004 against scores of about 4)."""

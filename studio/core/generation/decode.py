@@ -1,16 +1,21 @@
 """One poem being decoded: its state, its processors and draw, its token budget and its stats.
 
 The streaming loop (poet.py) and batched writing (studio/core/batch.py) both drive it:
-`has_room`, then `choose` from the logits of the poem's rows, then `take` the token, until `done`.
+`has_room`, then `choose` from the logits of the poem's rows, then `take` the token, until `done`,
+then `release` what text is still held. A driver that can take its rows back (`rewinds`) lets a
+formed poem write a forced line again (line_tries.py): after such a `take`, `rewound` says how many
+positions of the rows stay, and the rows are fed `context()` from there.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from typing import TYPE_CHECKING
 
 from studio.core.generation.chain import Chain
 from studio.core.generation.draw import Draw
+from studio.core.generation.line_tries import LineTries, Saved
 from studio.core.generation.processors import build_processors
 from studio.core.generation.state import PoemState
 from studio.core.generation.stats import STOP_CONTEXT, STOP_EOS, STOP_MAX_TOKENS
@@ -25,7 +30,8 @@ if TYPE_CHECKING:
 class PoemDecode:
     """One poem's decoding: what it has written, how the next token is chosen, when it stops."""
 
-    def __init__(self, plan: PoemPlan, started: float) -> None:
+    def __init__(self, plan: PoemPlan, started: float, rewinds: bool = False) -> None:
+        """`rewinds`: the driver can take the rows back, so a forced line may be written again."""
         params = plan.params
         self.plan = plan
         self.stats = plan.stats
@@ -43,12 +49,22 @@ class PoemDecode:
         self.max_tokens = min(params.max_new_tokens, plan.context - len(plan.prompt))
         self.first_at: float | None = None
         self.done = False
+        retry = rewinds and plan.form is not None and params.temperature > 0
+        self.tries = LineTries(params.line_tries) if retry and params.line_tries > 1 else None
+        self.held = ""  # the open line's text, shown once the line is kept
+        self.rewound: int | None = None  # set by `take` when the rows must go back
+        self.drawn = 0  # tokens chosen, those of tries not kept included
+        if self.tries is not None:
+            self.tries.begin(self._save())
 
     def finish(self, reason: str) -> None:
         """End the poem with `reason` and fix its decoding rate."""
         stats = self.stats
         stats.stop_reason = reason
         self.done = True
+        stats.discarded_tokens = self.drawn - stats.tokens
+        if self.tries is not None:
+            stats.rewritten_lines = self.tries.rewritten
         if self.first_at is not None and stats.tokens > 1:
             elapsed = max(time.perf_counter() - self.first_at, 1e-9)
             stats.tokens_per_s = (stats.tokens - 1) / elapsed
@@ -65,20 +81,83 @@ class PoemDecode:
         """The next token from this poem's rows of logits ([rows, vocab])."""
         token = self.chain.choose(self.state, logits)
         self.stats.tokens += 1
+        self.drawn += 1
         if self.first_at is None:
             self.first_at = time.perf_counter()
             self.stats.ttft_s = self.first_at - self.started
+        if self.tries is not None:
+            self.tries.see(float(logits[0].float().log_softmax(-1)[token]))
         return token
 
     def take(self, token: int) -> str:
-        """Add `token` to the poem; return the text it adds (possibly empty)."""
+        """Add `token` to the poem; return the text it adds to what is shown (possibly empty)."""
+        self.rewound = None
         if token == self.state.eos:
+            if self.tries is not None and self.state.open_line:
+                return self._close_line(STOP_EOS)
             self.finish(STOP_EOS)
-            return ""
+            return self.release()
         self.state.push(token)
         text = clean_output(self.detok.push(token))
+        lines = self.state.done_lines
         keep, reason = self.state.feed(text, self.chain.processors) if text else (0, None)
         self.chain.observe(self.state, token)
+        if self.tries is None:
+            if reason:
+                self.finish(reason)
+            return text[:keep]
+        self.held += text[:keep]
+        if self.state.done_lines > lines:
+            return self._close_line(reason)
         if reason:
             self.finish(reason)
-        return text[:keep]
+        return ""
+
+    def release(self) -> str:
+        """The text held back (a line not yet kept), now shown as it is."""
+        text, self.held = self.held, ""
+        return text
+
+    def context(self) -> list[int]:
+        """Every token the rows are to have read, the one chosen last included."""
+        return self.plan.prompt + self.state.generated
+
+    def _close_line(self, stop: str | None) -> str:
+        """A try of a line ended (ending the poem with `stop`, if given): keep it, go on from an
+        earlier try, or write the line again."""
+        assert self.tries is not None and self.tries.start is not None
+        end = self._save()
+        end.stop = stop
+        kept = self.tries.close(end)
+        if kept is None or kept is not end:
+            self._load(kept or self.tries.start)
+            self.rewound = self.tries.start.fed
+            if kept is None:
+                return ""
+        text = self.release()
+        self.tries.begin(self._save())
+        if kept.stop:
+            self.finish(kept.stop)
+        return text
+
+    def _save(self) -> Saved:
+        state = copy.copy(self.state)
+        state.history, state.generated = list(state.history), list(state.generated)
+        detok = copy.copy(self.detok)
+        detok.ids = list(detok.ids)
+        processors = [processor.snapshot() for processor in self.chain.processors]
+        fed = len(self.context()) - 1 if self.state.generated else 0
+        parts = {"state": state, "detok": detok, "processors": processors, "held": self.held}
+        return Saved(fed, {**parts, "tokens": self.stats.tokens})
+
+    def _load(self, saved: Saved) -> None:
+        parts = saved.parts
+        self.state = copy.copy(parts["state"])
+        self.state.history = list(self.state.history)
+        self.state.generated = list(self.state.generated)
+        self.detok = copy.copy(parts["detok"])
+        self.detok.ids = list(self.detok.ids)
+        for processor, snapshot in zip(self.chain.processors, parts["processors"], strict=True):
+            processor.restore(snapshot)
+        self.held = parts["held"]
+        self.stats.tokens = parts["tokens"]

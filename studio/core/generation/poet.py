@@ -354,27 +354,36 @@ class Poet:
         """The token loop: one forward per token on the KV cache, until a stop rule fires."""
         import torch
 
-        poem = PoemDecode(plan, started)
+        poem = PoemDecode(plan, started, rewinds=True)
         form = plan.form.name if plan.form is not None else ""
         self._settle(("decoding", *(row.info.path for row in plan.rows), form))
+        device = plan.model.exempt.device
         with self.backend.decoding(plan.stats.cpu_threads):
             rows = self.backend.rows(plan.rows)
-            ids = torch.tensor([plan.prompt], dtype=torch.long, device=plan.model.exempt.device)
-            step = torch.empty((1, 1), dtype=torch.long, device=ids.device)
+            ids = torch.tensor([plan.prompt], dtype=torch.long, device=device)
+            step = torch.empty((1, 1), dtype=torch.long, device=device)
             while True:
                 if cancel is not None and cancel.is_set():
                     poem.finish(STOP_CANCELLED)
                     return
                 if not poem.has_room():
-                    return
+                    break
                 token = poem.choose(rows.forward(ids))
                 text = poem.take(token)
                 if text:
                     yield text
                 if poem.done:
-                    return
+                    break
+                if poem.rewound is not None:  # a forced line is written again
+                    rows.truncate(poem.rewound)
+                    fed = poem.context()[poem.rewound :]
+                    ids = torch.tensor([fed], dtype=torch.long, device=device)
+                    continue
                 step[0, 0] = token
                 ids = step
+        tail = poem.release()
+        if tail:
+            yield tail
 
 
 def _describe(info: ModelInfo) -> str:

@@ -289,6 +289,12 @@ class SamplingParams:
         grammar=check_meter,
         default_help="the form's",
     )
+    line_tries: int = setting(
+        3,
+        "Write a formed line up to this many times when the form forced a word on it that the "
+        "model all but refused; the first unforced try is kept (1 keeps every line as it comes).",
+        cli=(1, 8),
+    )
     # A poem's settings keep the backend asked for; its runtime names the one that really ran.
     backend: str = setting(
         "auto",

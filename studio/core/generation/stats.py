@@ -34,3 +34,7 @@ class GenerationStats:
     dtype: str | None = None
     processor: str | None = None  # the CPU's name, or the accelerator's
     notices: list[str] = field(default_factory=list)  # e.g. the first line was truncated
+    # A formed poem writes a forced line again (line_tries.py): how often, and the tokens of the
+    # tries not kept (not counted in `tokens`).
+    rewritten_lines: int = 0
+    discarded_tokens: int = 0

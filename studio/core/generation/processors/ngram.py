@@ -3,7 +3,7 @@ A preference: when it and the other masks leave nothing, the chain relaxes it.""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from studio.core.generation.processors.base import Processor
 
@@ -41,9 +41,19 @@ class NgramBan(Processor):
                 scores[torch.tensor(ids, device=scores.device)] = float("-inf")
         return scores
 
+    def snapshot(self) -> dict[str, Any]:
+        return {"ngrams": _copied(self.ngrams)}
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        self.ngrams = _copied(saved["ngrams"])
+
     def observe(self, state: PoemState, token: int) -> None:
         if len(state.history) >= self.n:
             self._remember(state.history[-self.n :])
+
+
+def _copied(ngrams: dict[tuple[int, ...], set[int]]) -> dict[tuple[int, ...], set[int]]:
+    return {prefix: set(ends) for prefix, ends in ngrams.items()}
 
 
 def build(plan: PoemPlan, state: PoemState) -> Processor | None:

@@ -3,7 +3,7 @@ scores divided, negative ones multiplied). Tokens without a letter or digit are 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from studio.core.generation.processors.base import Processor
 
@@ -39,6 +39,13 @@ class RepetitionPenalty(Processor):
         values = scores[self._ids]
         scores[self._ids] = torch.where(values > 0, values / self.penalty, values * self.penalty)
         return scores
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"seen": set(self.seen), "_ids": self._ids}
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        self.seen = set(saved["seen"])
+        self._ids = saved["_ids"]
 
     def observe(self, state: PoemState, token: int) -> None:
         if token not in self.seen and not bool(state.exempt[token]):

@@ -5,7 +5,8 @@ only when every preference is relaxed does it yield."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections import Counter
+from typing import TYPE_CHECKING, Any
 
 from studio.core.generation.processors.base import Processor
 from studio.core.stutter import StutterGuard
@@ -28,6 +29,14 @@ class Stutter(Processor):
 
     def observe(self, state: PoemState, token: int) -> None:
         self.guard.observe(token)
+
+    def snapshot(self) -> dict[str, Any]:
+        guard = self.guard
+        return {"open": guard.open, "last": guard.last, "uses": Counter(guard.uses)}
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        self.guard.open, self.guard.last = saved["open"], saved["last"]
+        self.guard.uses = Counter(saved["uses"])
 
 
 def build(plan: PoemPlan, state: PoemState) -> Processor | None:

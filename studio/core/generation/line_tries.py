@@ -1,0 +1,68 @@
+"""Line tries: a formed line that reads forced is written again from its start.
+
+A form corners lines: the rhyme must come by the tenth word, the syllables must fit, so now and
+then the masks leave the model only words it all but refuses, and the line reads wrecked ("a
+consol heard", "with hate and rage; good,"). Such a line holds a token the poem's emotion model
+(its first row, before any processor) gives a log-probability below FORCED_LOGPROB. Read on
+bundled quatrains, the wrecked lines' least likely tokens sat at -12.9 to -23.3 nats and the
+lines that read well at -3.4 to -9.9 (`benchmarks/bench_line_tries.py --lines`).
+
+A forced line is written again, from the same start with the next draws of the poem's seed, up to
+`line_tries` times in all; the first try that is not forced is kept at once, and when every try is
+forced, the one whose least likely token is likeliest. A line is shown once it is kept, so a
+formed poem streams line by line. Free verse, co-writing's candidates and greedy decoding (which
+would write the same line again) keep every line as it comes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+# A token the model gives less than e^-10 (1 in 22,000) marks its line as forced.
+FORCED_LOGPROB = -10.0
+
+
+@dataclass
+class Saved:
+    """A poem's decoding state at one point, to go back to (decode.py makes and loads these)."""
+
+    fed: int  # the positions of the poem's rows that stay valid (the KV cache to keep)
+    parts: dict[str, Any]  # what PoemDecode restores: the state, processors, detokeniser, ...
+    worst: float = 0.0  # the line's least likely token, for a try's end
+    stop: str | None = None  # the stop reason the try ended the poem with, if it did
+
+
+class LineTries:
+    """The tries of the line being written: where it started, and each forced try's end."""
+
+    def __init__(self, tries: int) -> None:
+        self.tries = tries
+        self.start: Saved | None = None
+        self.ends: list[Saved] = []  # the forced tries so far
+        self.worst = 0.0  # the least likely token of the try being written
+        self.rewritten = 0  # lines written more than once
+
+    def begin(self, start: Saved) -> None:
+        """A new line starts at `start`."""
+        self.start = start
+        self.ends = []
+        self.worst = 0.0
+
+    def see(self, logprob: float) -> None:
+        """A token of the line was chosen with this log-probability under the emotion model."""
+        self.worst = min(self.worst, logprob)
+
+    def close(self, end: Saved) -> Saved | None:
+        """The try being written ended at `end`: the state to go on from (`end`, or an earlier
+        try's end), or None to write the line again from `start`."""
+        end.worst = self.worst
+        self.worst = 0.0
+        if end.worst >= FORCED_LOGPROB:
+            return end
+        self.ends.append(end)
+        if len(self.ends) == 1:
+            self.rewritten += 1
+        if len(self.ends) < self.tries:
+            return None
+        return max(self.ends, key=lambda saved: saved.worst)
