@@ -112,6 +112,14 @@ def evaluate(
             help="Sample with the stutter guard, as the studio does (off: to measure it).",
         ),
     ] = True,
+    line_tries: Annotated[
+        int | None,
+        typer.Option(
+            "--line-tries",
+            help="Tries of a formed line the form forced, as write's --line-tries (1: every"
+            " line as it comes; default: write's).",
+        ),
+    ] = None,
     device: Annotated[str | None, typer.Option(help="cuda, mps or cpu.")] = None,
     out: Annotated[Path | None, typer.Option(help="Report folder (default: <home>/eval).")] = None,
 ) -> None:
@@ -135,7 +143,7 @@ def evaluate(
         run_eval,
     )
     from studio.core.generation.poet import Poet
-    from studio.core.generation.settings import DEFAULT_STRENGTH
+    from studio.core.generation.settings import DEFAULT_STRENGTH, SamplingParams
     from trainer.common.emotions import MODEL_EMOTIONS, check_emotion
     from trainer.evaluation.metrics import DEFAULT_N, QUICK_N
 
@@ -148,6 +156,8 @@ def evaluate(
     strengths = parse_strengths(strength, numbers) or (DEFAULT_STRENGTH,)
     forms = parse_forms(form, names)
     chosen = tuple(check_emotion(e) for e in emotion) if emotion else MODEL_EMOTIONS
+    # An out-of-range count gets the same one-line error as write's.
+    tried = SamplingParams() if line_tries is None else SamplingParams(line_tries=line_tries)
     plan = EvalPlan(
         n=count,
         dataset=dataset,
@@ -156,6 +166,7 @@ def evaluate(
         strengths=strengths,
         stutter_guard=stutter_guard,
         forms=forms,
+        line_tries=tried.validate().line_tries,
     )
     folder = out or data.evals
     preflight(data, plan, folder)

@@ -132,11 +132,16 @@ def _decode_batch(
         forward = poet.backend.rows([row for poem in batch for row in poem.plan.rows])
         # Every poem of a batch shares its prompt; one resumed alone feeds all it has written.
         ids = torch.tensor([batch[0].decode.context()], dtype=torch.long, device=device)
+        fed = False  # whether `ids` is fed: then each row is fed its own poem's last token
         while True:
             ready = [poem for poem in active if poem.decode.has_room()]
             active = _narrow(forward, active, ready, poem_done)
             if not active:
                 return left
+            if fed:
+                last = [poem.decode.state.generated[-1] for poem in active for _ in poem.plan.rows]
+                ids = torch.tensor(last, dtype=torch.long, device=device)[:, None]
+            fed = True
             logits = forward.forward(ids)
             offset = 0
             for poem in active:
@@ -150,15 +155,12 @@ def _decode_batch(
                 rewound = again[0].decode.rewound
                 assert rewound is not None
                 forward.truncate(rewound)
-                fed = again[0].decode.context()[rewound:]
-                ids = torch.tensor([fed], dtype=torch.long, device=device)
+                unread = again[0].decode.context()[rewound:]
+                ids = torch.tensor([unread], dtype=torch.long, device=device)
+                fed = False
                 continue
             left += again
             active = _narrow(forward, active, [p for p in going if p not in again], poem_done)
-            if not active:
-                return left
-            column = [poem.decode.state.generated[-1] for poem in active for _ in poem.plan.rows]
-            ids = torch.tensor(column, dtype=torch.long, device=device)[:, None]
 
 
 def _narrow(

@@ -83,6 +83,8 @@ class EvalPlan:
     # Forms to write each model's poems in (trainer.common.form presets); None: the studio's
     # free verse alone, as before forms existed. The control is written in free verse only.
     forms: tuple[str, ...] | None = None
+    # How often a formed line the form forced is written again (SamplingParams.line_tries).
+    line_tries: int = SamplingParams.line_tries
 
 
 @dataclass
@@ -286,7 +288,7 @@ def _write_all(
                 seed=case.seed, strength=strength, stutter_guard=plan.stutter_guard
             )
             if form is not None:
-                params = dataclasses.replace(params, form=form)
+                params = dataclasses.replace(params, form=form, line_tries=plan.line_tries)
             requests.append(PoemRequest(info.emotion, case.first_line, params))
             keys.append(run)
     if base is not None:
@@ -402,7 +404,9 @@ def run_eval(
         # Strength is the sweep's, above; the other settings are the studio's defaults.
         "sampling": {
             k: v
-            for k, v in SamplingParams(stutter_guard=plan.stutter_guard).to_dict().items()
+            for k, v in SamplingParams(stutter_guard=plan.stutter_guard, line_tries=plan.line_tries)
+            .to_dict()
+            .items()
             if k != "strength"
         },
         "judge": None if judge is None else JUDGE_NAME,
