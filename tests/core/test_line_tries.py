@@ -16,8 +16,8 @@ from studio.core.generation.poet import Poet
 from studio.core.generation.settings import SamplingParams
 
 
-def saved(worst: float = 0.0) -> Saved:
-    return Saved(fed=0, parts={}, worst=worst)
+def saved() -> Saved:
+    return Saved(fed=0, state=None, detok=None, processors=[], held="", tokens=0)  # type: ignore[arg-type]
 
 
 def test_a_line_is_kept_at_once_unless_forced_and_then_the_least_forced_try_is_kept() -> None:

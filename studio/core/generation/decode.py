@@ -9,7 +9,6 @@ positions of the rows stay, and the rows are fed `context()` from there.
 
 from __future__ import annotations
 
-import copy
 import time
 from typing import TYPE_CHECKING
 
@@ -141,23 +140,19 @@ class PoemDecode:
         return text
 
     def _save(self) -> Saved:
-        state = copy.copy(self.state)
-        state.history, state.generated = list(state.history), list(state.generated)
-        detok = copy.copy(self.detok)
-        detok.ids = list(detok.ids)
-        processors = [processor.snapshot() for processor in self.chain.processors]
-        fed = len(self.context()) - 1 if self.state.generated else 0
-        parts = {"state": state, "detok": detok, "processors": processors, "held": self.held}
-        return Saved(fed, {**parts, "tokens": self.stats.tokens})
+        return Saved(
+            fed=len(self.context()) - 1 if self.state.generated else 0,
+            state=self.state.copy(),
+            detok=self.detok.copy(),
+            processors=[processor.snapshot() for processor in self.chain.processors],
+            held=self.held,
+            tokens=self.stats.tokens,
+        )
 
     def _load(self, saved: Saved) -> None:
-        parts = saved.parts
-        self.state = copy.copy(parts["state"])
-        self.state.history = list(self.state.history)
-        self.state.generated = list(self.state.generated)
-        self.detok = copy.copy(parts["detok"])
-        self.detok.ids = list(self.detok.ids)
-        for processor, snapshot in zip(self.chain.processors, parts["processors"], strict=True):
+        self.state = saved.state.copy()  # copied again: a line's start may be loaded twice
+        self.detok = saved.detok.copy()
+        for processor, snapshot in zip(self.chain.processors, saved.processors, strict=True):
             processor.restore(snapshot)
-        self.held = parts["held"]
-        self.stats.tokens = parts["tokens"]
+        self.held = saved.held
+        self.stats.tokens = saved.tokens

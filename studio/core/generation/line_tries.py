@@ -17,7 +17,11 @@ would write the same line again) keep every line as it comes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from studio.core.generation.state import PoemState
+    from studio.core.generation.text import Detokenizer
 
 # A token the model gives less than e^-10 (1 in 22,000) marks its line as forced.
 FORCED_LOGPROB = -10.0
@@ -25,10 +29,14 @@ FORCED_LOGPROB = -10.0
 
 @dataclass
 class Saved:
-    """A poem's decoding state at one point, to go back to (decode.py makes and loads these)."""
+    """A poem's decoding at one point, to go back to (decode.py saves and loads these)."""
 
     fed: int  # the positions of the poem's rows that stay valid (the KV cache to keep)
-    parts: dict[str, Any]  # what PoemDecode restores: the state, processors, detokeniser, ...
+    state: PoemState
+    detok: Detokenizer
+    processors: list[dict[str, Any]]  # each processor's snapshot, in the chain's order
+    held: str  # the text not shown yet
+    tokens: int  # the tokens kept so far
     worst: float = 0.0  # the line's least likely token, for a try's end
     stop: str | None = None  # the stop reason the try ended the poem with, if it did
 

@@ -9,6 +9,7 @@ line open a new stanza. `feed` asks the processors at each newline whether the p
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -52,6 +53,12 @@ class PoemState:
         if words and not self.line[-1].isspace():
             words.pop()
         return words
+
+    def copy(self) -> PoemState:
+        """A copy that later tokens and text leave as it is (a line's start, to go back to)."""
+        twin = copy.copy(self)
+        twin.history, twin.generated = list(self.history), list(self.generated)
+        return twin
 
     def push(self, token: int) -> None:
         """Record a generated token (never eos: that ends the poem)."""

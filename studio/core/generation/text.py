@@ -51,6 +51,12 @@ class Detokenizer:
         self.prefix = 0
         self.read = 0
 
+    def copy(self) -> Detokenizer:
+        """A copy that later tokens leave as it is."""
+        twin = Detokenizer(self.tokenizer)
+        twin.ids, twin.prefix, twin.read = list(self.ids), self.prefix, self.read
+        return twin
+
     def push(self, token_id: int) -> str:
         """Add a token and return the text it completes (possibly empty)."""
         self.ids.append(token_id)
