@@ -7,7 +7,9 @@ meet: guidance makes the scores from the step's rows, so it comes first; the rep
 form's rules (stanza breaks, syllables, the meter's soft cut, rhyme) mask or rescore what is
 left, the rhyme last since it reads which token would win; co-writing's steering of one line
 (a topic's soft pull before the rhyme, a word to use and a word to rhyme with after it, since
-they read which token would win too) follows; the line limits come last. The draw
+they read which token would win too) follows; then a fixed form's last line is kept from
+ending on a comma where the rules before it leave it nothing but its end; the line limits come
+last. The draw
 (temperature, top-k, top-p) follows the whole list (studio/core/generation/draw.py).
 """
 
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING
 from studio.core.generation.processors import (
     form_breaks,
     guidance,
+    last_line,
     max_lines,
     max_stanzas,
     meter,
@@ -53,6 +56,7 @@ PROCESSORS: list[Builder] = [
     rhyme.build,
     use_word.build,
     rhyme_with.build,
+    last_line.build,
     max_lines.build,
     max_stanzas.build,
 ]
