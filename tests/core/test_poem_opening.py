@@ -114,3 +114,19 @@ def test_the_opening_yields_when_a_rule_leaves_no_capital(poet: Poet) -> None:
 
     assert choose() == capital
     assert choose(NoCapitals(flags)) == tail
+
+
+def test_a_line_written_again_from_the_poems_start_opens_again(poet: Poet) -> None:
+    """Restored to its snapshot from before the first token, the opening masks again."""
+    model = poet.loader.load(poet.model_info("joy"))
+    tokenizer = model.tokenizer
+    flags = first_flags(tokenizer, int(model.exempt.shape[0]))
+    (tail,) = tokenizer.encode("eep", add_special_tokens=False)
+    (capital,) = tokenizer.encode("O", add_special_tokens=False)
+    state = PoemState([model.tokens.bos], model.exempt, model.tokens.eos)
+    opening = PoemOpening(tokenizer, flags)
+    saved = opening.snapshot()
+    opening.observe(state, capital)
+    assert bool(torch.isfinite(opening.rescore(state, torch.zeros(len(flags)), False)[tail]))
+    opening.restore(saved)
+    assert not bool(torch.isfinite(opening.rescore(state, torch.zeros(len(flags)), False)[tail]))
