@@ -229,8 +229,8 @@ def test_a_model_stops_at_the_eos_its_manifest_records(
 ) -> None:
     tokenizer = poet.loader.load(poet.model_info("joy")).tokenizer
     (end,) = tokenizer.encode("~", add_special_tokens=False)
-    scripted(poet, monkeypatch, ["one\n", "two\n", None, "three\n"], PoemTokens(0, end))
-    assert poem(poet, "joy", **GREEDY, min_lines=1) == "one\ntwo\n"
+    scripted(poet, monkeypatch, ["One\n", "two\n", None, "three\n"], PoemTokens(0, end))
+    assert poem(poet, "joy", **GREEDY, min_lines=1) == "One\ntwo\n"
     assert poet.last_stats is not None and poet.last_stats.stop_reason == STOP_EOS
 
 
@@ -259,9 +259,9 @@ def test_poem_tokens_outside_the_vocabulary_are_refused(poet: Poet) -> None:
 
 
 def test_eos_is_suppressed_until_min_lines(poet: Poet, monkeypatch: pytest.MonkeyPatch) -> None:
-    scripted(poet, monkeypatch, ["one\n", None, "two\nthree\n", None, "four\n"])
+    scripted(poet, monkeypatch, ["One\n", None, "two\nthree\n", None, "four\n"])
     text = poem(poet, "joy", **GREEDY, min_lines=3)
-    assert text == "one\nxtwo\nthree\n"
+    assert text == "One\nxtwo\nthree\n"
     assert poet.last_stats is not None and poet.last_stats.stop_reason == STOP_EOS
 
 
@@ -273,9 +273,9 @@ def test_max_lines_counts_the_first_line(poet: Poet, monkeypatch: pytest.MonkeyP
 
 
 def test_blank_lines_limit_stanzas(poet: Poet, monkeypatch: pytest.MonkeyPatch) -> None:
-    scripted(poet, monkeypatch, ["one\ntwo\n\nthree\n\n\nfour\n", None])
+    scripted(poet, monkeypatch, ["One\ntwo\n\nthree\n\n\nfour\n", None])
     text = poem(poet, "joy", **GREEDY, min_lines=0, max_stanzas=2)
-    assert text == "one\ntwo\n\nthree\n"
+    assert text == "One\ntwo\n\nthree\n"
     assert poet.last_stats is not None and poet.last_stats.stop_reason == STOP_MAX_STANZAS
 
 
