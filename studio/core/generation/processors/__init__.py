@@ -3,15 +3,15 @@
 A new constraint is one module with a `build(plan, state) -> Processor | None` function (None:
 not needed for this poem) and one line in `PROCESSORS`. Order matters where masks and rescoring
 meet: guidance makes the scores from the step's rows, so it comes first; the repetition rules
-(the token penalty, the stutter guard's word rules, the n-gram ban) see the guided scores; a poem
-from nothing opens on a capital or an opening quote (the opening) before the form's rules and
-co-writing's steering read what is left; the form's rules (stanza breaks, syllables, the meter's
-soft cut, rhyme) mask or rescore what is left, the rhyme last since it reads which token would
-win; co-writing's steering of one line (a topic's soft pull before the rhyme, a word to use and a
-word to rhyme with after it, since they read which token would win too) follows; then a fixed
-form's last line is kept from ending on a comma where the rules before it leave it nothing but
-its end; the line limits come last. The draw (temperature, top-k, top-p) follows the whole list
-(studio/core/generation/draw.py).
+(the token penalty, the stutter guard's word rules, the n-gram ban, no long run of marks) see
+the guided scores; a poem from nothing opens on a capital or an opening quote (the opening)
+before the form's rules and co-writing's steering read what is left; the form's rules (stanza
+breaks, syllables, the meter's soft cut, rhyme) mask or rescore what is left, the rhyme last
+since it reads which token would win; co-writing's steering of one line (a topic's soft pull
+before the rhyme, a word to use and a word to rhyme with after it, since they read which token
+would win too) follows; then a fixed form's last line is kept from ending on a comma where the
+rules before it leave it nothing but its end; the line limits come last. The draw (temperature,
+top-k, top-p) follows the whole list (studio/core/generation/draw.py).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from studio.core.generation.processors import (
     form_breaks,
     guidance,
     last_line,
+    mark_run,
     max_lines,
     max_stanzas,
     meter,
@@ -50,6 +51,7 @@ PROCESSORS: list[Builder] = [
     repetition.build,
     stutter.build,
     ngram.build,
+    mark_run.build,
     min_lines.build,
     poem_opening.build,
     form_breaks.build,
