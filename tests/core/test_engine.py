@@ -11,8 +11,10 @@ import pytest
 from studio.core.generation import poet as poet_module
 from studio.core.generation.decode import PoemDecode
 from studio.core.generation.poet import Poet
+from studio.core.generation.processors.mark_run import MAX_RUN, mark_flags, tail_run
 from studio.core.generation.settings import SamplingParams
 from studio.core.generation.stats import STOP_MAX_LINES
+from studio.core.generation.text import Detokenizer, clean_output
 from tests.helpers.models import build_guided_adapters
 from trainer.common.home import DataHome
 from trainer.common.textformat import PoemTokens, prompt_ids
@@ -47,6 +49,9 @@ def reference_tokens(poet: Poet, params: SamplingParams) -> list[int]:
     prompt = prompt_ids(model.tokenizer, FIRST_LINE, model.tokens)
     history = prompt[1:]
     generator = torch.Generator().manual_seed(params.seed or 0)
+    # No run of marks: the line's text as the poem shows it, and which tokens are marks.
+    marks, long_runs = (torch.tensor(flags) for flags in mark_flags(model.tokenizer, exempt))
+    detok, line = Detokenizer(model.tokenizer), ""
     cache: Any = None
     ids = torch.tensor([prompt])
     chosen: list[int] = []
@@ -70,6 +75,7 @@ def reference_tokens(poet: Poet, params: SamplingParams) -> list[int]:
                 gram = history[start : start + n]
                 if tuple(gram[:-1]) == tail and not bool(exempt[gram[-1]]):
                     scores[gram[-1]] = float("-inf")
+            scores[marks if tail_run(line) >= MAX_RUN else long_runs] = float("-inf")
             scores[model.tokens.eos] = float("-inf")  # min_lines is never reached here
             values, indices = torch.topk(scores / params.temperature, params.top_k)
             probs = torch.softmax(values, dim=-1)
@@ -77,6 +83,7 @@ def reference_tokens(poet: Poet, params: SamplingParams) -> list[int]:
             token = int(indices[torch.multinomial(probs, 1, generator=generator)])
             chosen.append(token)
             history.append(token)
+            line = (line + clean_output(detok.push(token))).split("\n")[-1]
             ids = torch.tensor([[token]])
     return chosen
 
