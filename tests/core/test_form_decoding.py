@@ -345,6 +345,29 @@ def test_a_forced_rhyme_is_never_the_same_sound_again() -> None:
     assert {texts[i] for i in range(len(texts)) if scores[i] != float("-inf")} == {" light"}
 
 
+def test_no_rhyme_is_forced_inside_a_word_the_model_goes_on_spelling() -> None:
+    texts = [" the", " walk", " night", " light", " delight", " consol", "ation", "\n"]
+    table = TokenTable.from_texts(texts)
+
+    def encode(text: str) -> list[int]:
+        return [texts.index(text)] if text in texts else []
+
+    def offered(form: str, line: str, likeliest: str) -> set[str]:
+        rhyme = RhymeTarget(parse_form(rhyme="AA", syllables=form or None), table, encode)
+        scores = torch.zeros(len(texts))
+        scores[texts.index(likeliest)] = 5.0
+        rescored = rhyme.rescore(SimpleNamespace(text="the night\n" + line), scores, False)  # type: ignore[arg-type]
+        return {texts[i] for i in range(len(texts)) if rescored[i] != float("-inf")}
+
+    # "consol" is a dictionary word, but the model is spelling "consolation": no "consol light".
+    long = "walk" + " walk" * (MAX_WORDS_BEFORE_RHYME - 2) + " consol"
+    assert "ation" in offered("", long, "ation")
+    assert offered("", long, "\n") == {" light", " delight"}  # a whole word: the rhyme is due
+    # The same in a counted line: two syllables left after "consol", but the word goes on.
+    assert "ation" in offered("6", "the the consol", "ation")
+    assert offered("6", "the the consol", " the") == {" delight"}
+
+
 def test_a_forced_rhyme_in_a_metered_line_keeps_the_beat() -> None:
     texts = [" the", " night", " delight", " moonlight", " sunlight", "\n"]
     table = TokenTable.from_texts(texts)

@@ -12,7 +12,9 @@ first line is the model's own: its last word sets the target, so it may not end 
 fewer than MIN_RHYMES rhyming line ends ("window", "fury", "journey" left their partners nothing);
 it writes on instead, and takes such a word by force only at MAX_WORDS_BEFORE_RHYME words. Once
 its rhyme word is whole, such a line closes: one punctuation token at most, then a line or stanza
-break. A preference: relaxed, it yields, and the line misses its rhyme.
+break. A preference: relaxed, it yields, and the line misses its rhyme. No rhyme comes inside a
+word: not after letters that are no word yet, nor after a word the model's likeliest token goes on
+spelling ("consol" + "ation" would have read "a consol heard").
 
 In a metered line (a sonnet's iambs) the forced rhyme word also keeps the beat where it starts
 ("another" cannot end an iambic ten-syllable line; "delight" can), unless no rhyme would.
@@ -265,7 +267,7 @@ class RhymeTarget(Processor):
     def _due(self, position: FormPosition, scores: torch.Tensor) -> tuple[int, int] | None:
         """The syllables the last word may have when it is due now, else None."""
         state = line_state(position.text)
-        if not position.text.strip() or (state.partial and not phonetics.is_known(state.partial)):
+        if not position.text.strip() or self._inside_word(state.partial, scores):
             return None  # nothing written on the line yet, or mid-word
         target = position.line.syllables
         if target is not None:
@@ -295,6 +297,16 @@ class RhymeTarget(Processor):
             return 1, MAX_RHYME_SYLLABLES
         return None
 
+    def _inside_word(self, partial: str, scores: torch.Tensor) -> bool:
+        """Whether the line is inside a word: its last letters are no word yet, or a word that
+        the model's likeliest token goes on spelling ("consol" + "ation"), so that no rhyme
+        comes in the middle of it ("a consol heard")."""
+        if not partial:
+            return False
+        if not phonetics.is_known(partial):
+            return True
+        return self.table.kinds[int(scores.argmax())] is Kind.PIECE
+
     def _unended(self, position: FormPosition, scores: torch.Tensor) -> torch.Tensor:
         """A rhymed line without a syllable count may not end (a break, or the poem's end) until
         it rhymes, or, opening its group, ends on an opener: where a rhyming line would end, its
@@ -310,8 +322,8 @@ class RhymeTarget(Processor):
         """Add RHYME_BONUS to the first tokens of rhyming words after a whole word, from
         MIN_WORDS_BEFORE_RHYME words on; a token so chosen starts the rhyme word (`observe`)."""
         state = line_state(position.text)
-        mid_word = bool(state.partial) and not phonetics.is_known(state.partial)
-        if mid_word or len(phonetics.words_of(position.text)) < MIN_WORDS_BEFORE_RHYME:
+        inside = self._inside_word(state.partial, scores)
+        if inside or len(phonetics.words_of(position.text)) < MIN_WORDS_BEFORE_RHYME:
             return scores
         if position.rhyme_word is None:
             return scores  # a group's first line: any opener may end it, none is pushed
