@@ -205,8 +205,12 @@ class RhymeTarget(Processor):
 
     @functools.lru_cache(maxsize=64)  # noqa: B019 - one processor per poem, a few targets each
     def _slant(self, target: str) -> bool:
-        """Whether `target` takes slant rhymes: no line end rhymes with it perfectly."""
-        return not any(self._rhymes(word, target) for word in self.endings)
+        """Whether `target` takes slant rhymes: no line end rhymes with it perfectly, but for
+        echoes ("bridge" has only "ridge")."""
+        return not any(
+            self._rhymes(word, target) and not phonetics.echoes(word, target)
+            for word in self.endings
+        )
 
     def _answers(self, word: str, target: str) -> bool:
         """Whether `word` rhymes with `target` (slant where it has no perfect rhyme), and is not
@@ -277,10 +281,7 @@ class RhymeTarget(Processor):
             if span[0] > span[1]:  # not yet: keep room for the shortest rhyme after this word
                 return self._leave_room(position.rhyme_word, span[1], scores)
             beats = meter_positions(position.text, self.cycle) if self.cycle and not free else None
-            if beats:
-                self.trie = self._trie(position.rhyme_word, *span, self.used, beats)
-            else:  # (co-writing's RhymeWith overrides `_trie` without beats)
-                self.trie = self._trie(position.rhyme_word, *span, self.used)
+            self.trie = self._trie(position.rhyme_word, *span, self.used, beats or frozenset())
             if not self.trie:
                 return scores  # no word fits: the line misses its rhyme
             allowed, can_end = self.trie.step([])
