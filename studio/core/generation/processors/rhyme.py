@@ -364,8 +364,9 @@ class RhymeTarget(Processor):
         target = position.rhyme_word
         if target is not None and self._trie(target, 1, MAX_RHYME_SYLLABLES, self.used):
             ends = ends | self._stops.to(scores.device)
-        if len(words) >= MAX_WORDS_BEFORE_RHYME and not line_state(position.text).partial:
-            ends = ends | ~self._word_starts.to(scores.device)  # a word before the forced rhyme
+        if len(words) >= MIN_WORDS_BEFORE_RHYME and not line_state(position.text).partial:
+            # After punctuation a word comes before the rhyme, never a run of marks (" - - -").
+            ends = ends | ~self._word_starts.to(scores.device)
         return scores.masked_fill(ends, float("-inf"))
 
     @functools.cached_property
