@@ -373,7 +373,8 @@ def test_no_rhyme_is_forced_inside_a_word_the_model_goes_on_spelling() -> None:
 
 
 def _punctuated() -> tuple[list[str], RhymeTarget]:
-    texts = [" walk", " the", " night", " light", " bright", ",", ".", ";", "--", "\n"]
+    texts = [" walk", " the", " night", " light", " bright", ",", ".", ";", "--", "-", "peak"]
+    texts += ["\n"]
     table = TokenTable.from_texts(texts)
 
     def encode(text: str) -> list[int]:
@@ -395,10 +396,11 @@ def test_a_rhyme_never_comes_right_after_punctuation_nor_after_a_stop() -> None:
     after_comma = offered("walk the walk the walk,", "\n")
     # A word comes next: no sentence closes before the rhyme word, which would read tacked on
     # after it, and no run of marks stands in for the line's end (", - - -").
-    assert after_comma == {" walk", " the", " night", " light", " bright"}
+    assert after_comma == {" walk", " the", " night", " light", " bright", "peak"}
+    assert "peak" in offered("walk the walk the mountain-", "\n")  # a hyphened word goes on
     # At the most words, right after punctuation, a word comes first; after it, the rhyme.
     long = "walk" + " walk" * (MAX_WORDS_BEFORE_RHYME - 1)
-    assert offered(long + ",", "\n") == {" walk", " the", " night", " light", " bright"}
+    assert offered(long + ",", "\n") == {" walk", " the", " night", " light", " bright", "peak"}
     assert offered(long + ", walk", "\n") == {" light", " bright"}
 
 

@@ -365,8 +365,9 @@ class RhymeTarget(Processor):
         if target is not None and self._trie(target, 1, MAX_RHYME_SYLLABLES, self.used):
             ends = ends | self._stops.to(scores.device)
         if len(words) >= MIN_WORDS_BEFORE_RHYME and not line_state(position.text).partial:
-            # After punctuation a word comes before the rhyme, never a run of marks (" - - -").
-            ends = ends | ~self._word_starts.to(scores.device)
+            # After punctuation a word comes before the rhyme, never a run of marks (" - - -");
+            # letters straight after a hyphen or apostrophe go on a word ("mountain-peak").
+            ends = ends | ~kinds_mask(self.table, (Kind.WORD, Kind.PIECE), scores.device)
         return scores.masked_fill(ends, float("-inf"))
 
     @functools.cached_property
