@@ -366,8 +366,11 @@ class RhymeTarget(Processor):
             ends = ends | self._stops.to(scores.device)
         if len(words) >= MIN_WORDS_BEFORE_RHYME and not line_state(position.text).partial:
             # After punctuation a word comes before the rhyme, never a run of marks (" - - -");
-            # letters straight after a hyphen or apostrophe go on a word ("mountain-peak").
-            ends = ends | ~kinds_mask(self.table, (Kind.WORD, Kind.PIECE), scores.device)
+            # letters straight after a hyphen or apostrophe go on a word ("mountain-peak"), but
+            # not after other marks ("woe.delivery").
+            joined = position.text[-2:-1].isalpha() and position.text[-1:] in "-'\u2019"
+            kinds = (Kind.WORD, Kind.PIECE) if joined else (Kind.WORD,)
+            ends = ends | ~kinds_mask(self.table, kinds, scores.device)
         return scores.masked_fill(ends, float("-inf"))
 
     @functools.cached_property
