@@ -13,6 +13,7 @@ import torch
 
 from studio.core.formtokens import TokenTable
 from studio.core.generation.poet import Poet
+from studio.core.generation.processors import rhyme as rhyme_module
 from studio.core.generation.processors.rhyme import (
     MAX_WORDS_BEFORE_RHYME,
     MIN_WORDS_BEFORE_RHYME,
@@ -252,7 +253,10 @@ def test_a_typed_line_end_without_a_perfect_rhyme_takes_a_slant_rhyme() -> None:
     assert all(phonetics.slant_rhymes(word.strip(), "window") for word in offered)
 
 
-def test_rhyme_word_starts_get_a_bonus_only_from_the_minimum_words_on() -> None:
+def test_rhyme_word_starts_get_a_bonus_only_from_the_minimum_words_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(rhyme_module, "FIT_RANK", 0)  # in so small a vocabulary every rhyme fits
     rhyme = rhyme_target("AA")
     line = "the grey sea\n" + " walk" * (MIN_WORDS_BEFORE_RHYME - 1)
     early = rhyme.rescore(SimpleNamespace(text=line), taste(), relaxed=False)  # type: ignore[arg-type]
@@ -343,6 +347,77 @@ def test_a_forced_rhyme_is_never_the_same_sound_again() -> None:
     state = SimpleNamespace(text="the night\n" + " walk" * MAX_WORDS_BEFORE_RHYME)
     scores = rhyme.rescore(state, torch.zeros(len(texts)), relaxed=False)  # type: ignore[arg-type]
     assert {texts[i] for i in range(len(texts)) if scores[i] != float("-inf")} == {" light"}
+
+
+def test_no_rhyme_is_forced_inside_a_word_the_model_goes_on_spelling() -> None:
+    texts = [" the", " walk", " night", " light", " delight", " consol", "ation", "\n"]
+    table = TokenTable.from_texts(texts)
+
+    def encode(text: str) -> list[int]:
+        return [texts.index(text)] if text in texts else []
+
+    def offered(form: str, line: str, likeliest: str) -> set[str]:
+        rhyme = RhymeTarget(parse_form(rhyme="AA", syllables=form or None), table, encode)
+        scores = torch.zeros(len(texts))
+        scores[texts.index(likeliest)] = 5.0
+        rescored = rhyme.rescore(SimpleNamespace(text="the night\n" + line), scores, False)  # type: ignore[arg-type]
+        return {texts[i] for i in range(len(texts)) if rescored[i] != float("-inf")}
+
+    # "consol" is a dictionary word, but the model is spelling "consolation": no "consol light".
+    long = "walk" + " walk" * (MAX_WORDS_BEFORE_RHYME - 2) + " consol"
+    assert "ation" in offered("", long, "ation")
+    assert offered("", long, "\n") == {" light", " delight"}  # a whole word: the rhyme is due
+    # The same in a counted line: two syllables left after "consol", but the word goes on.
+    assert "ation" in offered("6", "the the consol", "ation")
+    assert offered("6", "the the consol", " the") == {" delight"}
+
+
+def _punctuated() -> tuple[list[str], RhymeTarget]:
+    texts = [" walk", " the", " night", " light", " bright", ",", ".", ";", "--", "-", "peak"]
+    texts += ["\n"]
+    table = TokenTable.from_texts(texts)
+
+    def encode(text: str) -> list[int]:
+        return [texts.index(text)] if text in texts else []
+
+    return texts, RhymeTarget(parse_form(rhyme="AA"), table, encode)
+
+
+def test_a_rhyme_never_comes_right_after_punctuation_nor_after_a_stop() -> None:
+    texts, rhyme = _punctuated()
+
+    def offered(line: str, likeliest: str) -> set[str]:
+        scores = torch.zeros(len(texts))
+        scores[texts.index(likeliest)] = 5.0
+        rescored = rhyme.rescore(SimpleNamespace(text="the night\n" + line), scores, False)  # type: ignore[arg-type]
+        return {texts[i] for i in range(len(texts)) if rescored[i] != float("-inf")}
+
+    # The model would end the line after a comma: no rhyme tacked on ("heard, high"), it writes on.
+    after_comma = offered("walk the walk the walk,", "\n")
+    # A word comes next: no sentence closes before the rhyme word, which would read tacked on
+    # after it, and no run of marks stands in for the line's end (", - - -").
+    assert after_comma == {" walk", " the", " night", " light", " bright"}  # not ",peak"
+    assert "peak" in offered("walk the walk the mountain-", "\n")  # a hyphened word goes on
+    # At the most words, right after punctuation, a word comes first; after it, the rhyme.
+    long = "walk" + " walk" * (MAX_WORDS_BEFORE_RHYME - 1)
+    assert offered(long + ",", "\n") == {" walk", " the", " night", " light", " bright"}
+    assert offered(long + ", walk", "\n") == {" light", " bright"}
+
+
+def test_a_rhyme_comes_where_the_model_ranks_it_high(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rhyme_module, "FIT_RANK", 1)
+    texts, rhyme = _punctuated()
+    line = SimpleNamespace(text="the night\n" + "walk" + " walk" * (MIN_WORDS_BEFORE_RHYME - 1))
+    scores = torch.zeros(len(texts))
+    scores[texts.index(" bright")] = 2.0  # the model's favourite: the rhyme comes here
+    rescored = rhyme.rescore(line, scores, False)  # type: ignore[arg-type]
+    assert {texts[i] for i in range(len(texts)) if rescored[i] != float("-inf")} == {
+        " light",
+        " bright",
+    }
+    scores[texts.index(" walk")] = 3.0  # a rhyme second best: the line goes on
+    rescored = rhyme.rescore(line, scores, False)  # type: ignore[arg-type]
+    assert rescored[texts.index(" walk")] != float("-inf")
 
 
 def test_a_forced_rhyme_in_a_metered_line_keeps_the_beat() -> None:

@@ -214,3 +214,38 @@ def test_a_line_ending_in_a_letter_outside_the_dictionary_is_not_cut_by_the_word
     scores = torch.zeros(tiny_model.exempt.shape[0])
     rescored = use.rescore(_Line(line), scores, False)  # type: ignore[arg-type]
     assert _allowed(rescored) - set(use.mid.step([])[0]), "the word is not forced mid-word"
+
+
+def _rhyme_with(word: str, texts: list[str]) -> Any:
+    """`RhymeWith` over a vocabulary of `texts`, and what it allows after a line."""
+    import torch
+
+    from studio.core.formtokens import TokenTable
+    from studio.core.generation.processors.rhyme import MAX_WORDS_BEFORE_RHYME
+
+    def encode(text: str) -> list[int]:
+        return [texts.index(text)] if text in texts else []
+
+    rhyme = RhymeWith(word, None, TokenTable.from_texts(texts), encode)
+
+    def allowed(line: str = "walk" + " walk" * (MAX_WORDS_BEFORE_RHYME - 1)) -> set[str]:
+        scores = torch.zeros(len(texts))
+        scores[texts.index("\n")] = 5.0  # the model would end the line
+        rescored = rhyme.rescore(_Line(line), scores, False)  # type: ignore[arg-type]
+        return {texts[i] for i in range(len(texts)) if rescored[i] != float("-inf")}
+
+    return allowed
+
+
+def test_a_word_to_rhyme_with_takes_no_echo_and_a_slant_rhyme_where_none_is_perfect() -> None:
+    assert _rhyme_with("night", [" walk", " knight", " light", "\n"])() == {" light"}
+    assert _rhyme_with("window", [" walk", " sing", " ring", "\n"])() == {" sing", " ring"}
+    # "bridge" has only an echo ("ridge"): a slant rhyme, rather than none.
+    echoed = _rhyme_with("bridge", [" walk", " ridge", " bridge", " sing", " ring", "\n"])
+    assert echoed() == {" sing", " ring"}
+
+
+def test_a_function_word_that_rhymes_does_not_end_a_line_rhyming_with_a_word() -> None:
+    allowed = _rhyme_with("sea", [" walk", " the", " free", " we", "\n"])
+    assert phonetics.rhymes("the", "sea")
+    assert allowed("walk walk walk walk the") == {" free", " we"}

@@ -6,19 +6,27 @@ tokenizer's own spelling of it (studio/core/formtokens.py's `RhymeTrie`), until 
 The last word is due when the syllables left fit one word of at most MAX_RHYME_SYLLABLES (a line
 with a syllable count). A line without one is steered softly: from MIN_WORDS_BEFORE_RHYME words
 on, the first tokens of rhyming words get RHYME_BONUS at each word start, so the model may take a
-rhyme where it fits; such a line may not end unrhymed, and the rhyme is forced only as a last
-resort (the model would end the line, or it has MAX_WORDS_BEFORE_RHYME words). There a group's
+rhyme where it fits; it comes for certain at the first word start where the model ranks one among
+its FIT_RANK likeliest tokens (a bound that widens with each word), so that it stands where it
+fits; such a line may not end unrhymed, nor close a sentence before its rhyme (". ; : ! ?" and
+dashes), and the rhyme is forced only as a last resort (the model would end the line, or it has
+MAX_WORDS_BEFORE_RHYME words), and never right after punctuation, where it would read tacked on
+("never heard. high"): the line writes on to a word first. There a group's
 first line is the model's own: its last word sets the target, so it may not end on a word with
 fewer than MIN_RHYMES rhyming line ends ("window", "fury", "journey" left their partners nothing);
 it writes on instead, and takes such a word by force only at MAX_WORDS_BEFORE_RHYME words. Once
 its rhyme word is whole, such a line closes: one punctuation token at most, then a line or stanza
-break. A preference: relaxed, it yields, and the line misses its rhyme.
+break. A preference: relaxed, it yields, and the line misses its rhyme. No rhyme comes inside a
+word: not after letters that are no word yet, nor after a word the model's likeliest token goes on
+spelling ("consol" + "ation" would have read "a consol heard").
 
 In a metered line (a sonnet's iambs) the forced rhyme word also keeps the beat where it starts
 ("another" cannot end an iambic ten-syllable line; "delight" can), unless no rhyme would.
 
 A target with no perfect rhyme among the line ends (a typed first line ending "window") takes a
-slant rhyme (phonetics.slant_rhymes: "window / widow") rather than none.
+slant rhyme (phonetics.slant_rhymes: "window / widow") rather than none; no rhyme is the same
+sound again ("night / knight"), and no line ends, rhymed by the model or forced, on a function
+word or one that leaves its phrase open ("the", "they", "upon").
 
 Where the rhyme may come from: only words that English verse really ends its lines on
 (trainer/common/lineends.py: dictionary words ending at least 50 lines of the training corpus),
@@ -46,7 +54,14 @@ from studio.core.formtokens import (
     vocabulary_words,
 )
 from studio.core.generation.processors.base import Processor
-from studio.core.generation.vocabulary import encoder, ids_mask, kinds_mask, token_table
+from studio.core.generation.processors.use_word import break_flags, rank_of_best
+from studio.core.generation.vocabulary import (
+    encoder,
+    ids_mask,
+    kinds_mask,
+    mask_tensor,
+    token_table,
+)
 from trainer.common import phonetics
 from trainer.common.form import METERS, Form
 from trainer.common.lineends import line_ends
@@ -65,6 +80,14 @@ MIN_WORDS_BEFORE_RHYME = 4
 RHYME_BONUS = 3.0
 # and takes one by force once it has this many, or would end unrhymed.
 MAX_WORDS_BEFORE_RHYME = 10
+# Before that, a rhyme comes at the first word start where one ranks among the model's FIT_RANK
+# likeliest tokens, a bound FIT_GROWTH times wider for each word past MIN_WORDS_BEFORE_RHYME, so
+# that it stands where it fits rather than where the line would have ended.
+FIT_RANK = 25
+FIT_GROWTH = 2.0
+# Marks that close a sentence or break it off: none before the rhyme word, which would read
+# tacked on after them ("never heard. high").
+STOPS = (".", "!", "?", ";", ":", "--", "\u2014", "\u2013")
 # A group's first line ends on a word that shares its rhyming part with at least this many line
 # ends, itself included (93% of the corpus's line ends; 2 let "roofs / hoofs" and "fury / jury").
 MIN_RHYMES = 3
@@ -79,7 +102,10 @@ RHYME_SHARPEN = 2.0
 # Short words a line may end on; other one- and two-letter "words" in the dictionary are mostly
 # fragments and abbreviations ("re", "ag"). Function words make weak rhymes that end nothing.
 _SHORT_ENDINGS = frozenset({"me", "be", "he", "we", "go", "so", "no", "do", "my", "by", "lo", "oh"})
-_NO_ENDINGS = frozenset({"the", "and", "for", "but", "nor", "its", "his", "her", "our", "than"})
+_NO_ENDINGS = frozenset(
+    {"the", "and", "for", "but", "nor", "its", "his", "her", "our", "than"}
+    | {"they", "has", "was", "is", "are", "who", "whom", "which", "that"}  # "because they"
+)
 
 
 class RhymeTarget(Processor):
@@ -139,13 +165,7 @@ class RhymeTarget(Processor):
     @functools.cached_property
     def endings(self) -> list[str]:
         """The words a line may end on: real words, not function words, that have a rhyme."""
-        usable = [
-            word
-            for word in self.words
-            if (len(word) > 2 or word in _SHORT_ENDINGS)
-            and word not in _NO_ENDINGS
-            and word not in DANGLING  # "with", "upon": a line would end mid-phrase
-        ]
+        usable = [word for word in self.words if _real_ending(word)]
         sounds: dict[str, set[str]] = {}
         for word in usable:
             for part in phonetics.rhyme_parts(word):
@@ -168,10 +188,38 @@ class RhymeTarget(Processor):
             if any(sounds[part] >= MIN_RHYMES for part in phonetics.rhyme_parts(word))
         )
 
-    def _ends_well(self, word: str, target: str | None) -> bool:
-        """Whether a line may end on `word`: it rhymes with `target`, or, for a group's first
-        line, it is an opener."""
-        return phonetics.rhymes(word, target) if target is not None else word in self.openers
+    def _ends_well(self, line: str, target: str | None) -> bool:
+        """Whether `line` may end where it stands: its last word answers `target` (`_answers`),
+        or, for a group's first line, is an opener; never a function word or a word that leaves
+        its phrase open ("the", "upon")."""
+        words = phonetics.words_of(line)
+        if not words:
+            return False
+        if target is None:
+            return words[-1] in self.openers
+        return _real_ending(words[-1]) and self._answers(words[-1], target)
+
+    def _rhymes(self, word: str, target: str) -> bool:
+        """Whether `word` rhymes perfectly with `target`."""
+        return phonetics.rhymes(word, target)
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019 - one processor per poem, a few targets each
+    def _slant(self, target: str) -> bool:
+        """Whether `target` takes slant rhymes: no line end rhymes with it perfectly, but for
+        echoes ("bridge" has only "ridge")."""
+        return not any(
+            self._rhymes(word, target) and not phonetics.echoes(word, target)
+            for word in self.endings
+        )
+
+    def _answers(self, word: str, target: str) -> bool:
+        """Whether `word` rhymes with `target` (slant where it has no perfect rhyme), and is not
+        the same sound again ("night / knight")."""
+        if phonetics.echoes(word, target):
+            return False
+        if self._rhymes(word, target):
+            return True
+        return self._slant(target) and phonetics.slant_rhymes(word, target)
 
     @functools.lru_cache(maxsize=64)  # noqa: B019 - one processor per poem, a few targets each
     def _trie(
@@ -209,11 +257,7 @@ class RhymeTarget(Processor):
         if target is None:
             fits = [w for w in sized if w in self.openers and not phonetics.rhyme_parts(w) & sounds]
         else:
-            fits = [
-                w for w in sized if phonetics.rhymes(w, target) and not phonetics.echoes(w, target)
-            ]
-            if not fits and not any(phonetics.rhymes(w, target) for w in self.endings):
-                fits = [w for w in sized if phonetics.slant_rhymes(w, target)]
+            fits = [w for w in sized if self._answers(w, target)]
         return tuple(fits)
 
     def rescore(self, state: PoemState, scores: torch.Tensor, relaxed: bool) -> torch.Tensor:
@@ -237,10 +281,7 @@ class RhymeTarget(Processor):
             if span[0] > span[1]:  # not yet: keep room for the shortest rhyme after this word
                 return self._leave_room(position.rhyme_word, span[1], scores)
             beats = meter_positions(position.text, self.cycle) if self.cycle and not free else None
-            if beats:
-                self.trie = self._trie(position.rhyme_word, *span, self.used, beats)
-            else:  # (co-writing's RhymeWith overrides `_trie` without beats)
-                self.trie = self._trie(position.rhyme_word, *span, self.used)
+            self.trie = self._trie(position.rhyme_word, *span, self.used, beats or frozenset())
             if not self.trie:
                 return scores  # no word fits: the line misses its rhyme
             allowed, can_end = self.trie.step([])
@@ -265,7 +306,7 @@ class RhymeTarget(Processor):
     def _due(self, position: FormPosition, scores: torch.Tensor) -> tuple[int, int] | None:
         """The syllables the last word may have when it is due now, else None."""
         state = line_state(position.text)
-        if not position.text.strip() or (state.partial and not phonetics.is_known(state.partial)):
+        if not position.text.strip() or self._inside_word(state.partial, scores):
             return None  # nothing written on the line yet, or mid-word
         target = position.line.syllables
         if target is not None:
@@ -283,17 +324,33 @@ class RhymeTarget(Processor):
                 return (high + 1, high)  # not due: an empty span carrying the room left
             return low, high
         words = phonetics.words_of(position.text)
-        if words and self._ends_well(words[-1], position.rhyme_word):
+        if self._ends_well(position.text, position.rhyme_word):
             return None  # the model found a rhyme (or, opening a group, a rhymable word) itself
+        if not state.partial:
+            return None  # right after punctuation a rhyme reads tacked on ("heard. high")
         if len(words) >= MAX_WORDS_BEFORE_RHYME:
             return 1, MAX_RHYME_SYLLABLES
-        if position.rhyme_word is None:
+        if position.rhyme_word is None or len(words) < MIN_WORDS_BEFORE_RHYME:
             return None  # a group's first line writes on to a rhymable word of its own
         ends = kinds_mask(self.table, (Kind.NEWLINE, Kind.STANZA, Kind.SPECIAL), scores.device)
-        would_end = bool(ends[int(scores.argmax())])  # a break, or the end of the poem
-        if len(words) >= MIN_WORDS_BEFORE_RHYME and would_end:
+        if bool(ends[int(scores.argmax())]):  # a break, or the end of the poem
             return 1, MAX_RHYME_SYLLABLES
+        starts, _ = self._trie(position.rhyme_word, 1, MAX_RHYME_SYLLABLES, self.used).step([])
+        if starts:
+            fit = FIT_RANK * FIT_GROWTH ** (len(words) - MIN_WORDS_BEFORE_RHYME)
+            if rank_of_best(scores, ids_mask(starts, scores.shape[0], scores.device)) < fit:
+                return 1, MAX_RHYME_SYLLABLES  # a rhyme the model likes: it comes where it fits
         return None
+
+    def _inside_word(self, partial: str, scores: torch.Tensor) -> bool:
+        """Whether the line is inside a word: its last letters are no word yet, or a word that
+        the model's likeliest token goes on spelling ("consol" + "ation"), so that no rhyme
+        comes in the middle of it ("a consol heard")."""
+        if not partial:
+            return False
+        if not phonetics.is_known(partial):
+            return True
+        return self.table.kinds[int(scores.argmax())] is Kind.PIECE
 
     def _unended(self, position: FormPosition, scores: torch.Tensor) -> torch.Tensor:
         """A rhymed line without a syllable count may not end (a break, or the poem's end) until
@@ -301,17 +358,35 @@ class RhymeTarget(Processor):
         rhyme is forced (`_due`), and a line of fewer words writes on rather than slip out
         unrhymed."""
         words = phonetics.words_of(position.text)
-        if words and self._ends_well(words[-1], position.rhyme_word):
+        if self._ends_well(position.text, position.rhyme_word):
             return scores
-        ends = kinds_mask(self.table, (Kind.NEWLINE, Kind.STANZA, Kind.SPECIAL), scores.device)
+        ends = mask_tensor(break_flags(self.table), scores.device)  # any token holding a break
+        target = position.rhyme_word
+        if target is not None and self._trie(target, 1, MAX_RHYME_SYLLABLES, self.used):
+            ends = ends | self._stops.to(scores.device)
+        if len(words) >= MIN_WORDS_BEFORE_RHYME and not line_state(position.text).partial:
+            # After punctuation a word comes before the rhyme, never a run of marks (" - - -");
+            # letters straight after a hyphen or apostrophe go on a word ("mountain-peak"), but
+            # not after other marks ("woe.delivery").
+            joined = position.text[-2:-1].isalpha() and position.text[-1:] in "-'\u2019"
+            kinds = (Kind.WORD, Kind.PIECE) if joined else (Kind.WORD,)
+            ends = ends | ~kinds_mask(self.table, kinds, scores.device)
         return scores.masked_fill(ends, float("-inf"))
+
+    @functools.cached_property
+    def _stops(self) -> torch.Tensor:
+        """Tokens that close a sentence or break it off (". ; : ! ?" and dashes)."""
+        import torch
+
+        return torch.tensor([any(m in t for m in STOPS) for t in self.table.texts])
 
     def _boost(self, position: FormPosition, scores: torch.Tensor) -> torch.Tensor:
         """Add RHYME_BONUS to the first tokens of rhyming words after a whole word, from
         MIN_WORDS_BEFORE_RHYME words on; a token so chosen starts the rhyme word (`observe`)."""
         state = line_state(position.text)
-        mid_word = bool(state.partial) and not phonetics.is_known(state.partial)
-        if mid_word or len(phonetics.words_of(position.text)) < MIN_WORDS_BEFORE_RHYME:
+        # Only right after a whole word: after punctuation a rhyme reads tacked on ("heard. high").
+        after_word = bool(state.partial) and not self._inside_word(state.partial, scores)
+        if not after_word or len(phonetics.words_of(position.text)) < MIN_WORDS_BEFORE_RHYME:
             return scores
         if position.rhyme_word is None:
             return scores  # a group's first line: any opener may end it, none is pushed
@@ -368,6 +443,16 @@ class RhymeTarget(Processor):
         if self.spelling is not None and self.could_end and self.table.kinds[token] is Kind.PUNCT:
             self.closed_at = state.text.count("\n")  # the model ended the whole rhyme word
         self.spelling = None
+
+
+def _real_ending(word: str) -> bool:
+    """Whether a line may end on `word`: not a fragment or abbreviation ("re", "ag"), not a
+    function word, not a word that leaves its phrase open ("with", "upon")."""
+    return (
+        (len(word) > 2 or word in _SHORT_ENDINGS)
+        and word not in _NO_ENDINGS
+        and word not in DANGLING
+    )
 
 
 def _line_ends(text: str) -> frozenset[str]:
