@@ -5,7 +5,8 @@ value and gives each kept line's least likely token under the emotion model (its
 before any processor: the figure line_tries.py judges a line by). With `--lines`, every line is
 printed beside that figure, least likely first, to read where the threshold falls; the summary
 gives, per tries value, the lines whose least likely token is below line_tries.FORCED_LOGPROB,
-the lines written again and the tokens discarded.
+the lines whose last word comes straight after punctuation ("never heard. high,"), the lines
+written again and the tokens discarded.
 
 Run:  PYTHONPATH=. .venv/bin/python benchmarks/bench_line_tries.py --home DATA_HOME
       [--emotions sadness joy anger] [--form quatrain] [--n 10] [--line-tries 1 3] [--lines]
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,9 @@ from studio.core.generation.decode import PoemDecode  # noqa: E402
 from studio.core.generation.poet import Poet  # noqa: E402
 from studio.core.generation.settings import SamplingParams  # noqa: E402
 from trainer.common.home import DataHome  # noqa: E402
+
+# A line whose last word follows a mark inside the line: "rage; good," or "heard. high".
+TACKED = re.compile(r"[^\w\s'-]\s*[\w']+\W*$")
 
 
 class LineRecorder:
@@ -103,6 +108,7 @@ def main() -> None:
         report[f"tries={tries}"] = {
             "lines": len(kept),
             "forced_lines": len(forced),
+            "last_word_after_punctuation": sum(bool(TACKED.search(line)) for _, line in kept),
             "lines_written_again": rewritten,
             "tokens_discarded": discarded,
         }
