@@ -6,7 +6,6 @@ import json
 import os
 import threading
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -22,7 +21,12 @@ from studio.core.generation.stats import (
 )
 from studio.core.generation.text import clean_first_line, clean_output
 from studio.core.loader import LoadedModel
-from tests.helpers.models import build_tiny_lora, cancelled_at_third_token, pinned_poet
+from tests.helpers.models import (
+    ScriptedLM,
+    build_tiny_lora,
+    cancelled_at_third_token,
+    pinned_poet,
+)
 from trainer.common.errors import PoetstudioError
 from trainer.common.home import DataHome
 from trainer.common.textformat import PoemTokens, prompt_ids
@@ -172,25 +176,6 @@ def test_max_tokens_and_stats(poet: Poet) -> None:
 
 def stats_base(poet: Poet) -> str:
     return poet.model_info("sadness").base_spec
-
-
-class ScriptedLM:
-    """A stand-in language model that makes greedy decoding follow a script of token ids."""
-
-    def __init__(self, script: list[int], fallback: int, vocab: int) -> None:
-        self.script = script
-        self.fallback = fallback
-        self.vocab = vocab
-        self.calls = 0
-
-    def __call__(self, input_ids: Any, cache: Any, use_cache: bool, logits_to_keep: int) -> Any:
-        import torch
-
-        logits = torch.zeros(1, 1, self.vocab)
-        logits[0, 0, self.fallback] = 50.0
-        logits[0, 0, self.script[min(self.calls, len(self.script) - 1)]] = 100.0
-        self.calls += 1
-        return SimpleNamespace(logits=logits, cache=cache)
 
 
 def scripted(

@@ -3,7 +3,6 @@ is the writer's; when a rule leaves no such opening the preference yields and th
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -17,27 +16,11 @@ from studio.core.generation.processors.poem_opening import PoemOpening, first_fl
 from studio.core.generation.settings import SamplingParams
 from studio.core.generation.state import PoemState
 from studio.core.loader import LoadedModel
+from tests.helpers.models import ScriptedLM
 
 pytestmark = pytest.mark.numerics
 
 GREEDY: dict[str, Any] = {"temperature": 0.0, "repetition_penalty": 1.0, "no_repeat_ngram_size": 0}
-
-
-class ScriptedLM:
-    """Greedy decoding follows `script` (token ids, one per call); `runner_up` is second best."""
-
-    def __init__(self, script: list[int], runner_up: int, vocab: int) -> None:
-        self.script = script
-        self.runner_up = runner_up
-        self.vocab = vocab
-        self.calls = 0
-
-    def __call__(self, input_ids: Any, cache: Any, use_cache: bool, logits_to_keep: int) -> Any:
-        logits = torch.zeros(1, 1, self.vocab)
-        logits[0, 0, self.runner_up] = 50.0
-        logits[0, 0, self.script[min(self.calls, len(self.script) - 1)]] = 100.0
-        self.calls += 1
-        return SimpleNamespace(logits=logits, cache=cache)
 
 
 def scripted(poet: Poet, monkeypatch: pytest.MonkeyPatch, text: str, runner_up: str) -> LoadedModel:
@@ -97,19 +80,24 @@ class NoCapitals(Processor):
         return scores.masked_fill(self.banned, float("-inf"))
 
 
-def test_the_opening_yields_when_a_rule_leaves_no_capital(poet: Poet) -> None:
+def joy_opening(poet: Poet) -> tuple[LoadedModel, tuple[bool, ...], int, int]:
+    """The joy model, its opening flags, and the ids of a word's tail ("eep") and a capital."""
     model = poet.loader.load(poet.model_info("joy"))
-    tokenizer = model.tokenizer
-    flags = first_flags(tokenizer, int(model.exempt.shape[0]))
-    (tail,) = tokenizer.encode("eep", add_special_tokens=False)
-    (capital,) = tokenizer.encode("O", add_special_tokens=False)
+    flags = first_flags(model.tokenizer, int(model.exempt.shape[0]))
+    (tail,) = model.tokenizer.encode("eep", add_special_tokens=False)
+    (capital,) = model.tokenizer.encode("O", add_special_tokens=False)
+    return model, flags, tail, capital
+
+
+def test_the_opening_yields_when_a_rule_leaves_no_capital(poet: Poet) -> None:
+    model, flags, tail, capital = joy_opening(poet)
     rows = torch.zeros(1, len(flags))
     rows[0, tail], rows[0, capital] = 9.0, 1.0
     draw = SamplingParams(**GREEDY)
 
     def choose(*rules: Processor) -> int:
         state = PoemState([model.tokens.bos], model.exempt, model.tokens.eos)
-        opening = PoemOpening(tokenizer, flags)
+        opening = PoemOpening(model.tokenizer, flags)
         return Chain([*rules, opening], Draw(draw, 0, torch.device("cpu"))).choose(state, rows)
 
     assert choose() == capital
@@ -118,13 +106,9 @@ def test_the_opening_yields_when_a_rule_leaves_no_capital(poet: Poet) -> None:
 
 def test_a_line_written_again_from_the_poems_start_opens_again(poet: Poet) -> None:
     """Restored to its snapshot from before the first token, the opening masks again."""
-    model = poet.loader.load(poet.model_info("joy"))
-    tokenizer = model.tokenizer
-    flags = first_flags(tokenizer, int(model.exempt.shape[0]))
-    (tail,) = tokenizer.encode("eep", add_special_tokens=False)
-    (capital,) = tokenizer.encode("O", add_special_tokens=False)
+    model, flags, tail, capital = joy_opening(poet)
     state = PoemState([model.tokens.bos], model.exempt, model.tokens.eos)
-    opening = PoemOpening(tokenizer, flags)
+    opening = PoemOpening(model.tokenizer, flags)
     saved = opening.snapshot()
     opening.observe(state, capital)
     assert bool(torch.isfinite(opening.rescore(state, torch.zeros(len(flags)), False)[tail]))

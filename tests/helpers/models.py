@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from peft import LoraConfig
@@ -152,3 +153,23 @@ def cancelled_at_third_token(
             tokens_at_cancel = stats.tokens
             cancel.set()
     return poet.last_stats, tokens_at_cancel
+
+
+class ScriptedLM:
+    """A stand-in language model that makes greedy decoding follow a script of token ids (one
+    per call, the last repeated), with `runner_up` ranked second at every step."""
+
+    def __init__(self, script: list[int], runner_up: int, vocab: int) -> None:
+        self.script = script
+        self.runner_up = runner_up
+        self.vocab = vocab
+        self.calls = 0
+
+    def __call__(self, input_ids: Any, cache: Any, use_cache: bool, logits_to_keep: int) -> Any:
+        import torch
+
+        logits = torch.zeros(1, 1, self.vocab)
+        logits[0, 0, self.runner_up] = 50.0
+        logits[0, 0, self.script[min(self.calls, len(self.script) - 1)]] = 100.0
+        self.calls += 1
+        return SimpleNamespace(logits=logits, cache=cache)
