@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 
 # (tokenizer id, vocabulary size) -> (the tokenizer, kept so that its id is never reused; table)
 _TABLES: dict[tuple[int, int], tuple[Any, TokenTable]] = {}
-# (id of a mask's flags, device) -> (the flags, kept alive; the tensor)
-_MASKS: dict[tuple[int, str], tuple[Sequence[bool], torch.Tensor]] = {}
+# (id of per-token values, device, dtype) -> (the values, kept alive; the tensor)
+_TENSORS: dict[tuple[int, str, str], tuple[Sequence[Any], torch.Tensor]] = {}
 
 
 def token_table(model: Model) -> TokenTable:
@@ -35,12 +35,23 @@ def encoder(model: Model) -> Any:
 
 def mask_tensor(flags: Sequence[bool], device: torch.device) -> torch.Tensor:
     """`flags` (one per token id, True: allowed) as a bool tensor; cached while `flags` lives."""
+    return _tensor_of(flags, device, "bool")
+
+
+def count_tensor(counts: Sequence[int], device: torch.device) -> torch.Tensor:
+    """`counts` (one per token id, e.g. a token table's syllables) as an integer tensor; cached
+    while `counts` lives."""
+    return _tensor_of(counts, device, "long")
+
+
+def _tensor_of(values: Sequence[Any], device: torch.device, dtype: str) -> torch.Tensor:
     import torch
 
-    key = (id(flags), str(device))
-    cached = _MASKS.get(key)
-    if cached is None or cached[0] is not flags:
-        cached = _MASKS[key] = (flags, torch.tensor(flags, dtype=torch.bool, device=device))
+    key = (id(values), str(device), dtype)
+    cached = _TENSORS.get(key)
+    if cached is None or cached[0] is not values:
+        tensor = torch.tensor(values, dtype=getattr(torch, dtype), device=device)
+        cached = _TENSORS[key] = (values, tensor)
     return cached[1]
 
 

@@ -56,6 +56,7 @@ from studio.core.formtokens import (
 from studio.core.generation.processors.base import Processor
 from studio.core.generation.processors.use_word import break_flags, rank_of_best
 from studio.core.generation.vocabulary import (
+    count_tensor,
     encoder,
     ids_mask,
     kinds_mask,
@@ -300,7 +301,7 @@ class RhymeTarget(Processor):
         mask = ids_mask(allowed, scores.shape[0], scores.device)
         if can_end:
             ends = kinds_mask(self.table, (Kind.NEWLINE, Kind.STANZA), scores.device)
-            mask = mask | ends | self._closers.to(scores.device)
+            mask = mask | ends | mask_tensor(self.table.closers, scores.device)
         return scores.masked_fill(~mask, float("-inf"))
 
     def _due(self, position: FormPosition, scores: torch.Tensor) -> tuple[int, int] | None:
@@ -363,7 +364,7 @@ class RhymeTarget(Processor):
         ends = mask_tensor(break_flags(self.table), scores.device)  # any token holding a break
         target = position.rhyme_word
         if target is not None and self._trie(target, 1, MAX_RHYME_SYLLABLES, self.used):
-            ends = ends | self._stops.to(scores.device)
+            ends = ends | mask_tensor(self._stops, scores.device)
         if len(words) >= MIN_WORDS_BEFORE_RHYME and not line_state(position.text).partial:
             # After punctuation a word comes before the rhyme, never a run of marks (" - - -");
             # letters straight after a hyphen or apostrophe go on a word ("mountain-peak"), but
@@ -374,11 +375,9 @@ class RhymeTarget(Processor):
         return scores.masked_fill(ends, float("-inf"))
 
     @functools.cached_property
-    def _stops(self) -> torch.Tensor:
-        """Tokens that close a sentence or break it off (". ; : ! ?" and dashes)."""
-        import torch
-
-        return torch.tensor([any(m in t for m in STOPS) for t in self.table.texts])
+    def _stops(self) -> tuple[bool, ...]:
+        """Per token: whether it closes a sentence or breaks it off (". ; : ! ?" and dashes)."""
+        return tuple(any(mark in text for mark in STOPS) for text in self.table.texts)
 
     def _boost(self, position: FormPosition, scores: torch.Tensor) -> torch.Tensor:
         """Add RHYME_BONUS to the first tokens of rhyming words after a whole word, from
@@ -402,15 +401,8 @@ class RhymeTarget(Processor):
         """The line's rhyme word is whole: one punctuation token may follow, then a break."""
         ends = kinds_mask(self.table, (Kind.NEWLINE, Kind.STANZA), scores.device)
         if not line_state(position.text).ends_with_punct:
-            ends = ends | self._closers.to(scores.device)
+            ends = ends | mask_tensor(self.table.closers, scores.device)
         return scores.masked_fill(~ends, float("-inf"))
-
-    @functools.cached_property
-    def _closers(self) -> torch.Tensor:
-        """Punctuation tokens that may close a rhymed line (no dashes: "bare-" reads broken)."""
-        import torch
-
-        return torch.tensor(self.table.closers)
 
     def _leave_room(self, target: str | None, room: int, scores: torch.Tensor) -> torch.Tensor:
         """Mask words so long that no rhyme would fit after them in the `room` syllables left."""
@@ -420,21 +412,11 @@ class RhymeTarget(Processor):
         )
         if shortest is None:
             return scores
-        syllables = self._syllables.to(scores.device)
-        too_long = self._word_starts.to(scores.device) & (syllables > room - shortest)
+        syllables = count_tensor(self.table.syllables, scores.device)
+        too_long = kinds_mask(self.table, (Kind.WORD,), scores.device) & (
+            syllables > room - shortest
+        )
         return scores.masked_fill(too_long, float("-inf")) if bool(too_long.any()) else scores
-
-    @functools.cached_property
-    def _syllables(self) -> torch.Tensor:
-        import torch
-
-        return torch.tensor(self.table.syllables)
-
-    @functools.cached_property
-    def _word_starts(self) -> torch.Tensor:
-        import torch
-
-        return torch.tensor([kind is Kind.WORD for kind in self.table.kinds])
 
     def observe(self, state: PoemState, token: int) -> None:
         if token in self.offered:

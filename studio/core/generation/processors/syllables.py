@@ -7,12 +7,11 @@ opens: "in a-", "from '"). A preference: relaxed, it yields."""
 
 from __future__ import annotations
 
-import functools
 from typing import TYPE_CHECKING
 
 from studio.core.formtokens import Kind, budget_mask, budget_step, form_position, line_state
 from studio.core.generation.processors.base import Processor
-from studio.core.generation.vocabulary import mask_tensor, token_table
+from studio.core.generation.vocabulary import count_tensor, kinds_mask, mask_tensor, token_table
 
 if TYPE_CHECKING:
     import torch
@@ -39,36 +38,14 @@ class SyllableBudget(Processor):
             return scores
         step = budget_step(line_state(position.text), target, position.line.ends_stanza)
         allowed = mask_tensor(budget_mask(self.table, step), scores.device)
+        table, device = self.table, scores.device
         if step.room > 0:
-            fills = self._syllables.to(scores.device) == step.room
-            allowed = allowed & ~(fills & self._dangling.to(scores.device))
+            fills = count_tensor(table.syllables, device) == step.room
+            allowed = allowed & ~(fills & mask_tensor(table.dangling, device))
         if step.must_end:
-            allowed = allowed & (self._closers.to(scores.device) | ~self._punct.to(scores.device))
+            closers = mask_tensor(table.closers, device)
+            allowed = allowed & (closers | ~kinds_mask(table, (Kind.PUNCT,), device))
         return scores.masked_fill(~allowed, float("-inf"))
-
-    @functools.cached_property
-    def _syllables(self) -> torch.Tensor:
-        import torch
-
-        return torch.tensor(self.table.syllables)
-
-    @functools.cached_property
-    def _dangling(self) -> torch.Tensor:
-        import torch
-
-        return torch.tensor(self.table.dangling)
-
-    @functools.cached_property
-    def _closers(self) -> torch.Tensor:
-        import torch
-
-        return torch.tensor(self.table.closers)
-
-    @functools.cached_property
-    def _punct(self) -> torch.Tensor:
-        import torch
-
-        return torch.tensor([kind is Kind.PUNCT for kind in self.table.kinds])
 
 
 def build(plan: PoemPlan, state: PoemState) -> Processor | None:
