@@ -54,7 +54,11 @@ from studio.core.formtokens import (
     vocabulary_words,
 )
 from studio.core.generation.processors.base import Processor
-from studio.core.generation.processors.use_word import break_flags, rank_of_best
+from studio.core.generation.processors.use_word import (
+    break_flags,
+    goes_on_spelling,
+    rank_of_best,
+)
 from studio.core.generation.vocabulary import (
     count_tensor,
     encoder,
@@ -307,7 +311,7 @@ class RhymeTarget(Processor):
     def _due(self, position: FormPosition, scores: torch.Tensor) -> tuple[int, int] | None:
         """The syllables the last word may have when it is due now, else None."""
         state = line_state(position.text)
-        if not position.text.strip() or self._inside_word(state.partial, scores):
+        if not position.text.strip() or _inside_word(self.table, state.partial, scores):
             return None  # nothing written on the line yet, or mid-word
         target = position.line.syllables
         if target is not None:
@@ -343,16 +347,6 @@ class RhymeTarget(Processor):
                 return 1, MAX_RHYME_SYLLABLES  # a rhyme the model likes: it comes where it fits
         return None
 
-    def _inside_word(self, partial: str, scores: torch.Tensor) -> bool:
-        """Whether the line is inside a word: its last letters are no word yet, or a word that
-        the model's likeliest token goes on spelling ("consol" + "ation"), so that no rhyme
-        comes in the middle of it ("a consol heard")."""
-        if not partial:
-            return False
-        if not phonetics.is_known(partial):
-            return True
-        return self.table.kinds[int(scores.argmax())] is Kind.PIECE
-
     def _unended(self, position: FormPosition, scores: torch.Tensor) -> torch.Tensor:
         """A rhymed line without a syllable count may not end (a break, or the poem's end) until
         it rhymes, or, opening its group, ends on an opener: where a rhyming line would end, its
@@ -384,7 +378,7 @@ class RhymeTarget(Processor):
         MIN_WORDS_BEFORE_RHYME words on; a token so chosen starts the rhyme word (`observe`)."""
         state = line_state(position.text)
         # Only right after a whole word: after punctuation a rhyme reads tacked on ("heard. high").
-        after_word = bool(state.partial) and not self._inside_word(state.partial, scores)
+        after_word = bool(state.partial) and not _inside_word(self.table, state.partial, scores)
         if not after_word or len(phonetics.words_of(position.text)) < MIN_WORDS_BEFORE_RHYME:
             return scores
         if position.rhyme_word is None:
@@ -435,6 +429,12 @@ def _real_ending(word: str) -> bool:
         and word not in _NO_ENDINGS
         and word not in DANGLING
     )
+
+
+def _inside_word(table: TokenTable, partial: str, scores: torch.Tensor) -> bool:
+    """Whether the line ends inside a word (`partial`, its last letters, goes on: no rhyme may
+    come in the middle of it)."""
+    return bool(partial) and goes_on_spelling(table, partial, scores)
 
 
 def _line_ends(text: str) -> frozenset[str]:

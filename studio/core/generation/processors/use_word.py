@@ -96,6 +96,13 @@ def without_stops(table: TokenTable, scores: torch.Tensor) -> torch.Tensor:
     return scores.masked_fill(mask_tensor(stop_flags(table), scores.device), float("-inf"))
 
 
+def goes_on_spelling(table: TokenTable, word: str, scores: torch.Tensor) -> bool:
+    """Whether the letters a line ends in (`word`) are inside a word still being spelled: no
+    dictionary word yet, or one the model's likeliest next token goes on spelling ("consol" +
+    "ation"), so that nothing forced may come after them yet ("a consol heard")."""
+    return not phonetics.is_known(word) or table.kinds[int(scores.argmax())] is Kind.PIECE
+
+
 def rank_of_best(scores: torch.Tensor, mask: torch.Tensor) -> int:
     """How many tokens score above the best of those in `mask` (0: it is the likeliest)."""
     best = scores.masked_fill(~mask, float("-inf")).max()
@@ -162,9 +169,7 @@ class UseWord(Processor):
         last = trailing[-1] if trailing else ""
         # Forcing now would cut a word short ("precip apple"): the line ends in letters that
         # are no known word, or the model would go on spelling them.
-        mid_word = line[-1:].isalpha() and (
-            not phonetics.is_known(last) or self.table.kinds[int(scores.argmax())] is Kind.PIECE
-        )
+        mid_word = line[-1:].isalpha() and goes_on_spelling(self.table, last, scores)
         last_mark = line.rstrip()[-1:]
         closed = last_mark in SENTENCE_ENDS and bool(last_mark)
         after_determiner = bool(last) and last in self.determiners
