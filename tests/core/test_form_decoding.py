@@ -17,12 +17,12 @@ from studio.core.generation.processors import rhyme as rhyme_module
 from studio.core.generation.processors.rhyme import (
     MAX_WORDS_BEFORE_RHYME,
     MIN_WORDS_BEFORE_RHYME,
-    PRIOR_WEIGHT,
     RHYME_BONUS,
     RHYME_SHARPEN,
     RhymeTarget,
 )
 from studio.core.generation.processors.syllables import SyllableBudget
+from studio.core.generation.rhyme_words import PRIOR_WEIGHT
 from studio.core.generation.settings import SamplingParams
 from tests.helpers.models import build_guided_adapters
 from trainer.common import phonetics
@@ -298,7 +298,7 @@ def test_rhymes_come_from_words_verse_ends_lines_on() -> None:
         return spelled.get(text) or ([texts.index(text)] if text in texts else [])
 
     rhyme = RhymeTarget(parse_form("quatrain"), table, encode)
-    assert set(rhyme.words) == {"night", "kite", "spoon", "moon", "twilight", "is"}
+    assert set(rhyme.book.words) == {"night", "kite", "spoon", "moon", "twilight", "is"}
 
 
 def test_a_forced_rhyme_prefers_the_commoner_word_when_the_model_is_unsure() -> None:
@@ -463,4 +463,22 @@ def test_no_line_ends_on_a_word_that_leaves_its_phrase_open() -> None:
         return [texts.index(text)] if text in texts else []
 
     rhyme = RhymeTarget(parse_form("quatrain"), table, encode)
-    assert set(rhyme.endings) == {"anon", "gone"}  # no "with" / "smith", no "upon"
+    assert set(rhyme.book.endings) == {"anon", "gone"}  # no "with" / "smith", no "upon"
+
+
+def test_poems_on_one_tokenizer_share_its_rhyme_words_per_rule() -> None:
+    texts = [" anon", " gone", " upon"]
+    table = TokenTable.from_texts(texts)
+
+    def encode(text: str) -> list[int]:
+        return [texts.index(text)] if text in texts else []
+
+    first = RhymeTarget(parse_form("quatrain"), table, encode)
+    second = RhymeTarget(parse_form("sonnet"), table, encode)
+    assert first.book is second.book  # built once, not once per poem
+    assert (
+        RhymeTarget(parse_form("quatrain"), table, encode, rhymes=lambda a, b: False).book
+        is not first.book
+    )
+    other = TokenTable.from_texts(texts)
+    assert RhymeTarget(parse_form("quatrain"), other, encode).book is not first.book

@@ -3,8 +3,8 @@ tokenizer, and its per-token masks as tensors on the model's device, built once 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from studio.core.formtokens import Kind, TokenTable
 
@@ -55,18 +55,28 @@ def _tensor_of(values: Sequence[Any], device: torch.device, dtype: str) -> torch
     return cached[1]
 
 
+T = TypeVar("T")
+# (id of a table, what was built) -> (the table, kept so that its id is never reused; the value)
+_PER_TABLE: dict[tuple[int, Hashable], tuple[TokenTable, Any]] = {}
+
+
+def per_table(table: TokenTable, what: Hashable, build: Callable[[TokenTable], T]) -> T:
+    """`build(table)`, built once per table and `what` (which names it) and shared by every poem
+    (a processor lives for one poem; what it reads off the vocabulary lives as long as the
+    tokenizer)."""
+    key = (id(table), what)
+    cached = _PER_TABLE.get(key)
+    if cached is None or cached[0] is not table:
+        cached = _PER_TABLE[key] = (table, build(table))
+    value: T = cached[1]
+    return value
+
+
 def kinds_mask(table: TokenTable, kinds: Iterable[Kind], device: torch.device) -> torch.Tensor:
     """Which tokens are of one of `kinds`."""
     wanted = frozenset(kinds)
-    key = (id(table), wanted)
-    cached = _KIND_FLAGS.get(key)
-    if cached is None or cached[0] is not table:  # a table freed since, its id reused
-        cached = _KIND_FLAGS[key] = (table, tuple(k in wanted for k in table.kinds))
-    return mask_tensor(cached[1], device)
-
-
-# (id of a table, kinds) -> (the table, kept alive; its flags)
-_KIND_FLAGS: dict[tuple[int, frozenset[Kind]], tuple[TokenTable, tuple[bool, ...]]] = {}
+    flags = per_table(table, wanted, lambda t: tuple(k in wanted for k in t.kinds))
+    return mask_tensor(flags, device)
 
 
 def ids_mask(ids: Iterable[int], size: int, device: torch.device) -> torch.Tensor:

@@ -11,13 +11,12 @@ itself, so that the form's other rules hold.
 
 from __future__ import annotations
 
-import functools
 from typing import TYPE_CHECKING
 
 from studio.core.formtokens import Kind
 from studio.core.generation.processors.base import Processor
 from studio.core.generation.vectors import any_finite
-from studio.core.generation.vocabulary import mask_tensor, token_table
+from studio.core.generation.vocabulary import mask_tensor, per_table, token_table
 
 if TYPE_CHECKING:
     import torch
@@ -42,19 +41,7 @@ class LastLine(Processor):
 
     def __init__(self, lines: int, table: TokenTable) -> None:
         self.lines = lines
-        self.table = table
-
-    @functools.cached_property
-    def _flags(self) -> tuple[tuple[bool, ...], tuple[bool, ...], tuple[bool, ...]]:
-        """Per token: (it starts a word, it ends a sentence: ".", "!" or "?" alone or before a
-        break, it is a break without one)."""
-        words, enders, bare_breaks = [], [], []
-        for kind, text in zip(self.table.kinds, self.table.texts, strict=True):
-            words.append(kind is Kind.WORD)
-            ends = kind in (Kind.PUNCT, Kind.NEWLINE, Kind.STANZA)
-            enders.append(ends and ends_sentence(text.split("\n")[0]))
-            bare_breaks.append(kind in (Kind.NEWLINE, Kind.STANZA) and not enders[-1])
-        return tuple(words), tuple(enders), tuple(bare_breaks)
+        self._flags = per_table(table, "last line", _token_flags)
 
     def rescore(self, state: PoemState, scores: torch.Tensor, relaxed: bool) -> torch.Tensor:
         if relaxed or state.done_lines != self.lines - 1 or not state.open_line:
@@ -70,6 +57,18 @@ class LastLine(Processor):
             kept = scores.masked_fill(~mask_tensor(enders, scores.device), float("-inf"))
         # Nothing left: yield alone, not with every preference (the form's rules hold).
         return kept if any_finite(kept) else scores
+
+
+def _token_flags(table: TokenTable) -> tuple[tuple[bool, ...], tuple[bool, ...], tuple[bool, ...]]:
+    """Per token: (it starts a word, it ends a sentence: ".", "!" or "?" alone or before a
+    break, it is a break without one)."""
+    words, enders, bare_breaks = [], [], []
+    for kind, text in zip(table.kinds, table.texts, strict=True):
+        words.append(kind is Kind.WORD)
+        ends = kind in (Kind.PUNCT, Kind.NEWLINE, Kind.STANZA)
+        enders.append(ends and ends_sentence(text.split("\n")[0]))
+        bare_breaks.append(kind in (Kind.NEWLINE, Kind.STANZA) and not enders[-1])
+    return tuple(words), tuple(enders), tuple(bare_breaks)
 
 
 def build(plan: PoemPlan, state: PoemState) -> Processor | None:

@@ -28,30 +28,23 @@ slant rhyme (phonetics.slant_rhymes: "window / widow") rather than none; no rhym
 sound again ("night / knight"), and no line ends, rhymed by the model or forced, on a function
 word or one that leaves its phrase open ("the", "they", "upon").
 
-Where the rhyme may come from: only words that English verse really ends its lines on
-(trainer/common/lineends.py: dictionary words ending at least 50 lines of the training corpus),
-so that no forced rhyme reaches for "macaroon" or a dictionary fragment ("inter"), and none
-spelled from a word of its own (" is" + "abel"). Among them the
-model chooses, with a prior for the common ones: each offered token gets PRIOR_WEIGHT times the log
-of its commonest word's share of line ends, so that "night" beats "kite" when the model is unsure,
-and a forced choice is sharpened (RHYME_SHARPEN) towards the model's favourite.
+Where the rhyme may come from, and which words a line may end on, is
+studio/core/generation/rhyme_words.py (built once per tokenizer). Among them the model chooses,
+with a prior for the common ones, and a forced choice is sharpened (RHYME_SHARPEN) towards the
+model's favourite.
 """
 
 from __future__ import annotations
 
-import functools
-import math
 from typing import TYPE_CHECKING, Any
 
 from studio.core.formtokens import (
-    DANGLING,
     FormPosition,
     Kind,
     RhymeTrie,
     form_position,
     line_state,
     meter_positions,
-    vocabulary_words,
 )
 from studio.core.generation.processors.base import Processor
 from studio.core.generation.processors.use_word import (
@@ -59,6 +52,7 @@ from studio.core.generation.processors.use_word import (
     goes_on_spelling,
     rank_of_best,
 )
+from studio.core.generation.rhyme_words import Rule, real_ending, rhyme_words
 from studio.core.generation.vocabulary import (
     count_tensor,
     encoder,
@@ -69,7 +63,6 @@ from studio.core.generation.vocabulary import (
 )
 from trainer.common import phonetics
 from trainer.common.form import METERS, Form
-from trainer.common.lineends import line_ends
 
 if TYPE_CHECKING:
     import torch
@@ -90,37 +83,22 @@ MAX_WORDS_BEFORE_RHYME = 10
 # that it stands where it fits rather than where the line would have ended.
 FIT_RANK = 25
 FIT_GROWTH = 2.0
-# Marks that close a sentence or break it off: none before the rhyme word, which would read
-# tacked on after them ("never heard. high").
-STOPS = (".", "!", "?", ";", ":", "--", "\u2014", "\u2013")
-# A group's first line ends on a word that shares its rhyming part with at least this many line
-# ends, itself included (93% of the corpus's line ends; 2 let "roofs / hoofs" and "fury / jury").
-MIN_RHYMES = 3
-# Rhymes come from the words verse ends its lines on, spelled in at most this many tokens.
-MAX_RHYME_TOKENS = 3
-# The prior for common rhymes, in nats per nat of log frequency (0.5: a word ending 100 times
-# more lines gains 2.3 nats; chosen by reading poems, 0.3 to 1 tried).
-PRIOR_WEIGHT = 0.5
 # A forced rhyme takes the model's favourite more often: its scores are multiplied by this (the
 # same as dividing the temperature), since the rare rhymes in a flat tail are the forced ones.
 RHYME_SHARPEN = 2.0
-# Short words a line may end on; other one- and two-letter "words" in the dictionary are mostly
-# fragments and abbreviations ("re", "ag"). Function words make weak rhymes that end nothing.
-_SHORT_ENDINGS = frozenset({"me", "be", "he", "we", "go", "so", "no", "do", "my", "by", "lo", "oh"})
-_NO_ENDINGS = frozenset(
-    {"the", "and", "for", "but", "nor", "its", "his", "her", "our", "than"}
-    | {"they", "has", "was", "is", "are", "who", "whom", "which", "that"}  # "because they"
-)
 
 
 class RhymeTarget(Processor):
     """Steers each rhymed line's last word onto a rhyme."""
 
-    def __init__(self, form: Form, table: TokenTable, encode: Any) -> None:
+    def __init__(
+        self, form: Form, table: TokenTable, encode: Any, rhymes: Rule = phonetics.rhymes
+    ) -> None:
+        """`rhymes` says whether a word rhymes with a target (by CMU sound unless given)."""
         self.form = form
         self.cycle = METERS[form.meter] if form.meter is not None else None
         self.table = table
-        self.encode = encode
+        self.book = rhyme_words(table, encode, rhymes)
         self.spelling: list[int] | None = None  # the rhyme word's tokens so far
         self.trie: RhymeTrie | None = None
         self.offered: frozenset[int] = frozenset()  # the tokens this step allowed
@@ -128,37 +106,10 @@ class RhymeTarget(Processor):
         self.closed_at: int | None = None  # the line (its newlines before it) whose rhyme is whole
         self.used: frozenset[str] = frozenset()  # the last words of the poem's finished lines
 
-    @functools.cached_property
-    def words(self) -> list[str]:
-        """The words a rhyme may be drawn from: line-ending words the tokenizer spells."""
-        common = line_ends()
-        spelled = vocabulary_words(self.table, self.encode, common, max_tokens=MAX_RHYME_TOKENS)
-        return [word for word in spelled if word in common and not self._trap(word)]
-
-    def _trap(self, word: str) -> bool:
-        """Whether `word` is spelled over tokens whose first is a word of its own (" is" +
-        "abel", " her" + "cules"): the model takes that token for the short word, and the trie
-        would then force the long one onto it."""
-        ids = self.encode(" " + word)
-        if len(ids) < 2:
-            return False
-        first = ids[0]
-        return self.table.kinds[first] is Kind.WORD and phonetics.is_known(
-            self.table.letters[first]
-        )
-
-    @functools.cached_property
-    def _top(self) -> float:
-        return math.log(max(line_ends().values()))
-
-    def _weight(self, word: str) -> float:
-        """The prior of `word`: PRIOR_WEIGHT times its log share of the commonest's line ends."""
-        return PRIOR_WEIGHT * (math.log(line_ends().get(word, 1)) - self._top)
-
     def _with_prior(self, prefix: list[int], scores: torch.Tensor) -> torch.Tensor:
         """`scores` with each token the trie allows after `prefix` raised by its words' prior."""
         assert self.trie is not None
-        best = self.trie.best_below(prefix, self._weight)
+        best = self.trie.best_below(prefix, self.book.weight)
         if not best:
             return scores
         import torch
@@ -166,32 +117,6 @@ class RhymeTarget(Processor):
         ids = torch.tensor(list(best), device=scores.device)
         prior = torch.tensor(list(best.values()), dtype=scores.dtype, device=scores.device)
         return scores.index_add(0, ids, prior)
-
-    @functools.cached_property
-    def endings(self) -> list[str]:
-        """The words a line may end on: real words, not function words, that have a rhyme."""
-        usable = [word for word in self.words if _real_ending(word)]
-        sounds: dict[str, set[str]] = {}
-        for word in usable:
-            for part in phonetics.rhyme_parts(word):
-                sounds.setdefault(part, set()).add(word)
-        shared = {part for part, words in sounds.items() if len(words) > 1}
-        return [word for word in usable if phonetics.rhyme_parts(word) & shared]
-
-    @functools.cached_property
-    def openers(self) -> frozenset[str]:
-        """The words a group's first line may end on: endings with at least MIN_RHYMES words
-        (themselves included) sharing a rhyming part, so that the group's later lines have a
-        choice."""
-        sounds: dict[str, int] = {}
-        for word in self.endings:
-            for part in phonetics.rhyme_parts(word):
-                sounds[part] = sounds.get(part, 0) + 1
-        return frozenset(
-            word
-            for word in self.endings
-            if any(sounds[part] >= MIN_RHYMES for part in phonetics.rhyme_parts(word))
-        )
 
     def _ends_well(self, line: str, target: str | None) -> bool:
         """Whether `line` may end where it stands: its last word answers `target` (`_answers`),
@@ -201,32 +126,9 @@ class RhymeTarget(Processor):
         if not words:
             return False
         if target is None:
-            return words[-1] in self.openers
-        return _real_ending(words[-1]) and self._answers(words[-1], target)
+            return words[-1] in self.book.openers
+        return real_ending(words[-1]) and self.book.answers(words[-1], target)
 
-    def _rhymes(self, word: str, target: str) -> bool:
-        """Whether `word` rhymes perfectly with `target`."""
-        return phonetics.rhymes(word, target)
-
-    @functools.lru_cache(maxsize=64)  # noqa: B019 - one processor per poem, a few targets each
-    def _slant(self, target: str) -> bool:
-        """Whether `target` takes slant rhymes: no line end rhymes with it perfectly, but for
-        echoes ("bridge" has only "ridge")."""
-        return not any(
-            self._rhymes(word, target) and not phonetics.echoes(word, target)
-            for word in self.endings
-        )
-
-    def _answers(self, word: str, target: str) -> bool:
-        """Whether `word` rhymes with `target` (slant where it has no perfect rhyme), and is not
-        the same sound again ("night / knight")."""
-        if phonetics.echoes(word, target):
-            return False
-        if self._rhymes(word, target):
-            return True
-        return self._slant(target) and phonetics.slant_rhymes(word, target)
-
-    @functools.lru_cache(maxsize=64)  # noqa: B019 - one processor per poem, a few targets each
     def _trie(
         self,
         target: str | None,
@@ -235,35 +137,8 @@ class RhymeTarget(Processor):
         used: frozenset[str] = frozenset(),
         beats: frozenset[int] = frozenset(),
     ) -> RhymeTrie:
-        """The words that may end the line (`_candidates`); with `beats` (where the meter lets
-        the word start), only those that keep the meter, if any do."""
-        words = self._candidates(target, low, high, used)
-        if beats and self.cycle is not None:
-            cycle = self.cycle
-            metered = [w for w in words if any(phonetics.fits_at(w, b, cycle) for b in beats)]
-            words = tuple(metered) or words
-        return RhymeTrie(words, self.encode)
-
-    @functools.lru_cache(maxsize=64)  # noqa: B019 - one processor per poem, a few targets each
-    def _candidates(
-        self, target: str | None, low: int, high: int, used: frozenset[str]
-    ) -> tuple[str, ...]:
-        """The words that may end the line: rhyming with `target` (any that can be rhymed with,
-        for a group's first line), with `low` to `high` syllables, and not among `used` (the
-        poem's line ends so far: "satisfied" twice is no rhyme). A group's first line also
-        leaves the sounds of `used` alone, so that a new group brings a new sound."""
-        sounds = frozenset().union(*(phonetics.rhyme_parts(word) for word in used))
-        sized = [
-            word
-            for word in self.endings
-            if word not in used
-            and any(low <= count <= high for count in phonetics.syllable_counts(word))
-        ]
-        if target is None:
-            fits = [w for w in sized if w in self.openers and not phonetics.rhyme_parts(w) & sounds]
-        else:
-            fits = [w for w in sized if self._answers(w, target)]
-        return tuple(fits)
+        """The words that may end the line (RhymeWords.trie), keeping this form's meter."""
+        return self.book.trie(target, low, high, used, beats, self.cycle)
 
     def rescore(self, state: PoemState, scores: torch.Tensor, relaxed: bool) -> torch.Tensor:
         self.offered = frozenset()
@@ -323,7 +198,7 @@ class RhymeTarget(Processor):
             low, high = max(target[0] - done, 1), target[1] - done
             if high < 1:
                 return None
-            if high > MAX_RHYME_SYLLABLES or not self._trie(
+            if high > MAX_RHYME_SYLLABLES or not self.book.candidates(
                 position.rhyme_word, low, high, self.used
             ):
                 return (high + 1, high)  # not due: an empty span carrying the room left
@@ -357,8 +232,8 @@ class RhymeTarget(Processor):
             return scores
         ends = mask_tensor(break_flags(self.table), scores.device)  # any token holding a break
         target = position.rhyme_word
-        if target is not None and self._trie(target, 1, MAX_RHYME_SYLLABLES, self.used):
-            ends = ends | mask_tensor(self._stops, scores.device)
+        if target is not None and self.book.candidates(target, 1, MAX_RHYME_SYLLABLES, self.used):
+            ends = ends | mask_tensor(self.book.stops, scores.device)
         if len(words) >= MIN_WORDS_BEFORE_RHYME and not line_state(position.text).partial:
             # After punctuation a word comes before the rhyme, never a run of marks (" - - -");
             # letters straight after a hyphen or apostrophe go on a word ("mountain-peak"), but
@@ -367,11 +242,6 @@ class RhymeTarget(Processor):
             kinds = (Kind.WORD, Kind.PIECE) if joined else (Kind.WORD,)
             ends = ends | ~kinds_mask(self.table, kinds, scores.device)
         return scores.masked_fill(ends, float("-inf"))
-
-    @functools.cached_property
-    def _stops(self) -> tuple[bool, ...]:
-        """Per token: whether it closes a sentence or breaks it off (". ; : ! ?" and dashes)."""
-        return tuple(any(mark in text for mark in STOPS) for text in self.table.texts)
 
     def _boost(self, position: FormPosition, scores: torch.Tensor) -> torch.Tensor:
         """Add RHYME_BONUS to the first tokens of rhyming words after a whole word, from
@@ -401,7 +271,11 @@ class RhymeTarget(Processor):
     def _leave_room(self, target: str | None, room: int, scores: torch.Tensor) -> torch.Tensor:
         """Mask words so long that no rhyme would fit after them in the `room` syllables left."""
         shortest = min(
-            (n for n in range(1, MAX_RHYME_SYLLABLES + 1) if self._trie(target, n, n, self.used)),
+            (
+                n
+                for n in range(1, MAX_RHYME_SYLLABLES + 1)
+                if self.book.candidates(target, n, n, self.used)
+            ),
             default=None,
         )
         if shortest is None:
@@ -419,16 +293,6 @@ class RhymeTarget(Processor):
         if self.spelling is not None and self.could_end and self.table.kinds[token] is Kind.PUNCT:
             self.closed_at = state.text.count("\n")  # the model ended the whole rhyme word
         self.spelling = None
-
-
-def _real_ending(word: str) -> bool:
-    """Whether a line may end on `word`: not a fragment or abbreviation ("re", "ag"), not a
-    function word, not a word that leaves its phrase open ("with", "upon")."""
-    return (
-        (len(word) > 2 or word in _SHORT_ENDINGS)
-        and word not in _NO_ENDINGS
-        and word not in DANGLING
-    )
 
 
 def _inside_word(table: TokenTable, partial: str, scores: torch.Tensor) -> bool:

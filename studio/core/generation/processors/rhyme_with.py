@@ -68,11 +68,9 @@ class RhymeWith(RhymeTarget):
         self, word: str, syllables: tuple[int, int] | None, table: TokenTable, encode: Any
     ) -> None:
         span = None if syllables is None else f"{syllables[0]}-{syllables[1]}"
-        super().__init__(parse_form("free", rhyme="AA", syllables=span), table, encode)
+        form = parse_form("free", rhyme="AA", syllables=span)
+        super().__init__(form, table, encode, rhymes_with)
         self.word = word
-
-    def _rhymes(self, word: str, target: str) -> bool:
-        return rhymes_with(word, target)
 
     def rescore(self, state: PoemState, scores: torch.Tensor, relaxed: bool) -> torch.Tensor:
         return super().rescore(_LineView(self.word, state.line), scores, relaxed)  # type: ignore[arg-type]
