@@ -6,10 +6,13 @@ before any processor: the figure line_tries.py judges a line by). With `--lines`
 printed beside that figure, least likely first, to read where the threshold falls; the summary
 gives, per tries value, the lines whose least likely token is below line_tries.FORCED_LOGPROB,
 the lines whose last word comes straight after punctuation ("never heard. high,"), the lines
-written again and the tokens discarded.
+written again, the tokens discarded, and the poems' rhyme, syllable and meter accuracy
+(trainer/evaluation/formscore.py, as `poetstudio eval` scores them). `--poems FILE` writes the
+poems out to read.
 
 Run:  PYTHONPATH=. .venv/bin/python benchmarks/bench_line_tries.py --home DATA_HOME
       [--emotions sadness joy anger] [--form quatrain] [--n 10] [--line-tries 1 3] [--lines]
+      [--poems FILE]
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ from studio.core.generation import line_tries  # noqa: E402
 from studio.core.generation.decode import PoemDecode  # noqa: E402
 from studio.core.generation.poet import Poet  # noqa: E402
 from studio.core.generation.settings import SamplingParams  # noqa: E402
+from trainer.common.form import parse_form  # noqa: E402
 from trainer.common.home import DataHome  # noqa: E402
+from trainer.evaluation.formscore import poem_lines, pool, score_poem  # noqa: E402
 
 # A line whose last word follows a mark inside the line: "rage; good," or "heard. high".
 TACKED = re.compile(r"[^\w\s'-]\s*[\w']+\W*$")
@@ -83,22 +88,28 @@ def main() -> None:
     parser.add_argument("--line-tries", nargs="+", type=int, default=[1, 3])
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--lines", action="store_true", help="Print every kept line.")
+    parser.add_argument("--poems", type=Path, help="Write every poem to this file.")
     args = parser.parse_args()
     import models
 
     poet = Poet(DataHome(Path(args.home)), "cpu", bundled_dir=models.BUNDLED_DIR)
     recorder = LineRecorder()
     report: dict[str, Any] = {"form": args.form, "threshold": line_tries.FORCED_LOGPROB}
+    form = parse_form(args.form)
+    written: list[str] = []
     for tries in args.line_tries:
         kept: list[tuple[float, str]] = []
         rewritten = discarded = 0
+        scores = []
         for emotion in args.emotions:
             for seed in range(args.n):
                 params = SamplingParams(
                     seed=seed, form=args.form, line_tries=tries, backend=args.backend
                 )
-                for _ in poet.stream_poem(emotion, "", params):
-                    pass
+                text = "".join(poet.stream_poem(emotion, "", params))
+                scores.append(score_poem(poem_lines(text), form))
+                title = f"## {emotion}, seed {seed}, --line-tries {tries}"
+                written.append(f"{title}\n\n{text.strip()}\n")
                 stats = poet.last_stats
                 assert stats is not None
                 rewritten += stats.rewritten_lines
@@ -111,12 +122,19 @@ def main() -> None:
             "last_word_after_punctuation": sum(bool(TACKED.search(line)) for _, line in kept),
             "lines_written_again": rewritten,
             "tokens_discarded": discarded,
+            **{
+                name: value
+                for name, value in pool(scores).to_dict().items()
+                if name.endswith("accuracy") or name == "poems_exact"
+            },
         }
         if args.lines:
             print(f"## --line-tries {tries}")
             for worst, line in sorted(kept):
                 print(f"{worst:7.2f}  {line}")
     print(json.dumps(report, indent=2))
+    if args.poems:
+        args.poems.write_text("\n".join(written), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -369,7 +369,10 @@ def test_no_rhyme_is_forced_inside_a_word_the_model_goes_on_spelling() -> None:
     assert offered("", long, "\n") == {" light", " delight"}  # a whole word: the rhyme is due
     # The same in a counted line: two syllables left after "consol", but the word goes on.
     assert "ation" in offered("6", "the the consol", "ation")
-    assert offered("6", "the the consol", " the") == {" delight"}
+    # A whole word: a two-syllable rhyme, or a one-syllable word before a one-syllable rhyme.
+    words = {" the", " walk", " night", " light"}
+    assert offered("6", "the the consol", " the") == {" delight"} | words
+    assert offered("6", "the the the consol", " the") == {" light"}  # one left: only a rhyme
 
 
 def _punctuated() -> tuple[list[str], RhymeTarget]:

@@ -4,7 +4,9 @@ and a group's first line ends on a word that has rhymes (not "the", not a word l
 When the line's last word is due, only the tokens that spell a rhyming word may come, along the
 tokenizer's own spelling of it (studio/core/formtokens.py's `RhymeTrie`), until the word is whole.
 The last word is due when the syllables left fit one word of at most MAX_RHYME_SYLLABLES (a line
-with a syllable count). A line without one is steered softly: from MIN_WORDS_BEFORE_RHYME words
+with a syllable count); even then a shorter word may come first where a shorter rhyme fits after
+it, and a word being spelled may go on, so that the rhyme comes where the model puts it, mostly
+on one syllable ("night", not a forced "liberty"). A line without one is steered softly: from MIN_WORDS_BEFORE_RHYME words
 on, the first tokens of rhyming words get RHYME_BONUS at each word start, so the model may take a
 rhyme where it fits; it comes for certain at the first word start where the model ranks one among
 its FIT_RANK likeliest tokens (a bound that widens with each word), so that it stands where it
@@ -165,6 +167,7 @@ class RhymeTarget(Processor):
             if not self.trie:
                 return scores  # no word fits: the line misses its rhyme
             allowed, can_end = self.trie.step([])
+            waiting = None if free else self._wait(position, span[1], scores)
         else:
             assert self.trie is not None
             allowed, can_end = self.trie.step(self.spelling)
@@ -174,6 +177,7 @@ class RhymeTarget(Processor):
                 self.spelling = None
                 self.closed_at = state.text.count("\n")
                 return self._close(position, scores)
+            waiting = None
         self.offered = frozenset(allowed)
         self.could_end = can_end
         scores = self._with_prior(self.spelling or [], scores) * RHYME_SHARPEN
@@ -181,15 +185,38 @@ class RhymeTarget(Processor):
         if can_end:
             ends = kinds_mask(self.table, (Kind.NEWLINE, Kind.STANZA), scores.device)
             mask = mask | ends | mask_tensor(self.table.closers, scores.device)
+        if waiting is not None:
+            mask = mask | waiting
         return scores.masked_fill(~mask, float("-inf"))
+
+    def _wait(self, position: FormPosition, high: int, scores: torch.Tensor) -> torch.Tensor | None:
+        """What may come instead of the rhyme in a line with a syllable count, when it is due
+        with `high` syllables left, or None: the word being spelled may go on (no rhyme comes
+        inside a word), and a word may come first where a shorter rhyme fits after it. Without
+        the words, three syllables left meant a rhyme of three ("liberty", "company",
+        "satisfied") forced at once; with them, the model may write a short word first and rhyme
+        on fewer syllables, where it finds the most rhymes."""
+        device = scores.device
+        waiting = None
+        if _inside_word(self.table, line_state(position.text).partial, scores):
+            waiting = kinds_mask(self.table, (Kind.PIECE,), device)
+        target = position.rhyme_word
+        sizes = range(1, high)
+        shortest = next((n for n in sizes if self.book.candidates(target, n, n, self.used)), None)
+        if shortest is not None:
+            syllables = count_tensor(self.table.syllables, device)
+            fits = (syllables >= 1) & (syllables <= high - shortest)
+            words = kinds_mask(self.table, (Kind.WORD,), device) & fits
+            waiting = words if waiting is None else waiting | words
+        return waiting
 
     def _due(self, position: FormPosition, scores: torch.Tensor) -> tuple[int, int] | None:
         """The syllables the last word may have when it is due now, else None."""
         state = line_state(position.text)
-        if not position.text.strip() or _inside_word(self.table, state.partial, scores):
-            return None  # nothing written on the line yet, or mid-word
+        if not position.text.strip():
+            return None  # nothing written on the line yet
         target = position.line.syllables
-        if target is not None:
+        if target is not None:  # mid-word too: the word may go on (`_wait`), or the rhyme come
             totals = state.done
             if state.partial:  # a whole word so far: the next word starts after it
                 counts = phonetics.syllable_counts(state.partial)
@@ -203,6 +230,8 @@ class RhymeTarget(Processor):
             ):
                 return (high + 1, high)  # not due: an empty span carrying the room left
             return low, high
+        if _inside_word(self.table, state.partial, scores):
+            return None  # mid-word
         words = phonetics.words_of(position.text)
         if self._ends_well(position.text, position.rhyme_word):
             return None  # the model found a rhyme (or, opening a group, a rhymable word) itself
