@@ -117,6 +117,8 @@ DANGLING = frozenset(
         "our",
         "its",
         "whose",
+        "who",
+        "whom",
         "thy",
         "thine",
     ]
@@ -200,9 +202,10 @@ class TokenTable:
 
     @functools.cached_property
     def dangling(self) -> tuple[bool, ...]:
-        """Per token id: a word-start token whose letters are a `DANGLING` word."""
+        """Per token id: its letters are a `DANGLING` word, as a word start or a piece (a piece
+        starts a word after a mark: "true,--a")."""
         return tuple(
-            kind is Kind.WORD and letters in DANGLING
+            kind in (Kind.WORD, Kind.PIECE) and letters in DANGLING
             for kind, letters in zip(self.kinds, self.letters, strict=True)
         )
 
@@ -348,31 +351,48 @@ class BudgetStep:
     punct_ok: bool  # punctuation is allowed
     at_boundary: bool  # no partial word: a letters-first piece starts a new word
     stanza_end: bool  # the line ends its stanza: a blank-line token may end it
+    fragment: bool = False  # the partial word is a lone letter ("f"): only its spelling goes on
+
+
+def is_fragment(word: str) -> bool:
+    """Whether the letters of a word being written are no word yet, though the dictionary may
+    spell letters and abbreviations as words ("f" as "eff", "th", "st", "qu"): a lone letter
+    other than "a", "i" and "o", or letters with no vowel (the u of "qu" is none), unless an
+    apostrophe closes an elision ("th'")."""
+    if not word or word.endswith(("'", "\u2019")):
+        return False
+    if len(word) == 1:
+        return word not in _ONE_LETTER_WORDS
+    return not re.search(r"[aeiouy]", word.replace("qu", ""))
 
 
 def budget_step(state: LineState, target: tuple[int, int], stanza_end: bool = False) -> BudgetStep:
     """The budget's decision for the next token of a line with `target` (low, high) syllables;
     `stanza_end` when the line is its stanza's last (`LineTarget.ends_stanza`).
 
-    The partial word counts as finished (its fewest syllables), since a new word ends it.
+    The partial word counts as finished (its fewest syllables), since a new word ends it; but a
+    fragment (`is_fragment`) is no word of verse, so it counts for nothing and must go on
+    spelling: no line ends "and f." or "be qu".
     """
     low, high = target
     totals = state.done
-    if state.partial:
+    fragment = is_fragment(state.partial)
+    if state.partial and not fragment:
         counts = phonetics.syllable_counts(state.partial)
         totals = frozenset(t + c for t in totals for c in counts) if counts else totals
     room = max(high - min(totals, default=0), 0)
     can_end = any(low <= t <= high for t in totals)
     must_end = room == 0
-    word_open = bool(state.partial) and not phonetics.is_known(state.partial)
+    word_open = bool(state.partial) and (fragment or not phonetics.is_known(state.partial))
     return BudgetStep(
         room=room,
         can_end=can_end,
         must_end=must_end,
         word_open=word_open,
-        punct_ok=not (must_end and state.ends_with_punct),
+        punct_ok=not fragment and not (must_end and state.ends_with_punct),
         at_boundary=not state.partial,
         stanza_end=stanza_end,
+        fragment=fragment,
     )
 
 
@@ -388,7 +408,7 @@ def budget_mask(table: TokenTable, step: BudgetStep) -> tuple[bool, ...]:
 
 def _allowed(kind: Kind, syllables: int, step: BudgetStep) -> bool:
     if kind is Kind.WORD or (kind is Kind.PIECE and step.at_boundary):
-        return step.room > 0 and syllables <= step.room
+        return step.room > 0 and syllables <= step.room and not step.fragment
     if kind is Kind.PIECE:
         return not step.must_end or step.word_open
     if kind is Kind.NEWLINE or (kind is Kind.STANZA and step.stanza_end):

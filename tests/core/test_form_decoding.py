@@ -442,7 +442,7 @@ def test_a_forced_rhyme_in_a_metered_line_keeps_the_beat() -> None:
 
 
 def test_a_counted_line_neither_stops_on_an_open_phrase_nor_on_a_dash() -> None:
-    texts = [" walk", " of", " the", " night", " upon", " sweetly", "-", ",", " '", "\n"]
+    texts = [" walk", " of", " the", " night", " upon", " sweetly", "-", ",", " '", "\n", "a"]
     table = TokenTable.from_texts(texts)
     budget = SyllableBudget(parse_form(syllables="2"), table)
 
@@ -450,8 +450,11 @@ def test_a_counted_line_neither_stops_on_an_open_phrase_nor_on_a_dash() -> None:
         scores = budget.rescore(SimpleNamespace(text=text), torch.zeros(len(texts)), False)  # type: ignore[arg-type]
         return {texts[i] for i in range(len(texts)) if scores[i] != float("-inf")}
 
-    # One syllable left: "of" and "the" would end the line open; "night" closes it.
-    assert offered("walk") == {" walk", " night", "-", ",", " '"}
+    # One syllable left: "of" and "the" would end the line open; "night" closes it ("a" would
+    # go on the word "walk").
+    assert offered("walk") == {" walk", " night", "-", ",", " '", "a"}
+    # After a mark a piece starts a word: "walk,--a" would end open too.
+    assert "a" not in offered("walk,--") and " night" in offered("walk,--")
     # Two left: a two-syllable "upon" would fill the line, "sweetly" may.
     assert " upon" not in offered("") and " sweetly" in offered("")
     # The line is full: a closing mark or the break, no dash, no opening quote.

@@ -136,6 +136,30 @@ def test_budget_mask_hand_cases() -> None:
     assert "\n" in allowed(ft.budget_step(ft.line_state("the night is long and dark"), (6, 8)))
 
 
+def test_a_lone_letter_counts_for_nothing_and_must_go_on_spelling() -> None:
+    texts = [" the", " f", "ire", "\n", ",", ".", " night"]
+    table = ft.TokenTable.from_texts(texts)
+
+    def allowed(line: str, target: int) -> list[str]:
+        step = ft.budget_step(ft.line_state(line), (target, target))
+        return [texts[i] for i, ok in enumerate(ft.budget_mask(table, step)) if ok]
+
+    # "f" would have filled the fifth syllable (the dictionary reads it "eff") and ended the
+    # haiku line "and f."; it is no word, so only its spelling may follow.
+    assert allowed("he ruented, and f", 5) == ["ire"]
+    assert allowed("he ruented, and fire", 5) == ["\n", ",", "."]
+    # "a", "i" and "o" are words: "a" takes the fifth syllable, and the line may end.
+    assert "\n" in allowed("he ruented, and o", 5)
+    assert allowed("till fear's dread terror be qu", 7) == ["ire"]  # "qu" is no word either
+
+
+def test_fragments_are_letters_that_are_no_word_yet() -> None:
+    for fragment in ("f", "th", "st", "qu", "sh", "x"):
+        assert ft.is_fragment(fragment), fragment
+    for word in ("a", "i", "o", "my", "by", "thy", "quay", "th'", "o'er", "be", ""):
+        assert not ft.is_fragment(word), word
+
+
 def test_meter_mask_keeps_word_starts_on_the_beat() -> None:
     texts = [" the", " beautiful", " compare", " summer", "\n", "ly", "Summer"]
     table = ft.TokenTable.from_texts(texts)
@@ -210,6 +234,8 @@ def test_budget_and_trie_write_lines_that_meet_the_form(tokenizer: PreTrainedTok
                 for i, ok in enumerate(mask)
                 if ok and table.kinds[i] is ft.Kind.WORD and table.syllables[i] < step.room
             ]
+            if step.fragment:  # a lone letter ("f"): it must go on spelling
+                starts = [i for i, ok in enumerate(mask) if ok]
             token = _choose(rng, starts)
             text += table.texts[token]
         words = phonetics.words_of(text)

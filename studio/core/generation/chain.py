@@ -32,6 +32,7 @@ class Chain:
         """The final scores of one step: the first row's, through every processor; `relax` 1
         relaxes the preferences that yield first, 2 every preference."""
         state.rows = rows
+        state.relax = relax
         scores = rows[0].float().clone()
         for processor in self.processors:
             relaxed = relax >= 2 or (relax == 1 and processor.yields_first)

@@ -35,6 +35,7 @@ class PoemState:
         self.stanzas = 1
         self.newlines = 0  # newlines in a row since the last visible character
         self.rows: torch.Tensor | None = None  # this step's scores, [rows, vocab]
+        self.relax = 0  # how far this step's preferences are relaxed (chain.py's `relax`)
 
     @property
     def open_line(self) -> bool:

@@ -55,18 +55,22 @@ class LastLine(Processor):
             kept[state.eos] = float("-inf")
         else:
             kept = scores.masked_fill(~mask_tensor(enders, scores.device), float("-inf"))
-        # Nothing left: yield alone, not with every preference (the form's rules hold).
-        return kept if any_finite(kept) else scores
+        if any_finite(kept) or state.relax == 0:
+            # Nothing left at first: the chain then lets the choice leave the neutral nucleus,
+            # where the full stop guidance left out may be ("Beneath a starry," had ended a haiku).
+            return kept
+        # Still nothing: yield alone, not with every preference (the form's rules hold).
+        return scores
 
 
 def _token_flags(table: TokenTable) -> tuple[tuple[bool, ...], tuple[bool, ...], tuple[bool, ...]]:
     """Per token: (it starts a word, it ends a sentence: ".", "!" or "?" alone or before a
-    break, it is a break without one)."""
+    break, not after a space ("who ."), it is a break without one)."""
     words, enders, bare_breaks = [], [], []
     for kind, text in zip(table.kinds, table.texts, strict=True):
         words.append(kind is Kind.WORD)
         ends = kind in (Kind.PUNCT, Kind.NEWLINE, Kind.STANZA)
-        enders.append(ends and ends_sentence(text.split("\n")[0]))
+        enders.append(ends and not text.startswith(" ") and ends_sentence(text.split("\n")[0]))
         bare_breaks.append(kind in (Kind.NEWLINE, Kind.STANZA) and not enders[-1])
     return tuple(words), tuple(enders), tuple(bare_breaks)
 

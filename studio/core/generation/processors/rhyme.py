@@ -4,23 +4,23 @@ and a group's first line ends on a word that has rhymes (not "the", not a word l
 When the line's last word is due, only the tokens that spell a rhyming word may come, along the
 tokenizer's own spelling of it (studio/core/formtokens.py's `RhymeTrie`), until the word is whole.
 The last word is due when the syllables left fit one word of at most MAX_RHYME_SYLLABLES (a line
-with a syllable count); even then a shorter word may come first where a shorter rhyme fits after
-it, and a word being spelled may go on, so that the rhyme comes where the model puts it, mostly
-on one syllable ("night", not a forced "liberty"). A line without one is steered softly: from MIN_WORDS_BEFORE_RHYME words
-on, the first tokens of rhyming words get RHYME_BONUS at each word start, so the model may take a
-rhyme where it fits; it comes for certain at the first word start where the model ranks one among
-its FIT_RANK likeliest tokens (a bound that widens with each word), so that it stands where it
-fits; such a line may not end unrhymed, nor close a sentence before its rhyme (". ; : ! ?" and
-dashes), and the rhyme is forced only as a last resort (the model would end the line, or it has
-MAX_WORDS_BEFORE_RHYME words), and never right after punctuation, where it would read tacked on
-("never heard. high"): the line writes on to a word first. There a group's
-first line is the model's own: its last word sets the target, so it may not end on a word with
-fewer than MIN_RHYMES rhyming line ends ("window", "fury", "journey" left their partners nothing);
-it writes on instead, and takes such a word by force only at MAX_WORDS_BEFORE_RHYME words. Once
-its rhyme word is whole, such a line closes: one punctuation token at most, then a line or stanza
-break. A preference: relaxed, it yields, and the line misses its rhyme. No rhyme comes inside a
-word: not after letters that are no word yet, nor after a word the model's likeliest token goes on
-spelling ("consol" + "ation" would have read "a consol heard").
+with a syllable count); even then a shorter word may come first where a shorter rhyme fits after it,
+and a word being spelled may go on, so that the rhyme comes where the model puts it, mostly on one
+syllable ("night", not a forced "liberty"). A line without one is steered softly: from
+MIN_WORDS_BEFORE_RHYME words on, the first tokens of rhyming words get RHYME_BONUS at each word
+start, so the model may take a rhyme where it fits; it comes for certain at the first word start
+where the model ranks one among its FIT_RANK likeliest tokens (a bound that widens with each word),
+so that it stands where it fits; such a line may not end unrhymed, nor close a sentence before its
+rhyme (". ; : ! ?" and dashes), and the rhyme is forced only as a last resort (the model would end
+the line, or it has MAX_WORDS_BEFORE_RHYME words), and never right after punctuation, where it would
+read tacked on ("never heard. high"): the line writes on to a word first. There a group's first line
+is the model's own: its last word sets the target, so it may not end on a word with fewer than
+MIN_RHYMES rhyming line ends ("window", "fury", "journey" left their partners nothing); it writes on
+instead, and takes such a word by force only at MAX_WORDS_BEFORE_RHYME words. Once its rhyme word is
+whole, such a line closes: one punctuation token at most, then a line or stanza break. A preference:
+relaxed, it yields, and the line misses its rhyme. No rhyme comes inside a word: not after letters
+that are no word yet, nor after a word the model's likeliest token goes on spelling ("consol" +
+"ation" would have read "a consol heard").
 
 In a metered line (a sonnet's iambs) the forced rhyme word also keeps the beat where it starts
 ("another" cannot end an iambic ten-syllable line; "delight" can), unless no rhyme would.

@@ -41,7 +41,10 @@ class SyllableBudget(Processor):
         table, device = self.table, scores.device
         if step.room > 0:
             fills = count_tensor(table.syllables, device) == step.room
-            allowed = allowed & ~(fills & mask_tensor(table.dangling, device))
+            dangling = mask_tensor(table.dangling, device)
+            if not step.at_boundary:  # a piece goes on the word being written ("Ros" + "a")
+                dangling = dangling & kinds_mask(table, (Kind.WORD,), device)
+            allowed = allowed & ~(fills & dangling)
         if step.must_end:
             closers = mask_tensor(table.closers, device)
             allowed = allowed & (closers | ~kinds_mask(table, (Kind.PUNCT,), device))
