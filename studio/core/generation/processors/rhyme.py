@@ -131,17 +131,6 @@ class RhymeTarget(Processor):
             return words[-1] in self.book.openers
         return real_ending(words[-1]) and self.book.answers(words[-1], target)
 
-    def _trie(
-        self,
-        target: str | None,
-        low: int,
-        high: int,
-        used: frozenset[str] = frozenset(),
-        beats: frozenset[int] = frozenset(),
-    ) -> RhymeTrie:
-        """The words that may end the line (RhymeWords.trie), keeping this form's meter."""
-        return self.book.trie(target, low, high, used, beats, self.cycle)
-
     def rescore(self, state: PoemState, scores: torch.Tensor, relaxed: bool) -> torch.Tensor:
         self.offered = frozenset()
         self.could_end = False
@@ -163,7 +152,8 @@ class RhymeTarget(Processor):
             if span[0] > span[1]:  # not yet: keep room for the shortest rhyme after this word
                 return self._leave_room(position.rhyme_word, span[1], scores)
             beats = meter_positions(position.text, self.cycle) if self.cycle and not free else None
-            self.trie = self._trie(position.rhyme_word, *span, self.used, beats or frozenset())
+            beats_at = beats or frozenset()
+            self.trie = self.book.trie(position.rhyme_word, *span, self.used, beats_at, self.cycle)
             if not self.trie:
                 return scores  # no word fits: the line misses its rhyme
             allowed, can_end = self.trie.step([])
@@ -244,7 +234,7 @@ class RhymeTarget(Processor):
         ends = kinds_mask(self.table, (Kind.NEWLINE, Kind.STANZA, Kind.SPECIAL), scores.device)
         if bool(ends[int(scores.argmax())]):  # a break, or the end of the poem
             return 1, MAX_RHYME_SYLLABLES
-        starts, _ = self._trie(position.rhyme_word, 1, MAX_RHYME_SYLLABLES, self.used).step([])
+        starts, _ = self.book.trie(position.rhyme_word, 1, MAX_RHYME_SYLLABLES, self.used).step([])
         if starts:
             fit = FIT_RANK * FIT_GROWTH ** (len(words) - MIN_WORDS_BEFORE_RHYME)
             if rank_of_best(scores, ids_mask(starts, scores.shape[0], scores.device)) < fit:
@@ -282,7 +272,7 @@ class RhymeTarget(Processor):
             return scores
         if position.rhyme_word is None:
             return scores  # a group's first line: any opener may end it, none is pushed
-        self.trie = self._trie(position.rhyme_word, 1, MAX_RHYME_SYLLABLES, self.used)
+        self.trie = self.book.trie(position.rhyme_word, 1, MAX_RHYME_SYLLABLES, self.used)
         starts, _ = self.trie.step([])
         if not starts:
             return scores
