@@ -488,3 +488,11 @@ def test_poems_on_one_tokenizer_share_its_rhyme_words_per_rule() -> None:
     )
     other = TokenTable.from_texts(texts)
     assert RhymeTarget(parse_form("quatrain"), other, encode).book is not first.book
+
+
+def test_a_line_whose_rhyme_yielded_is_missed() -> None:
+    rhyme = rhyme_target("ABAB")
+    assert not rhyme.missed(SimpleNamespace(text="walk the grey sea\n"))  # opens its group
+    assert not rhyme.missed(SimpleNamespace(text="the grey sea\nthe stars\nwalk under free\n"))
+    assert rhyme.missed(SimpleNamespace(text="the grey sea\nthe stars\nwalk under cold\n"))
+    assert rhyme.missed(SimpleNamespace(text="the grey sea\nthe stars\nwalk free\nthe cold\n\n"))

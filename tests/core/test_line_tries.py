@@ -42,6 +42,22 @@ def test_a_line_is_kept_at_once_unless_forced_and_then_the_least_forced_try_is_k
     assert tries.close(kept) is kept and tries.rewritten == 2  # an unforced try ends the tries
 
 
+def test_a_try_that_breaks_its_form_is_written_again_and_loses_to_one_that_keeps_it() -> None:
+    tries = LineTries(3)
+    tries.begin(saved())
+    tries.see(-1.0)
+    broken = saved()
+    broken.missed = True  # likely tokens, but its rhyme yielded
+    assert tries.close(broken) is None
+    tries.see(-12.0)
+    forced = saved()
+    assert tries.close(forced) is None
+    tries.see(-1.0)
+    again = saved()
+    again.missed = True
+    assert tries.close(again) is forced  # every try failed: the one that keeps its form
+
+
 class CheckedRows:
     """Rows that, after every `truncate`, check the next forward against rows reading the whole
     context afresh: a line written again must see exactly what it would from a clean start."""

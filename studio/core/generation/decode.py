@@ -127,6 +127,7 @@ class PoemDecode:
         assert self.tries is not None and self.tries.start is not None
         end = self._save()
         end.stop = stop
+        end.missed = any(processor.missed(self.state) for processor in self.chain.processors)
         kept = self.tries.close(end)
         if kept is None or kept is not end:
             self._load(kept or self.tries.start)

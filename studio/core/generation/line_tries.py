@@ -7,9 +7,11 @@ consol heard", "with hate and rage; good,"). Such a line holds a token the poem'
 bundled quatrains, the wrecked lines' least likely tokens sat at -12.9 to -23.3 nats and the
 lines that read well at -3.4 to -9.9 (`benchmarks/bench_line_tries.py --lines`).
 
-A forced line is written again, from the same start with the next draws of the poem's seed, up to
-`line_tries` times in all; the first try that is not forced is kept at once, and when every try is
-forced, the one whose least likely token is likeliest. A line is shown once it is kept, so a
+A line that breaks its form, its rhyme having yielded to the other rules ("harm / repaid"), is
+written again as a forced one is. A forced line is written again, from the same start with the next
+draws of the poem's seed, up to `line_tries` times in all; the first try that is neither forced nor
+broken is kept at once, and when every try is, the best: one that keeps its form before one that
+does not, then the one whose least likely token is likeliest. A line is shown once it is kept, so a
 formed poem streams line by line. Free verse, co-writing's candidates and greedy decoding (which
 would write the same line again) keep every line as it comes.
 """
@@ -38,6 +40,7 @@ class Saved:
     held: str  # the text not shown yet
     tokens: int  # the tokens kept so far
     worst: float = 0.0  # the line's least likely token, for a try's end
+    missed: bool = False  # the try's line broke its form (a rhyme that yielded), for a try's end
     stop: str | None = None  # the stop reason the try ended the poem with, if it did
 
 
@@ -66,11 +69,11 @@ class LineTries:
         try's end), or None to write the line again from `start`."""
         end.worst = self.worst
         self.worst = 0.0
-        if end.worst >= FORCED_LOGPROB:
+        if end.worst >= FORCED_LOGPROB and not end.missed:
             return end
         self.ends.append(end)
         if len(self.ends) == 1:
             self.rewritten += 1
         if len(self.ends) < self.tries:
             return None
-        return max(self.ends, key=lambda saved: saved.worst)
+        return max(self.ends, key=lambda saved: (not saved.missed, saved.worst))

@@ -38,6 +38,11 @@ class Processor:
         poem before it, or None."""
         return None
 
+    def missed(self, state: PoemState) -> bool:
+        """Whether the line just closed breaks this processor's rule (its preference yielded):
+        line tries then write it again, as a forced line."""
+        return False
+
     def snapshot(self) -> dict[str, Any]:
         """This processor's state now, for `restore`. Its attributes are rebound, never changed
         in place, unless the processor overrides this pair."""

@@ -179,6 +179,15 @@ class RhymeTarget(Processor):
             mask = mask | waiting
         return scores.masked_fill(~mask, float("-inf"))
 
+    def missed(self, state: PoemState) -> bool:
+        """Whether the line just closed had to rhyme with an earlier line and does not (its rhyme
+        yielded to the other rules: "harm / repaid")."""
+        position = form_position(state.text.rstrip("\n"), self.form)
+        target = position.rhyme_word
+        if position.line.rhyme is None or target is None or not position.text.strip():
+            return False
+        return not self._ends_well(position.text, target)
+
     def _wait(self, position: FormPosition, high: int, scores: torch.Tensor) -> torch.Tensor | None:
         """What may come instead of the rhyme in a line with a syllable count, when it is due
         with `high` syllables left, or None: the word being spelled may go on (no rhyme comes

@@ -78,6 +78,9 @@ class RhymeWith(RhymeTarget):
     def observe(self, state: PoemState, token: int) -> None:
         super().observe(_LineView(self.word, state.line), token)  # type: ignore[arg-type]
 
+    def missed(self, state: PoemState) -> bool:
+        return False  # candidates are kept as they come
+
     def at_newline(self, state: PoemState, closed_line: bool, opens_stanza: bool) -> str | None:
         self.spelling = None  # each line starts its own rhyme word
         self.closed_at = None
