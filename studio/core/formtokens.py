@@ -245,10 +245,20 @@ class TokenTable:
 _ONE_LETTER_WORDS = frozenset({"a", "i", "o"})
 
 
-def _plausible_word(word: str) -> bool:
-    if len(word) < 2 and word not in _ONE_LETTER_WORDS:
+def is_fragment(word: str) -> bool:
+    """Whether the letters of a word being written are no word yet, though the dictionary may
+    spell letters and abbreviations as words ("f" as "eff", "th", "st", "qu"): a lone letter
+    other than "a", "i" and "o", or letters with no vowel (the u of "qu" is none), unless an
+    apostrophe closes an elision ("th'")."""
+    if not word or word.endswith(("'", "\u2019")):
         return False
-    return bool(re.search(r"[aeiouy]", word)) and phonetics.is_known(word)
+    if len(word) == 1:
+        return word not in _ONE_LETTER_WORDS
+    return not re.search(r"[aeiouy]", word.replace("qu", ""))
+
+
+def _plausible_word(word: str) -> bool:
+    return not is_fragment(word) and phonetics.is_known(word)
 
 
 def vocabulary_words(
@@ -352,18 +362,6 @@ class BudgetStep:
     at_boundary: bool  # no partial word: a letters-first piece starts a new word
     stanza_end: bool  # the line ends its stanza: a blank-line token may end it
     fragment: bool = False  # the partial word is a lone letter ("f"): only its spelling goes on
-
-
-def is_fragment(word: str) -> bool:
-    """Whether the letters of a word being written are no word yet, though the dictionary may
-    spell letters and abbreviations as words ("f" as "eff", "th", "st", "qu"): a lone letter
-    other than "a", "i" and "o", or letters with no vowel (the u of "qu" is none), unless an
-    apostrophe closes an elision ("th'")."""
-    if not word or word.endswith(("'", "\u2019")):
-        return False
-    if len(word) == 1:
-        return word not in _ONE_LETTER_WORDS
-    return not re.search(r"[aeiouy]", word.replace("qu", ""))
 
 
 def budget_step(state: LineState, target: tuple[int, int], stanza_end: bool = False) -> BudgetStep:

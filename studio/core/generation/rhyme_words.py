@@ -40,12 +40,10 @@ MIN_RHYMES = 3
 # Marks that close a sentence or break it off.
 STOPS = (".", "!", "?", ";", ":", "--", "\u2014", "\u2013")
 # Short words a line may end on; other one- and two-letter "words" in the dictionary are mostly
-# fragments and abbreviations ("re", "ag"). Function words make weak rhymes that end nothing.
+# fragments and abbreviations ("re", "ag"). Function words make weak rhymes that end nothing:
+# those that leave a phrase open (formtokens.DANGLING: "the", "and", "who"), and these.
 _SHORT_ENDINGS = frozenset({"me", "be", "he", "we", "go", "so", "no", "do", "my", "by", "lo", "oh"})
-_NO_ENDINGS = frozenset(
-    {"the", "and", "for", "but", "nor", "its", "his", "her", "our", "than"}
-    | {"they", "has", "was", "is", "are", "who", "whom", "which", "that"}  # "because they"
-)
+_NO_ENDINGS = frozenset({"they", "has", "was", "is", "are", "which", "that"})  # "because they"
 # Shared lists may outlive many poems; these bound the per-target caches.
 _CACHED_TARGETS = 4096
 _CACHED_TRIES = 1024

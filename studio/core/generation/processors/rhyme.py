@@ -199,9 +199,7 @@ class RhymeTarget(Processor):
         waiting = None
         if _inside_word(self.table, line_state(position.text).partial, scores):
             waiting = kinds_mask(self.table, (Kind.PIECE,), device)
-        target = position.rhyme_word
-        sizes = range(1, high)
-        shortest = next((n for n in sizes if self.book.candidates(target, n, n, self.used)), None)
+        shortest = self._shortest_rhyme(position.rhyme_word, high - 1)
         if shortest is not None:
             syllables = count_tensor(self.table.syllables, device)
             fits = (syllables >= 1) & (syllables <= high - shortest)
@@ -296,16 +294,14 @@ class RhymeTarget(Processor):
             ends = ends | mask_tensor(self.table.closers, scores.device)
         return scores.masked_fill(~ends, float("-inf"))
 
+    def _shortest_rhyme(self, target: str | None, most: int) -> int | None:
+        """The fewest syllables, up to `most`, of a word that may end the line, or None."""
+        sizes = range(1, most + 1)
+        return next((n for n in sizes if self.book.candidates(target, n, n, self.used)), None)
+
     def _leave_room(self, target: str | None, room: int, scores: torch.Tensor) -> torch.Tensor:
         """Mask words so long that no rhyme would fit after them in the `room` syllables left."""
-        shortest = min(
-            (
-                n
-                for n in range(1, MAX_RHYME_SYLLABLES + 1)
-                if self.book.candidates(target, n, n, self.used)
-            ),
-            default=None,
-        )
+        shortest = self._shortest_rhyme(target, MAX_RHYME_SYLLABLES)
         if shortest is None:
             return scores
         syllables = count_tensor(self.table.syllables, scores.device)
