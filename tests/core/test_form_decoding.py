@@ -22,7 +22,7 @@ from studio.core.generation.processors.rhyme import (
     RhymeTarget,
 )
 from studio.core.generation.processors.syllables import SyllableBudget
-from studio.core.generation.rhyme_words import PRIOR_WEIGHT
+from studio.core.generation.rhyme_words import PRIOR_WEIGHT, rhyme_words
 from studio.core.generation.settings import SamplingParams
 from tests.helpers.models import build_guided_adapters
 from trainer.common import phonetics
@@ -55,6 +55,8 @@ WORDS = [
     "bars",
     "ring",
     "thunder",
+    "pillow",
+    "billow",
 ]
 TOKENS = ["<s>", "</s>", "\n", "\n\n", ",", "the"] + [" " + word for word in WORDS]
 TOKENS += ["-"]  # a dash, which never closes a rhymed line
@@ -245,11 +247,35 @@ def test_a_rhyme_groups_first_line_ends_only_on_a_word_its_partners_can_rhyme_wi
     assert forced.isdisjoint({" under", " thunder", " walk", " talk", " stars", " bars"})
 
 
+def test_a_line_that_closed_off_its_count_is_missed_and_written_again() -> None:
+    table = TokenTable.from_tokenizer(WordTokenizer(), len(TOKENS))
+    budget = SyllableBudget(parse_form(syllables="4"), table)
+    lines = ("we the grey\n", "we the old grey\n")
+    assert [budget.missed(SimpleNamespace(text=line)) for line in lines] == [True, False]  # type: ignore[arg-type]
+    assert budget.missed(SimpleNamespace(text="we the old grey\nwe the\n\n"))  # type: ignore[arg-type]
+
+
+def test_a_group_opens_only_on_a_word_with_two_rhymes_that_are_no_echo() -> None:
+    texts = [" give", " live", " forgive", " night", " light", " bright", " edge", " ridge"]
+    texts += [" bridge", "\n"]
+
+    def encode(text: str) -> list[int]:
+        return [texts.index(text)] if text in texts else []
+
+    book = rhyme_words(TokenTable.from_texts(texts), encode)
+    # "forgive" echoes "give" (the same onset): each has one true rhyme left, "live".
+    assert book.openers == {"live", "night", "light", "bright"}
+    # Where a typed line ends on a word with fewer, slant rhymes stand beside the perfect one.
+    assert book.answers("ridge", "bridge") and book.answers("edge", "bridge")
+    assert not book.answers("edge", "night")
+
+
 def test_a_typed_line_end_without_a_perfect_rhyme_takes_a_slant_rhyme() -> None:
     rhyme = rhyme_target("AA")
     state = SimpleNamespace(text="she opened the window\nwalk the cold under stars" + " walk" * 6)
     offered = allowed(rhyme.rescore(state, taste(), relaxed=False))  # type: ignore[arg-type]
-    assert offered == {" sing", " ring"}  # the stressed vowel of "window"
+    # The vowels of "window"; its stressed vowel alone ("sing") would not be heard.
+    assert offered == {" pillow", " billow"}
     assert all(phonetics.slant_rhymes(word.strip(), "window") for word in offered)
 
 
@@ -350,7 +376,7 @@ def test_a_forced_rhyme_is_never_the_same_sound_again() -> None:
 
 
 def test_no_rhyme_is_forced_inside_a_word_the_model_goes_on_spelling() -> None:
-    texts = [" the", " walk", " night", " light", " delight", " consol", "ation", "\n"]
+    texts = [" the", " walk", " night", " light", " bright", " delight", " consol", "ation", "\n"]
     table = TokenTable.from_texts(texts)
 
     def encode(text: str) -> list[int]:
@@ -366,13 +392,14 @@ def test_no_rhyme_is_forced_inside_a_word_the_model_goes_on_spelling() -> None:
     # "consol" is a dictionary word, but the model is spelling "consolation": no "consol light".
     long = "walk" + " walk" * (MAX_WORDS_BEFORE_RHYME - 2) + " consol"
     assert "ation" in offered("", long, "ation")
-    assert offered("", long, "\n") == {" light", " delight"}  # a whole word: the rhyme is due
+    assert offered("", long, "\n") == {" light", " bright", " delight"}  # a whole word: due
     # The same in a counted line: two syllables left after "consol", but the word goes on.
     assert "ation" in offered("6", "the the consol", "ation")
-    # A whole word: a two-syllable rhyme, or a one-syllable word before a one-syllable rhyme.
-    words = {" the", " walk", " night", " light"}
+    # A whole word: a two-syllable rhyme, or a one-syllable word before a one-syllable rhyme
+    # (of two at least: the word written first may be one of them).
+    words = {" the", " walk", " night", " light", " bright"}
     assert offered("6", "the the consol", " the") == {" delight"} | words
-    assert offered("6", "the the the consol", " the") == {" light"}  # one left: only a rhyme
+    assert offered("6", "the the the consol", " the") == {" light", " bright"}  # only a rhyme
 
 
 def _punctuated() -> tuple[list[str], RhymeTarget]:

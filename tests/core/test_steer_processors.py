@@ -239,10 +239,12 @@ def _rhyme_with(word: str, texts: list[str]) -> Any:
 
 def test_a_word_to_rhyme_with_takes_no_echo_and_a_slant_rhyme_where_none_is_perfect() -> None:
     assert _rhyme_with("night", [" walk", " knight", " light", "\n"])() == {" light"}
-    assert _rhyme_with("window", [" walk", " sing", " ring", "\n"])() == {" sing", " ring"}
-    # "bridge" has only an echo ("ridge"): a slant rhyme, rather than none.
-    echoed = _rhyme_with("bridge", [" walk", " ridge", " bridge", " sing", " ring", "\n"])
-    assert echoed() == {" sing", " ring"}
+    window = _rhyme_with("window", [" walk", " sing", " pillow", " billow", "\n"])
+    assert window() == {" pillow", " billow"}
+    # "place" has only an echo ("replace"): a slant rhyme, rather than none.
+    echoed = _rhyme_with("place", [" walk", " replace", " place", " gaze", " days", " sing", "\n"])
+    assert echoed() == {" gaze", " days"}
+    assert _rhyme_with("bridge", [" walk", " ridge", " bridge", " pledge", "\n"])() == {" ridge"}
 
 
 def test_a_function_word_that_rhymes_does_not_end_a_line_rhyming_with_a_word() -> None:

@@ -143,7 +143,11 @@ def test_rhyming_part_starts_at_the_last_stressed_vowel() -> None:
 
 def test_slant_rhymes_are_looser_but_not_identity() -> None:
     assert phonetics.slant_rhymes("love", "move")  # same final consonant
-    assert phonetics.slant_rhymes("grave", "day")  # same stressed vowel
+    assert phonetics.slant_rhymes("time", "line")  # same vowel, a final consonant of its kind
+    assert phonetics.slant_rhymes("window", "pillow")  # the same vowels
+    assert phonetics.slant_rhymes("window", "snow")  # its unstressed last syllable
+    assert not phonetics.slant_rhymes("bridge", "kiss")  # the vowel alone is not heard
+    assert not phonetics.slant_rhymes("window", "windows")  # the same word inflected
     assert phonetics.slant_rhymes("light", "night")
     assert not phonetics.slant_rhymes("stone", "fish")
     assert not phonetics.slant_rhymes("night", "night")
@@ -195,7 +199,8 @@ def test_rhyme_index_finds_rhymes_in_vocabulary_order() -> None:
     assert index.rhymes_for("bright", syllables={2}) == ["delight"]
     assert index.rhymes_for("spoon") == ["moon"]
     assert index.rhymes_for("zzkrt") == []
-    assert "day" in index.rhymes_for("grave", slant=True)
+    assert "day" not in index.rhymes_for("grave", slant=True)
+    assert index.rhymes_for("fight", slant=True) == ["night", "delight", "light", "sight", "bright"]
 
 
 def test_the_dictionary_ships_in_the_package_without_the_gpl_wrapper() -> None:
@@ -214,3 +219,6 @@ def test_the_dictionary_ships_in_the_package_without_the_gpl_wrapper() -> None:
 def test_an_identical_rhyme_repeats_the_onset_too() -> None:
     assert phonetics.echoes("night", "knight") and phonetics.echoes("part", "depart")
     assert not phonetics.echoes("night", "light") and not phonetics.echoes("air", "pair")
+    # The onset is the whole cluster that may begin the syllable: "br" is not "r".
+    assert phonetics.echoes("bridge", "abridge") and phonetics.echoes("extreme", "stream")
+    assert not phonetics.echoes("bridge", "ridge")

@@ -270,25 +270,54 @@ def rhymes(a: str, b: str) -> bool:
     return bool(rhyme_parts(a) & rhyme_parts(b))
 
 
+# The consonant clusters English lets begin a syllable, beyond a lone consonant: what a stressed
+# syllable's onset may hold ("str" in "extreme", but not "kstr").
+_GLIDES = frozenset(("L", "R", "W", "Y"))
+_ONSET_PAIRS = frozenset(
+    [
+        (first, glide)
+        for first in ("P", "B", "T", "D", "K", "G", "F", "V", "TH", "SH")
+        for glide in _GLIDES
+    ]
+    + [("S", second) for second in ("P", "T", "K", "M", "N", "L", "W", "F")]
+)
+
+
+def _is_onset(cluster: Phones) -> bool:
+    if len(cluster) <= 1:
+        return cluster != ("NG",)
+    if len(cluster) == 2:
+        return (cluster[0], cluster[1]) in _ONSET_PAIRS
+    return (
+        len(cluster) == 3
+        and cluster[0] == "S"
+        and cluster[1] in ("P", "T", "K")
+        and cluster[2] in _GLIDES
+    )
+
+
 def _rhyme_with_onset(phones: Phones) -> str:
-    """The rhyming part with the consonant before it ("R OW Z" for rose and arose)."""
+    """The rhyming part with the onset of its stressed syllable: the consonants before it that
+    may begin a syllable ("N AY T" for night and knight, "B R IH JH" for bridge, "R IH JH" for
+    ridge)."""
     vowels = [i for i, phone in enumerate(phones) if _is_vowel(phone)]
     stressed = [i for i in vowels if phones[i][-1] in "12"]
     start = stressed[-1] if stressed else (vowels[-1] if vowels else 0)
-    return " ".join(phone.rstrip("012") for phone in phones[max(start - 1, 0) :])
+    before = max((i + 1 for i in vowels if i < start), default=0)
+    onset = start
+    while onset > before and _is_onset(tuple(phones[onset - 1 : start])):
+        onset -= 1
+    return " ".join(phone.rstrip("012") for phone in phones[onset:])
 
 
 def echoes(a: str, b: str) -> bool:
-    """Whether two words rhyme only by repeating the same sound, onset and all ("rose / arose",
-    "night / knight", "part / depart"): an identical rhyme, which reads as the word again."""
+    """Whether two words rhyme only by repeating the same sound, onset and all ("place /
+    replace", "night / knight", "part / depart"): an identical rhyme, which reads as the word
+    again. A different onset is a true rhyme ("bridge / ridge")."""
     if _same_word(a, b):
         return True
     ours = {_rhyme_with_onset(phones) for phones in _lookup(a)}
     return any(_rhyme_with_onset(phones) in ours for phones in _lookup(b))
-
-
-def _stressed_vowel(part: str) -> str:
-    return part.split(" ", 1)[0]
 
 
 def _final_consonants(part: str) -> str:
@@ -301,22 +330,71 @@ def _final_consonants(part: str) -> str:
     return " ".join(reversed(tail))
 
 
+# Consonants by manner: a slant rhyme may trade a final consonant for one of its kind (time / line).
+_MANNERS = (
+    frozenset(("P", "B", "T", "D", "K", "G")),
+    frozenset(("CH", "JH")),
+    frozenset(("F", "V", "TH", "DH", "S", "Z", "SH", "ZH", "HH")),
+    frozenset(("M", "N", "NG")),
+    frozenset(("L", "R")),
+)
+
+
+def _manner(phone: str) -> int:
+    return next((i for i, kind in enumerate(_MANNERS) if phone in kind), -1)
+
+
+def _vowels_of(part: str) -> list[str]:
+    return [phone for phone in part.split(" ") if phone in _VOWEL_PHONES]
+
+
+def _near(pa: str, pb: str) -> bool:
+    """Whether two rhyming parts rhyme loosely: the same final consonants after any vowel (love /
+    move); the same vowels (window / pillow), and for a one-vowel part also final consonants of
+    the same kind (time / line), where the vowel alone ("bridge / kiss") would not be heard; or
+    one part is the other's unstressed last syllable (window / snow)."""
+    tail_a, tail_b = _final_consonants(pa), _final_consonants(pb)
+    if tail_a and tail_a == tail_b:
+        return True
+    vowels_a, vowels_b = _vowels_of(pa), _vowels_of(pb)
+    if len(vowels_a) != len(vowels_b):
+        short, long = (pa, pb) if len(vowels_a) < len(vowels_b) else (pb, pa)
+        return len(_vowels_of(short)) == 1 and _last_syllable(long) == short
+    if vowels_a != vowels_b:
+        return False
+    if len(vowels_a) > 1:
+        return True
+    kinds_a = [_manner(phone) for phone in tail_a.split()]
+    kinds_b = [_manner(phone) for phone in tail_b.split()]
+    return kinds_a == kinds_b
+
+
+def _last_syllable(part: str) -> str:
+    """A rhyming part from its last vowel on ("IH N D OW" -> "OW")."""
+    phones = part.split(" ")
+    last = max(i for i, phone in enumerate(phones) if phone in _VOWEL_PHONES)
+    return " ".join(phones[last:])
+
+
+_INFLECTIONS = ("s", "es", "'s", "d", "ed")
+
+
+def _inflected(a: str, b: str) -> bool:
+    """Whether one word is the other with an ending ("window / windows")."""
+    short, long = sorted((normalize(a), normalize(b)), key=len)
+    return long.startswith(short) and long[len(short) :] in _INFLECTIONS
+
+
 def slant_rhymes(a: str, b: str) -> bool:
-    """Perfect rhyme, or a looser one: the same last stressed vowel (grave / day) or the same
-    final consonants after it (soul / all); identical words never rhyme."""
-    if _same_word(a, b):
+    """Perfect rhyme, or a looser one (`_near`: love / move, window / pillow, time / line,
+    window / snow);
+    identical words, or the same word inflected ("window / windows"), never rhyme."""
+    if _same_word(a, b) or _inflected(a, b):
         return False
     parts_a, parts_b = rhyme_parts(a), rhyme_parts(b)
     if parts_a & parts_b:
         return True
-    for pa in parts_a:
-        for pb in parts_b:
-            if _stressed_vowel(pa) == _stressed_vowel(pb):
-                return True
-            tail = _final_consonants(pa)
-            if tail and tail == _final_consonants(pb):
-                return True
-    return False
+    return any(_near(pa, pb) for pa in parts_a for pb in parts_b)
 
 
 def is_oov_pair(a: str, b: str) -> bool:
@@ -329,7 +407,6 @@ class RhymeIndex:
 
     def __init__(self, words: Iterable[str]) -> None:
         self._by_part: dict[str, list[str]] = {}
-        self._by_vowel: dict[str, list[str]] = {}
         self._order: dict[str, int] = {}
         for raw in words:
             word = normalize(raw)
@@ -338,7 +415,6 @@ class RhymeIndex:
             self._order[word] = len(self._order)
             for part in rhyme_parts(word):
                 self._by_part.setdefault(part, []).append(word)
-                self._by_vowel.setdefault(_stressed_vowel(part), []).append(word)
 
     def rhymes_for(
         self, target: str, syllables: Iterable[int] | None = None, slant: bool = False
@@ -348,20 +424,9 @@ class RhymeIndex:
         allowed = None if syllables is None else frozenset(syllables)
         found: dict[str, None] = {}
         for part in rhyme_parts(target):
-            pools = [self._by_part.get(part, [])]
-            if slant:
-                pools.append(self._by_vowel.get(_stressed_vowel(part), []))
-            for pool in pools:
-                for word in pool:
-                    found.setdefault(word, None)
-        if slant:
-            # Same final consonants after a different vowel: rarer, so looked up word by word.
-            tails = {_final_consonants(part) for part in rhyme_parts(target)} - {""}
-            if tails:
-                for part, pool in self._by_part.items():
-                    if _final_consonants(part) in tails:
-                        for word in pool:
-                            found.setdefault(word, None)
+            for other, pool in self._by_part.items():
+                if other == part or (slant and _near(part, other)):
+                    found.update(dict.fromkeys(pool))
         kept = [
             word
             for word in found

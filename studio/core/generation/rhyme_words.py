@@ -18,6 +18,7 @@ depend only on the tokenizer and the rule that says what rhymes, so `rhyme_words
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -35,7 +36,8 @@ MAX_RHYME_TOKENS = 3
 # more lines gains 2.3 nats; chosen by reading poems, 0.3 to 1 tried).
 PRIOR_WEIGHT = 0.5
 # A group's first line ends on a word that shares its rhyming part with at least this many line
-# ends, itself included (93% of the corpus's line ends; 2 let "roofs / hoofs" and "fury / jury").
+# ends, itself included and echoes left out (2 let "roofs / hoofs" and "fury / jury"); a target
+# with fewer takes slant rhymes too.
 MIN_RHYMES = 3
 # Marks that close a sentence or break it off.
 STOPS = (".", "!", "?", ";", ":", "--", "\u2014", "\u2013")
@@ -96,17 +98,19 @@ class RhymeWords:
 
     @functools.cached_property
     def openers(self) -> frozenset[str]:
-        """The words a group's first line may end on: endings with at least MIN_RHYMES words
-        (themselves included) sharing a rhyming part."""
-        sounds: dict[str, int] = {}
+        """The words a group's first line may end on: endings with at least MIN_RHYMES - 1
+        others that rhyme with them and are no echo ("give" has "live", and "forgive" echoes it),
+        so that the group's later lines find perfect rhymes (`_slant`)."""
+        sounds: dict[str, list[str]] = {}
         for word in self.endings:
             for part in phonetics.rhyme_parts(word):
-                sounds[part] = sounds.get(part, 0) + 1
-        return frozenset(
-            word
-            for word in self.endings
-            if any(sounds[part] >= MIN_RHYMES for part in phonetics.rhyme_parts(word))
-        )
+                sounds.setdefault(part, []).append(word)
+
+        def partners(word: str) -> int:
+            near = {other for part in phonetics.rhyme_parts(word) for other in sounds[part]}
+            return sum(not phonetics.echoes(other, word) for other in near - {word})
+
+        return frozenset(word for word in self.endings if partners(word) >= MIN_RHYMES - 1)
 
     @functools.cached_property
     def stops(self) -> tuple[bool, ...]:
@@ -122,16 +126,19 @@ class RhymeWords:
         return PRIOR_WEIGHT * (math.log(line_ends().get(word, 1)) - self._top)
 
     def _slant(self, target: str) -> bool:
-        """Whether `target` takes slant rhymes: no line end rhymes with it perfectly, but for
-        echoes ("bridge" has only "ridge")."""
-        return not any(
-            self.rhymes(word, target) and not phonetics.echoes(word, target)
+        """Whether `target` takes slant rhymes: fewer than MIN_RHYMES - 1 line ends rhyme with
+        it perfectly, echoes aside ("bridge" has only "ridge", and a line forced onto it reads
+        "a joy ridge")."""
+        true = (
+            word
             for word in self.endings
+            if self.rhymes(word, target) and not phonetics.echoes(word, target)
         )
+        return sum(1 for _ in itertools.islice(true, MIN_RHYMES - 1)) < MIN_RHYMES - 1
 
     def answers(self, word: str, target: str) -> bool:
-        """Whether `word` rhymes with `target` (slant where it has no perfect rhyme), and is not
-        the same sound again ("night / knight")."""
+        """Whether `word` rhymes with `target` (slant too where it has few perfect rhymes), and
+        is not the same sound again ("night / knight")."""
         if phonetics.echoes(word, target):
             return False
         if self.rhymes(word, target):

@@ -25,9 +25,10 @@ that are no word yet, nor after a word the model's likeliest token goes on spell
 In a metered line (a sonnet's iambs) the forced rhyme word also keeps the beat where it starts
 ("another" cannot end an iambic ten-syllable line; "delight" can), unless no rhyme would.
 
-A target with no perfect rhyme among the line ends (a typed first line ending "window") takes a
-slant rhyme (phonetics.slant_rhymes: "window / widow") rather than none; no rhyme is the same
-sound again ("night / knight"), and no line ends, rhymed by the model or forced, on a function
+A target with fewer than two perfect rhymes among the line ends (a typed first line ending
+"window" or "bridge") takes slant rhymes too (phonetics.slant_rhymes: "window / snow", "bridge /
+edge"), rather than none or the one word forced ("a joy ridge"); no rhyme is the same sound again
+("night / knight"), and no line ends, rhymed by the model or forced, on a function
 word or one that leaves its phrase open ("the", "they", "upon").
 
 Where the rhyme may come from, and which words a line may end on, is
@@ -199,7 +200,9 @@ class RhymeTarget(Processor):
         waiting = None
         if _inside_word(self.table, line_state(position.text).partial, scores):
             waiting = kinds_mask(self.table, (Kind.PIECE,), device)
-        shortest = self._shortest_rhyme(position.rhyme_word, high - 1)
+        # Two rhymes of that size at least: the word written first may be one of them ("we the
+        # grey" leaves no rhyme of one syllable for "day" when "grey" was the only one).
+        shortest = self._shortest_rhyme(position.rhyme_word, high - 1, at_least=2)
         if shortest is not None:
             syllables = count_tensor(self.table.syllables, device)
             fits = (syllables >= 1) & (syllables <= high - shortest)
@@ -294,10 +297,12 @@ class RhymeTarget(Processor):
             ends = ends | mask_tensor(self.table.closers, scores.device)
         return scores.masked_fill(~ends, float("-inf"))
 
-    def _shortest_rhyme(self, target: str | None, most: int) -> int | None:
-        """The fewest syllables, up to `most`, of a word that may end the line, or None."""
+    def _shortest_rhyme(self, target: str | None, most: int, at_least: int = 1) -> int | None:
+        """The fewest syllables, up to `most`, of `at_least` words that may end the line, or
+        None."""
         sizes = range(1, most + 1)
-        return next((n for n in sizes if self.book.candidates(target, n, n, self.used)), None)
+        fits = (n for n in sizes if len(self.book.candidates(target, n, n, self.used)) >= at_least)
+        return next(fits, None)
 
     def _leave_room(self, target: str | None, room: int, scores: torch.Tensor) -> torch.Tensor:
         """Mask words so long that no rhyme would fit after them in the `room` syllables left."""

@@ -3,11 +3,11 @@
 The line is steered as processors/rhyme.py steers a rhymed line whose group's first line ended on
 the word, with all its rules: the rhyme comes where the model ranks one high enough, is forced
 when the line would end without one (never right after punctuation), closes the line once whole;
-no sentence closes before it; a slant rhyme where the word has no perfect one ("window / sing"),
-never an echo ("night / knight"), never a function word ("the"). It reads the line being written
-as the second line of a two-line rhyming form after a line that is the word alone, so rhyme.py
-stays the one place that knows how. The line's syllable count, where the poem's form gives one,
-bounds the rhyme word too.
+no sentence closes before it; slant rhymes too where the word has few perfect ones ("window /
+snow"), never an echo ("night / knight"), never a function word ("the"). It reads the line being
+written as the second line of a two-line rhyming form after a line that is the word alone, so
+rhyme.py stays the one place that knows how. The line's syllable count, where the poem's form
+gives one, bounds the rhyme word too.
 
 A word that is not in the CMU dictionary and borrows no known ending rhymes by spelling: the
 words that end in its last vowel and what follows (studio/core/cowrite/words.py says so).

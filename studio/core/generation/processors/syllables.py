@@ -3,7 +3,8 @@ may end only once some reading of it meets its count, and must end when nothing 
 (studio/core/formtokens.py's `budget_mask`). A line that must stop does not stop mid-phrase: a
 word that leaves a phrase open ("of", "the", "with": `formtokens.DANGLING`) may not fill its last
 syllables, and the one punctuation mark after its last word closes (no dash, no quote that
-opens: "in a-", "from '"). A preference: relaxed, it yields."""
+opens: "in a-", "from '"). A preference: relaxed, it yields, and the line misses its count (line
+tries write it again)."""
 
 from __future__ import annotations
 
@@ -49,6 +50,15 @@ class SyllableBudget(Processor):
             closers = mask_tensor(table.closers, device)
             allowed = allowed & (closers | ~kinds_mask(table, (Kind.PUNCT,), device))
         return scores.masked_fill(~allowed, float("-inf"))
+
+    def missed(self, state: PoemState) -> bool:
+        """Whether the line just closed has no reading that meets its count (the budget yielded
+        when nothing else was left: "we the grey" for four syllables)."""
+        position = form_position(state.text.rstrip("\n"), self.form)
+        target = position.line.syllables
+        if target is None or not position.text.strip():
+            return False
+        return not budget_step(line_state(position.text), target).can_end
 
 
 def build(plan: PoemPlan, state: PoemState) -> Processor | None:
