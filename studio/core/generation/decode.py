@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from studio.core.formtokens import Kind
 from studio.core.generation.chain import Chain
 from studio.core.generation.draw import Draw
 from studio.core.generation.line_tries import LineTries, Saved
@@ -19,6 +20,7 @@ from studio.core.generation.processors import build_processors
 from studio.core.generation.state import PoemState
 from studio.core.generation.stats import STOP_CONTEXT, STOP_EOS, STOP_MAX_TOKENS
 from studio.core.generation.text import Detokenizer, clean_output
+from studio.core.generation.vocabulary import token_table
 
 if TYPE_CHECKING:
     import torch
@@ -50,6 +52,8 @@ class PoemDecode:
         self.done = False
         retry = rewinds and plan.form is not None and params.temperature > 0
         self.tries = LineTries(params.line_tries) if retry and params.line_tries > 1 else None
+        # Which tokens begin a word: a try's ending is its last word on (line_tries.py).
+        self.kinds = token_table(model).kinds if self.tries is not None else ()
         self.held = ""  # the open line's text, shown once the line is kept
         self.rewound: int | None = None  # set by `take` when the rows must go back
         self.drawn = 0  # tokens chosen, those of tries not kept included
@@ -85,7 +89,8 @@ class PoemDecode:
             self.first_at = time.perf_counter()
             self.stats.ttft_s = self.first_at - self.started
         if self.tries is not None:
-            self.tries.see(float(logits[0].float().log_softmax(-1)[token]))
+            starts_word = self.kinds[token] is Kind.WORD
+            self.tries.see(float(logits[0].float().log_softmax(-1)[token]), starts_word)
         return token
 
     def take(self, token: int) -> str:

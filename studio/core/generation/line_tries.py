@@ -7,6 +7,12 @@ consol heard", "with hate and rage; good,"). Such a line holds a token the poem'
 bundled quatrains, the wrecked lines' least likely tokens sat at -12.9 to -23.3 nats and the
 lines that read well at -3.4 to -9.9 (`benchmarks/bench_line_tries.py --lines`).
 
+A line can also read forced at its end: its last word and the marks and break after it, together,
+below ENDING_LOGPROB. A rhyme taken where the model ranked it high enough still closes the line at
+once, and where the line would have gone on it reads cut off ("who mourn vain.", "the tears all!",
+"a very high."): read on bundled quatrains, such endings summed -11.4 to -16.3 nats, those that
+read well -2.7 to -9.1 (`benchmarks/bench_line_tries.py --lines`).
+
 A line that breaks its form, its rhyme having yielded to the other rules ("harm / repaid"), is
 written again as a forced one is. A forced line is written again, from the same start with the next
 draws of the poem's seed, up to `line_tries` times in all; the first try that is neither forced nor
@@ -25,8 +31,10 @@ if TYPE_CHECKING:
     from studio.core.generation.state import PoemState
     from studio.core.generation.text import Detokenizer
 
-# A token the model gives less than e^-10 (1 in 22,000) marks its line as forced.
+# A token the model gives less than e^-10 (1 in 22,000) marks its line as forced,
 FORCED_LOGPROB = -10.0
+# and so does a last word that, with what closes the line after it, the model gives less than e^-11.
+ENDING_LOGPROB = -11.0
 
 
 @dataclass
@@ -40,6 +48,7 @@ class Saved:
     held: str  # the text not shown yet
     tokens: int  # the tokens kept so far
     worst: float = 0.0  # the line's least likely token, for a try's end
+    ending: float = 0.0  # the log-probability of its last word and what closes the line after it
     missed: bool = False  # the try's line broke its form (a rhyme that yielded), for a try's end
     stop: str | None = None  # the stop reason the try ended the poem with, if it did
 
@@ -52,6 +61,7 @@ class LineTries:
         self.start: Saved | None = None
         self.ends: list[Saved] = []  # the forced tries so far
         self.worst = 0.0  # the least likely token of the try being written
+        self.ending = 0.0  # its last word's tokens and the tokens after them, summed
         self.rewritten = 0  # lines written more than once
 
     def begin(self, start: Saved) -> None:
@@ -59,21 +69,30 @@ class LineTries:
         self.start = start
         self.ends = []
         self.worst = 0.0
+        self.ending = 0.0
 
-    def see(self, logprob: float) -> None:
-        """A token of the line was chosen with this log-probability under the emotion model."""
+    def see(self, logprob: float, starts_word: bool) -> None:
+        """A token of the line was chosen with this log-probability under the emotion model;
+        `starts_word` when it begins a word."""
         self.worst = min(self.worst, logprob)
+        self.ending = logprob if starts_word else self.ending + logprob
 
     def close(self, end: Saved) -> Saved | None:
         """The try being written ended at `end`: the state to go on from (`end`, or an earlier
         try's end), or None to write the line again from `start`."""
-        end.worst = self.worst
-        self.worst = 0.0
-        if end.worst >= FORCED_LOGPROB and not end.missed:
+        end.worst, end.ending = self.worst, self.ending
+        self.worst = self.ending = 0.0
+        if _margin(end) >= 0 and not end.missed:
             return end
         self.ends.append(end)
         if len(self.ends) == 1:
             self.rewritten += 1
         if len(self.ends) < self.tries:
             return None
-        return max(self.ends, key=lambda saved: (not saved.missed, saved.worst))
+        return max(self.ends, key=lambda saved: (not saved.missed, _margin(saved)))
+
+
+def _margin(end: Saved) -> float:
+    """How far a try's line is from reading forced (below 0: it does), by its least likely token
+    and by its ending, whichever is nearer."""
+    return min(end.worst - FORCED_LOGPROB, end.ending - ENDING_LOGPROB)
