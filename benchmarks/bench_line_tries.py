@@ -1,14 +1,15 @@
 """Benchmark line tries: how many formed lines read forced, with and without writing them again.
 
 Writes the same formed poems (each emotion, seeds 0 to N-1, from nothing) once per `--line-tries`
-value and gives each kept line's least likely token under the emotion model (its first row,
-before any processor: the figure line_tries.py judges a line by). With `--lines`, every line is
-printed beside that figure, least likely first, to read where the threshold falls; the summary
-gives, per tries value, the lines whose least likely token is below line_tries.FORCED_LOGPROB,
-the lines whose last word comes straight after punctuation ("never heard. high,"), the lines
-written again, the tokens discarded, and the poems' rhyme, syllable and meter accuracy
-(trainer/evaluation/formscore.py, as `poetstudio eval` scores them). `--poems FILE` writes the
-poems out to read.
+value and gives each kept line's least likely token and its ending (its last word's tokens and
+those closing the line, summed) under the emotion model (its first row, before any processor: the
+figures line_tries.py judges a line by). With `--lines`, every line is printed beside them, least
+likely token first, to read where the thresholds fall; the summary gives, per tries value, the
+lines whose least likely token is below line_tries.FORCED_LOGPROB, those whose ending is below
+line_tries.ENDING_LOGPROB, the lines whose last word comes straight after punctuation ("never
+heard. high,"), the lines written again, the tokens discarded, and the poems' rhyme, syllable and
+meter accuracy (trainer/evaluation/formscore.py, as `poetstudio eval` scores them). `--poems FILE`
+writes the poems out to read.
 
 Run:  PYTHONPATH=. .venv/bin/python benchmarks/bench_line_tries.py --home DATA_HOME
       [--emotions sadness joy anger] [--form quatrain] [--n 10] [--line-tries 1 3] [--lines]
@@ -27,10 +28,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from studio.core.formtokens import Kind  # noqa: E402
 from studio.core.generation import line_tries  # noqa: E402
 from studio.core.generation.decode import PoemDecode  # noqa: E402
 from studio.core.generation.poet import Poet  # noqa: E402
 from studio.core.generation.settings import SamplingParams  # noqa: E402
+from studio.core.generation.vocabulary import token_table  # noqa: E402
 from trainer.common.form import parse_form  # noqa: E402
 from trainer.common.home import DataHome  # noqa: E402
 from trainer.evaluation.formscore import poem_lines, pool, score_poem  # noqa: E402
@@ -57,24 +60,28 @@ class LineRecorder:
 
         setattr(PoemDecode, "choose", recording)  # noqa: B010 - a benchmark's probe
 
-    def kept_lines(self) -> list[tuple[float, str]]:
-        """Each line the poem kept, with its least likely token's log-probability."""
+    def kept_lines(self) -> list[tuple[float, float, str]]:
+        """Each line the poem kept, with its least likely token's log-probability and its
+        ending's (its last word's tokens and those closing the line, summed)."""
         decode = self.decode
         assert decode is not None
         tokenizer = decode.plan.model.tokenizer
-        lines: list[tuple[float, str]] = []
-        worst, text = 0.0, ""
+        kinds = token_table(decode.plan.model).kinds
+        lines: list[tuple[float, float, str]] = []
+        worst, ending, text = 0.0, 0.0, ""
         generated = decode.state.generated
         for position, token in enumerate(generated):
-            worst = min(worst, self.logprob[tuple(generated[: position + 1])])
+            logprob = self.logprob[tuple(generated[: position + 1])]
+            worst = min(worst, logprob)
+            ending = logprob if kinds[token] is Kind.WORD else ending + logprob
             text += str(tokenizer.decode([token]))
             if "\n" in text:
                 line = text.split("\n")[0]
                 if line.strip():
-                    lines.append((worst, line.strip()))
-                worst, text = 0.0, ""
+                    lines.append((worst, ending, line.strip()))
+                worst, ending, text = 0.0, 0.0, ""
         if text.strip():
-            lines.append((worst, text.strip()))
+            lines.append((worst, ending, text.strip()))
         self.logprob.clear()
         return lines
 
@@ -98,7 +105,7 @@ def main() -> None:
     form = parse_form(args.form)
     written: list[str] = []
     for tries in args.line_tries:
-        kept: list[tuple[float, str]] = []
+        kept: list[tuple[float, float, str]] = []
         rewritten = discarded = 0
         scores = []
         for emotion in args.emotions:
@@ -116,10 +123,12 @@ def main() -> None:
                 discarded += stats.discarded_tokens
                 kept += recorder.kept_lines()
         forced = [line for line in kept if line[0] < line_tries.FORCED_LOGPROB]
+        cut_off = [line for line in kept if line[1] < line_tries.ENDING_LOGPROB]
         report[f"tries={tries}"] = {
             "lines": len(kept),
             "forced_lines": len(forced),
-            "last_word_after_punctuation": sum(bool(TACKED.search(line)) for _, line in kept),
+            "cut_off_lines": len(cut_off),
+            "last_word_after_punctuation": sum(bool(TACKED.search(line)) for *_, line in kept),
             "lines_written_again": rewritten,
             "tokens_discarded": discarded,
             **{
@@ -130,8 +139,8 @@ def main() -> None:
         }
         if args.lines:
             print(f"## --line-tries {tries}")
-            for worst, line in sorted(kept):
-                print(f"{worst:7.2f}  {line}")
+            for worst, ending, line in sorted(kept):
+                print(f"{worst:7.2f} {ending:7.2f}  {line}")
     print(json.dumps(report, indent=2))
     if args.poems:
         args.poems.write_text("\n".join(written), encoding="utf-8")

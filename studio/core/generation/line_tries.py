@@ -10,16 +10,19 @@ lines that read well at -3.4 to -9.9 (`benchmarks/bench_line_tries.py --lines`).
 A line can also read forced at its end: its last word and the marks and break after it, together,
 below ENDING_LOGPROB. A rhyme taken where the model ranked it high enough still closes the line at
 once, and where the line would have gone on it reads cut off ("who mourn vain.", "the tears all!",
-"a very high."): read on bundled quatrains, such endings summed -11.4 to -16.3 nats, those that
-read well -2.7 to -9.1 (`benchmarks/bench_line_tries.py --lines`).
+"a very high."): read on 20 bundled quatrains written with one try, the endings that read cut off
+summed -11.1 to -19.6 nats, most of those that read well -6.8 to -11.0 (`benchmarks/
+bench_line_tries.py --form quatrain --n 5 --emotions joy sadness fear anger --line-tries 1
+--lines`).
 
-A line that breaks its form, its rhyme having yielded to the other rules ("harm / repaid"), is
-written again as a forced one is. A forced line is written again, from the same start with the next
-draws of the poem's seed, up to `line_tries` times in all; the first try that is neither forced nor
-broken is kept at once, and when every try is, the best: one that keeps its form before one that
-does not, then the one whose least likely token is likeliest. A line is shown once it is kept, so a
-formed poem streams line by line. Free verse, co-writing's candidates and greedy decoding (which
-would write the same line again) keep every line as it comes.
+A line that breaks its form, its rhyme or count having yielded to the other rules ("harm /
+repaid"), is written again as a forced one is. A forced line is written again, from the same start
+with the next draws of the poem's seed, up to `line_tries` times in all; the first try that is
+neither forced nor broken is kept at once, and when every try is, the best: one that keeps its
+form before one that does not, then the one nearest to reading well, by its least likely token or
+its ending. A line is shown once it is kept, so a formed poem streams line by line. Free verse,
+co-writing's candidates and greedy decoding (which would write the same line again) keep every
+line as it comes.
 """
 
 from __future__ import annotations
