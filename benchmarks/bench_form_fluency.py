@@ -6,7 +6,9 @@ one near its start. This reads a saved report's `eval.json` (every formed poem a
 there; free verse's with `--form free`), pairs each formed poem with the free poem of the same
 model and seed, and scores under the raw base, as eval does: the formed poem, the whole free poem,
 and the free poem cut to the formed poem's number of lines. It prints each form's perplexity
-against both, so the cost of the form can be told from the cost of being short.
+against both, so the cost of the form can be told from the cost of being short; and the same for
+EmoLex fidelity (the share of poems whose EmoLex label is the model's emotion), since a short poem
+has fewer words to carry its emotion.
 
 Run:  PYTHONPATH=. .venv/bin/python benchmarks/bench_form_fluency.py --home DATA_HOME
       REPORT_FOLDER/eval.json [--forms quatrain haiku] [--n 10]
@@ -24,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from studio.core.evalrun import _base_info, _fluency  # noqa: E402
 from studio.core.generation.poet import Poet  # noqa: E402
-from trainer.common.emotions import NEUTRAL  # noqa: E402
+from trainer.common.emotions import NEUTRAL, count_emotions, label_counts  # noqa: E402
 from trainer.common.home import DataHome  # noqa: E402
 from trainer.evaluation.metrics import EVAL_PROMPTS, EVAL_SEED, EvalCase, fluency_ppl  # noqa: E402
 
@@ -67,13 +69,17 @@ def main() -> None:
         index = seed - EVAL_SEED
         return EvalCase(index, EVAL_PROMPTS[index % len(EVAL_PROMPTS)], seed)
 
-    print("| form | poems | lines | formed ppl | free ppl | x free | free, cut | x cut |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "| form | poems | lines | formed ppl | free ppl | x free | free, cut | x cut"
+        " | formed EmoLex | free EmoLex | free, cut EmoLex |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for form in forms:
         formed_nll: list[float | None] = []
         free_nll: list[float | None] = []
         cut_nll: list[float | None] = []
         lines = 0
+        hits = [0, 0, 0]  # EmoLex hits: formed, free, free cut
         for row in (row for row in rows if row["form"] == form):
             partner = free[(row["target"], row["name"].rsplit(",", 1)[0])]
             by_seed = dict(zip(partner["seeds"], partner["poems"], strict=True))
@@ -87,13 +93,17 @@ def main() -> None:
             free_nll += _fluency(poet, base, whole)
             cut_nll += _fluency(poet, base, cut)
             lines += sum(counts)
+            for column, poems in enumerate((shaped, whole, cut)):
+                labels = (label_counts(count_emotions(text)) for _, text in poems)
+                hits[column] += sum(label == row["target"] for label in labels)
         shaped_ppl, free_ppl, cut_ppl = (
             fluency_ppl(n) or 0.0 for n in (formed_nll, free_nll, cut_nll)
         )
         n = len(formed_nll)
         print(
             f"| {form} | {n} | {lines / n:.1f} | {shaped_ppl:.1f} | {free_ppl:.1f}"
-            f" | {shaped_ppl / free_ppl:.2f}x | {cut_ppl:.1f} | {shaped_ppl / cut_ppl:.2f}x |"
+            f" | {shaped_ppl / free_ppl:.2f}x | {cut_ppl:.1f} | {shaped_ppl / cut_ppl:.2f}x"
+            f" | {hits[0] / n:.0%} | {hits[1] / n:.0%} | {hits[2] / n:.0%} |"
         )
 
 
