@@ -18,7 +18,6 @@ depend only on the tokenizer and the rule that says what rhymes, so `rhyme_words
 from __future__ import annotations
 
 import functools
-import itertools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -36,8 +35,7 @@ MAX_RHYME_TOKENS = 3
 # more lines gains 2.3 nats; chosen by reading poems, 0.3 to 1 tried).
 PRIOR_WEIGHT = 0.5
 # A group's first line ends on a word that shares its rhyming part with at least this many line
-# ends, itself included and echoes left out (2 let "roofs / hoofs" and "fury / jury"); a target
-# with fewer takes slant rhymes too.
+# ends, itself included and echoes left out (2 let "roofs / hoofs" and "fury / jury").
 MIN_RHYMES = 3
 # Marks that close a sentence or break it off.
 STOPS = (".", "!", "?", ";", ":", "--", "\u2014", "\u2013")
@@ -100,7 +98,7 @@ class RhymeWords:
     def openers(self) -> frozenset[str]:
         """The words a group's first line may end on: endings with at least MIN_RHYMES - 1
         others that rhyme with them and are no echo ("give" has "live", and "forgive" echoes it),
-        so that the group's later lines find perfect rhymes (`_slant`)."""
+        so that the group's later lines have a choice of perfect rhymes."""
         sounds: dict[str, list[str]] = {}
         for word in self.endings:
             for part in phonetics.rhyme_parts(word):
@@ -126,19 +124,16 @@ class RhymeWords:
         return PRIOR_WEIGHT * (math.log(line_ends().get(word, 1)) - self._top)
 
     def _slant(self, target: str) -> bool:
-        """Whether `target` takes slant rhymes: fewer than MIN_RHYMES - 1 line ends rhyme with
-        it perfectly, echoes aside ("bridge" has only "ridge", and a line forced onto it reads
-        "a joy ridge")."""
-        true = (
-            word
+        """Whether `target` takes slant rhymes: no line end rhymes with it perfectly, echoes aside
+        ("window")."""
+        return not any(
+            self.rhymes(word, target) and not phonetics.echoes(word, target)
             for word in self.endings
-            if self.rhymes(word, target) and not phonetics.echoes(word, target)
         )
-        return sum(1 for _ in itertools.islice(true, MIN_RHYMES - 1)) < MIN_RHYMES - 1
 
     def answers(self, word: str, target: str) -> bool:
-        """Whether `word` rhymes with `target` (slant too where it has few perfect rhymes), and
-        is not the same sound again ("night / knight")."""
+        """Whether `word` rhymes with `target` (slant where it has no perfect rhyme), and is not
+        the same sound again ("night / knight")."""
         if phonetics.echoes(word, target):
             return False
         if self.rhymes(word, target):

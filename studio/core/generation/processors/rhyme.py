@@ -25,11 +25,10 @@ that are no word yet, nor after a word the model's likeliest token goes on spell
 In a metered line (a sonnet's iambs) the forced rhyme word also keeps the beat where it starts
 ("another" cannot end an iambic ten-syllable line; "delight" can), unless no rhyme would.
 
-A target with fewer than two perfect rhymes among the line ends (a typed first line ending
-"window" or "bridge") takes slant rhymes too (phonetics.slant_rhymes: "window / snow", "bridge /
-edge"), rather than none or the one word forced ("a joy ridge"); no rhyme is the same sound again
-("night / knight"), and no line ends, rhymed by the model or forced, on a function
-word or one that leaves its phrase open ("the", "they", "upon").
+A target with no perfect rhyme among the line ends (a typed first line ending "window") takes a
+slant rhyme (phonetics.slant_rhymes: "window / snow", "window / pillow") rather than none; no
+rhyme is the same sound again ("night / knight"), and no line ends, rhymed by the model or forced,
+on a function word or one that leaves its phrase open ("the", "they", "upon").
 
 Where the rhyme may come from, and which words a line may end on, is
 studio/core/generation/rhyme_words.py (built once per tokenizer). Among them the model chooses,

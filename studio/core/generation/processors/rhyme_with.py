@@ -3,7 +3,7 @@
 The line is steered as processors/rhyme.py steers a rhymed line whose group's first line ended on
 the word, with all its rules: the rhyme comes where the model ranks one high enough, is forced
 when the line would end without one (never right after punctuation), closes the line once whole;
-no sentence closes before it; slant rhymes too where the word has few perfect ones ("window /
+no sentence closes before it; a slant rhyme where the word has no perfect one ("window /
 snow"), never an echo ("night / knight"), never a function word ("the"). It reads the line being
 written as the second line of a two-line rhyming form after a line that is the word alone, so
 rhyme.py stays the one place that knows how. The line's syllable count, where the poem's form
