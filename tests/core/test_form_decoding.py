@@ -265,8 +265,12 @@ def test_a_group_opens_only_on_a_word_with_two_rhymes_that_are_no_echo() -> None
     book = rhyme_words(TokenTable.from_texts(texts), encode)
     # "forgive" echoes "give" (the same onset): each has one true rhyme left, "live".
     assert book.openers == {"live", "night", "light", "bright"}
-    # "bridge / ridge" is no echo (the onsets differ), so "bridge" takes no slant rhyme.
+    # "bridge / ridge" is no echo (the onsets differ); with one true rhyme only, a form's target
+    # takes slant rhymes too, and a word asked for by the writer does not.
     assert book.answers("ridge", "bridge") and not book.answers("edge", "bridge")
+    form_book = rhyme_words(TokenTable.from_texts(texts), encode, slant_below=2)
+    assert form_book.answers("ridge", "bridge") and form_book.answers("edge", "bridge")
+    assert not form_book.answers("edge", "night")
 
 
 def test_a_typed_line_end_without_a_perfect_rhyme_takes_a_slant_rhyme() -> None:

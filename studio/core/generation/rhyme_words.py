@@ -18,6 +18,7 @@ depend only on the tokenizer and the rule that says what rhymes, so `rhyme_words
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -52,9 +53,17 @@ _CACHED_TRIES = 1024
 class RhymeWords:
     """The rhyme candidates of one tokenizer under one rule of what rhymes."""
 
-    def __init__(self, table: TokenTable, encode: Callable[[str], Sequence[int]], rhymes: Rule):
+    def __init__(
+        self,
+        table: TokenTable,
+        encode: Callable[[str], Sequence[int]],
+        rhymes: Rule,
+        slant_below: int = 1,
+    ) -> None:
+        """`slant_below`: a target with fewer true rhymes than this takes slant rhymes too."""
         self.table = table
         self.rhymes = rhymes
+        self.slant_below = slant_below
         self.encode: Callable[[str], tuple[int, ...]] = functools.lru_cache(maxsize=None)(
             lambda text: tuple(encode(text))
         )
@@ -124,16 +133,18 @@ class RhymeWords:
         return PRIOR_WEIGHT * (math.log(line_ends().get(word, 1)) - self._top)
 
     def _slant(self, target: str) -> bool:
-        """Whether `target` takes slant rhymes: no line end rhymes with it perfectly, echoes aside
-        ("window")."""
-        return not any(
-            self.rhymes(word, target) and not phonetics.echoes(word, target)
+        """Whether `target` takes slant rhymes: fewer than `slant_below` line ends rhyme with it
+        perfectly, echoes aside ("window" has none; "bridge" only "ridge")."""
+        true = (
+            word
             for word in self.endings
+            if self.rhymes(word, target) and not phonetics.echoes(word, target)
         )
+        return sum(1 for _ in itertools.islice(true, self.slant_below)) < self.slant_below
 
     def answers(self, word: str, target: str) -> bool:
-        """Whether `word` rhymes with `target` (slant where it has no perfect rhyme), and is not
-        the same sound again ("night / knight")."""
+        """Whether `word` rhymes with `target` (slant too where it has few perfect rhymes,
+        `_slant`), and is not the same sound again ("night / knight")."""
         if phonetics.echoes(word, target):
             return False
         if self.rhymes(word, target):
@@ -192,6 +203,12 @@ def real_ending(word: str) -> bool:
     )
 
 
-def rhyme_words(table: TokenTable, encode: Any, rhymes: Rule = phonetics.rhymes) -> RhymeWords:
+def rhyme_words(
+    table: TokenTable, encode: Any, rhymes: Rule = phonetics.rhymes, slant_below: int = 1
+) -> RhymeWords:
     """The shared `RhymeWords` of `table` (whose tokenizer `encode` runs) under `rhymes`."""
-    return per_table(table, ("rhyme words", rhymes), lambda t: RhymeWords(t, encode, rhymes))
+    return per_table(
+        table,
+        ("rhyme words", rhymes, slant_below),
+        lambda t: RhymeWords(t, encode, rhymes, slant_below),
+    )

@@ -69,7 +69,9 @@ class RhymeWith(RhymeTarget):
     ) -> None:
         span = None if syllables is None else f"{syllables[0]}-{syllables[1]}"
         form = parse_form("free", rhyme="AA", syllables=span)
-        super().__init__(form, table, encode, rhymes_with)
+        # Asked for a rhyme, the writer gets a perfect one wherever there is one ("letter /
+        # better"); the candidates to choose from stand in for the form's slant rhymes.
+        super().__init__(form, table, encode, rhymes_with, slant_below=1)
         self.word = word
 
     def rescore(self, state: PoemState, scores: torch.Tensor, relaxed: bool) -> torch.Tensor:
