@@ -68,20 +68,18 @@ class LineRecorder:
         tokenizer = decode.plan.model.tokenizer
         kinds = token_table(decode.plan.model).kinds
         lines: list[tuple[float, float, str]] = []
-        worst, ending, text = 0.0, 0.0, ""
+        score, text = line_tries.LineScore(), ""
         generated = decode.state.generated
         for position, token in enumerate(generated):
-            logprob = self.logprob[tuple(generated[: position + 1])]
-            worst = min(worst, logprob)
-            ending = logprob if kinds[token] is Kind.WORD else ending + logprob
+            score.see(self.logprob[tuple(generated[: position + 1])], kinds[token] is Kind.WORD)
             text += str(tokenizer.decode([token]))
             if "\n" in text:
                 line = text.split("\n")[0]
                 if line.strip():
-                    lines.append((worst, ending, line.strip()))
-                worst, ending, text = 0.0, 0.0, ""
+                    lines.append((score.worst, score.ending, line.strip()))
+                score, text = line_tries.LineScore(), ""
         if text.strip():
-            lines.append((worst, ending, text.strip()))
+            lines.append((score.worst, score.ending, text.strip()))
         self.logprob.clear()
         return lines
 

@@ -56,23 +56,12 @@ class Saved:
     stop: str | None = None  # the stop reason the try ended the poem with, if it did
 
 
-class LineTries:
-    """The tries of the line being written: where it started, and each forced try's end."""
+@dataclass
+class LineScore:
+    """What a line's tokens tell of how forced it reads, as they come."""
 
-    def __init__(self, tries: int) -> None:
-        self.tries = tries
-        self.start: Saved | None = None
-        self.ends: list[Saved] = []  # the forced tries so far
-        self.worst = 0.0  # the least likely token of the try being written
-        self.ending = 0.0  # its last word's tokens and the tokens after them, summed
-        self.rewritten = 0  # lines written more than once
-
-    def begin(self, start: Saved) -> None:
-        """A new line starts at `start`."""
-        self.start = start
-        self.ends = []
-        self.worst = 0.0
-        self.ending = 0.0
+    worst: float = 0.0  # its least likely token
+    ending: float = 0.0  # its last word's tokens and the tokens after them, summed
 
     def see(self, logprob: float, starts_word: bool) -> None:
         """A token of the line was chosen with this log-probability under the emotion model;
@@ -80,11 +69,32 @@ class LineTries:
         self.worst = min(self.worst, logprob)
         self.ending = logprob if starts_word else self.ending + logprob
 
+
+class LineTries:
+    """The tries of the line being written: where it started, and each forced try's end."""
+
+    def __init__(self, tries: int) -> None:
+        self.tries = tries
+        self.start: Saved | None = None
+        self.ends: list[Saved] = []  # the forced tries so far
+        self.score = LineScore()  # the try being written
+        self.rewritten = 0  # lines written more than once
+
+    def begin(self, start: Saved) -> None:
+        """A new line starts at `start`."""
+        self.start = start
+        self.ends = []
+        self.score = LineScore()
+
+    def see(self, logprob: float, starts_word: bool) -> None:
+        """A token of the try being written was chosen (`LineScore.see`)."""
+        self.score.see(logprob, starts_word)
+
     def close(self, end: Saved) -> Saved | None:
         """The try being written ended at `end`: the state to go on from (`end`, or an earlier
         try's end), or None to write the line again from `start`."""
-        end.worst, end.ending = self.worst, self.ending
-        self.worst = self.ending = 0.0
+        end.worst, end.ending = self.score.worst, self.score.ending
+        self.score = LineScore()
         if _margin(end) >= 0 and not end.missed:
             return end
         self.ends.append(end)
