@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -69,6 +70,64 @@ def test_a_line_whose_last_word_and_close_the_model_all_but_refuses_reads_forced
         tries.see(logprob, starts_word)  # the rarer word earlier, the ending -3
     kept = saved()
     assert tries.close(kept) is kept and (kept.worst, kept.ending) == (-9.0, -3.0)
+
+
+def at(generated: list[int], fed: int) -> Saved:
+    state = SimpleNamespace(generated=generated)
+    return Saved(fed=fed, state=state, detok=None, processors=[], held="", tokens=0)  # type: ignore[arg-type]
+
+
+def test_a_rhymed_line_cut_off_at_its_end_is_written_again_from_its_last_word_once() -> None:
+    tries = LineTries(4)
+    start = at([5], 1)
+    tries.begin(start, words=True)
+    tries.see(-2.0, True)
+    word = at([5, 6], 2)
+    tries.word_begins(word)
+    tries.see(-6.0, True)  # the rhyme the mask left, and the close: its ending reads cut off
+    tries.see(-6.0, False)
+    assert tries.close(at([5, 6, 7, 0], 4)) is None
+    assert tries.again is word and tries.avoid == (2, frozenset({7}))
+    assert tries.score.worst == -2.0  # the try goes on from the word, the line's tokens kept
+    tries.see(-7.0, True)
+    tries.see(-5.0, False)
+    assert tries.close(at([5, 6, 8, 0], 4)) is None
+    assert tries.again is start and tries.avoid is None  # cut off again: the whole line
+    tries.see(-1.0, True)
+    tries.word_begins(at([5, 9], 2))
+    tries.see(-3.0, True)
+    kept = at([5, 9, 10, 0], 4)
+    assert tries.close(kept) is kept and tries.rewritten == 1
+
+
+def test_a_line_forced_before_its_end_or_free_of_rhyme_is_written_again_from_its_start() -> None:
+    for words, first in ((True, -12.0), (False, -2.0)):
+        tries = LineTries(3)
+        start = at([5], 1)
+        tries.begin(start, words=words)
+        tries.see(first, True)
+        tries.word_begins(at([5, 6], 2))
+        tries.see(-6.0, True)
+        tries.see(-6.0, False)
+        assert tries.close(at([5, 6, 7, 0], 4)) is None
+        assert tries.again is start and tries.avoid is None
+
+
+def test_a_word_written_again_does_not_begin_with_the_token_tried_there(poet: Poet) -> None:
+    from studio.core.generation.decode import PoemDecode
+    from studio.core.generation.processors.word_again import WordAgain
+
+    plan = poet.plan(parse_blend("joy"), [poet.model_info("joy")], "the sea", formed(1))
+    decode = PoemDecode(plan, 0.0)
+    (again,) = [p for p in decode.chain.processors if isinstance(p, WordAgain)]
+    state = decode.state
+    scores = torch.zeros(8)
+    state.avoid = (len(state.generated), frozenset({3, 5}))
+    masked = again.rescore(state, scores.clone(), False)
+    assert masked.isinf().nonzero().flatten().tolist() == [3, 5]
+    assert torch.equal(again.rescore(state, scores.clone(), True), scores)  # relaxed: it yields
+    state.avoid = (len(state.generated) + 1, frozenset({3}))
+    assert torch.equal(again.rescore(state, scores.clone(), False), scores)  # another position
 
 
 class CheckedRows:
@@ -146,6 +205,31 @@ def test_a_forced_line_is_written_again_from_rows_taken_back_exactly(
         assert stats.discarded_tokens >= stats.rewritten_lines
     assert rewritten > 0
     assert sum(rows.checked for rows in checked) >= rewritten
+
+
+def test_a_rhymed_line_cut_off_at_its_end_is_written_again_from_rows_taken_back_exactly(
+    poet: Poet, checked: list[CheckedRows], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No token reads forced, and every ending does: each rhymed line's word is written again.
+    monkeypatch.setattr(line_tries, "FORCED_LOGPROB", -100.0)
+    monkeypatch.setattr(line_tries, "ENDING_LOGPROB", 0.0)
+    starts: list[int] = []
+    real_close = LineTries.close
+
+    def close(self: LineTries, end: Saved) -> Saved | None:
+        kept = real_close(self, end)
+        if kept is None and self.again is not self.start:
+            assert self.again is not None and self.start is not None
+            assert self.again.fed > self.start.fed
+            starts.append(self.again.fed)
+        return kept
+
+    monkeypatch.setattr(LineTries, "close", close)
+    for seed in range(2):
+        text = "".join(poet.stream_poem("joy", "the sea is cold tonight", formed(seed)))
+        assert len(lines_of(text)) == 4, text
+    assert starts  # words were written again, not only lines
+    assert sum(rows.checked for rows in checked) >= len(starts)
 
 
 def test_a_poem_without_forced_lines_is_the_poem_written_without_tries(

@@ -58,7 +58,7 @@ class PoemDecode:
         self.rewound: int | None = None  # set by `take` when the rows must go back
         self.drawn = 0  # tokens chosen, those of tries not kept included
         if self.tries is not None:
-            self.tries.begin(self._save())
+            self._begin_line()
 
     def finish(self, reason: str) -> None:
         """End the poem with `reason` and fix its decoding rate."""
@@ -82,15 +82,19 @@ class PoemDecode:
 
     def choose(self, logits: torch.Tensor) -> int:
         """The next token from this poem's rows of logits ([rows, vocab])."""
+        # Saved before the choice, so that a word written again starts exactly here.
+        before = self._save() if self.tries is not None and self.tries.words else None
         token = self.chain.choose(self.state, logits)
+        if self.tries is not None:
+            starts_word = self.kinds[token] is Kind.WORD
+            if starts_word and before is not None:
+                self.tries.word_begins(before)
+            self.tries.see(float(logits[0].float().log_softmax(-1)[token]), starts_word)
         self.stats.tokens += 1
         self.drawn += 1
         if self.first_at is None:
             self.first_at = time.perf_counter()
             self.stats.ttft_s = self.first_at - self.started
-        if self.tries is not None:
-            starts_word = self.kinds[token] is Kind.WORD
-            self.tries.see(float(logits[0].float().log_softmax(-1)[token]), starts_word)
         return token
 
     def take(self, token: int) -> str:
@@ -135,15 +139,26 @@ class PoemDecode:
         end.missed = any(processor.missed(self.state) for processor in self.chain.processors)
         kept = self.tries.close(end)
         if kept is None or kept is not end:
-            self._load(kept or self.tries.start)
-            self.rewound = self.tries.start.fed
+            back = kept or self.tries.again
+            assert back is not None
+            self._load(back)
+            # The try's own start or last word lie on the rows; an earlier try's end does not.
+            self.rewound = back.fed if kept is None else self.tries.start.fed
             if kept is None:
+                self.state.avoid = self.tries.avoid
                 return ""
         text = self.release()
-        self.tries.begin(self._save())
+        self._begin_line()
         if kept.stop:
             self.finish(kept.stop)
         return text
+
+    def _begin_line(self) -> None:
+        """Line tries start a line here; its last word may be written again alone where it
+        answers a rhyme."""
+        assert self.tries is not None and self.plan.form is not None
+        target = self.plan.form.line(self.state.done_lines)
+        self.tries.begin(self._save(), words=target.rhymes_with is not None)
 
     def _save(self) -> Saved:
         return Saved(

@@ -36,6 +36,9 @@ class PoemState:
         self.newlines = 0  # newlines in a row since the last visible character
         self.rows: torch.Tensor | None = None  # this step's scores, [rows, vocab]
         self.relax = 0  # how far this step's preferences are relaxed (chain.py's `relax`)
+        # A word written again (line_tries.py): (its position in `generated`, first tokens not to
+        # begin it with again), for processors/word_again.py.
+        self.avoid: tuple[int, frozenset[int]] | None = None
 
     @property
     def open_line(self) -> bool:

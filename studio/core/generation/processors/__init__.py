@@ -4,10 +4,11 @@ A new constraint is one module with a `build(plan, state) -> Processor | None` f
 not needed for this poem) and one line in `PROCESSORS`. Order matters where masks and rescoring
 meet: guidance makes the scores from the step's rows, so it comes first; the repetition rules
 (the token penalty, the stutter guard's word rules, the n-gram ban, no long run of marks) see
-the guided scores; a poem from nothing opens on a capital or an opening quote (the opening)
-before the form's rules and co-writing's steering read what is left; the form's rules (stanza
-breaks, syllables, the meter's soft cut, rhyme) mask or rescore what is left, the rhyme last
-since it reads which token would win; co-writing's steering of one line (a topic's soft pull
+the guided scores, and so does the mask of a word written again (line tries), before the rhyme
+reads which rhyme would win; a poem from nothing opens on a capital or an opening quote (the
+opening) before the form's rules and co-writing's steering read what is left; the form's rules
+(stanza breaks, syllables, the meter's soft cut, rhyme) mask or rescore what is left, the rhyme
+last since it reads which token would win; co-writing's steering of one line (a topic's soft pull
 before the rhyme, a word to use and a word to rhyme with after it, since they read which token
 would win too) follows; then a fixed form's last line is kept from ending on a comma where the
 rules before it leave it nothing but its end; the line limits come last. The draw (temperature,
@@ -37,6 +38,7 @@ from studio.core.generation.processors import (
     syllables,
     topic,
     use_word,
+    word_again,
 )
 from studio.core.generation.processors.base import Processor
 
@@ -52,6 +54,7 @@ PROCESSORS: list[Builder] = [
     stutter.build,
     ngram.build,
     mark_run.build,
+    word_again.build,
     min_lines.build,
     poem_opening.build,
     form_breaks.build,
