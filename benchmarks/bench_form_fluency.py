@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from studio.core.evalrun import _base_info, _fluency  # noqa: E402
+from studio.core.evalrun import base_losses, base_model_info  # noqa: E402
 from studio.core.generation.poet import Poet  # noqa: E402
 from trainer.common.emotions import NEUTRAL, count_emotions, label_counts  # noqa: E402
 from trainer.common.home import DataHome  # noqa: E402
@@ -63,7 +63,7 @@ def main() -> None:
         sys.exit("the report has no free verse to compare with: run eval with --form free too")
     forms = args.forms or sorted({row["form"] for row in rows} - {"free"})
     poet = Poet(DataHome(Path(args.home)), "cpu", bundled_dir=models.BUNDLED_DIR)
-    base = _base_info(poet, list(poet.refresh().values()))
+    base = base_model_info(poet, list(poet.refresh().values()))
 
     def case(seed: int) -> EvalCase:
         index = seed - EVAL_SEED
@@ -89,9 +89,9 @@ def main() -> None:
             whole = [(c, by_seed[c.seed]) for c in cases]
             counts = [sum(bool(line.strip()) for line in text.splitlines()) for _, text in shaped]
             cut = [(c, first_lines(text, k)) for (c, text), k in zip(whole, counts, strict=True)]
-            formed_nll += _fluency(poet, base, shaped)
-            free_nll += _fluency(poet, base, whole)
-            cut_nll += _fluency(poet, base, cut)
+            formed_nll += base_losses(poet, base, shaped)
+            free_nll += base_losses(poet, base, whole)
+            cut_nll += base_losses(poet, base, cut)
             lines += sum(counts)
             for column, poems in enumerate((shaped, whole, cut)):
                 labels = (label_counts(count_emotions(text)) for _, text in poems)

@@ -164,7 +164,7 @@ def check_report_folder(folder: Path) -> None:
         )
 
 
-def _base_info(poet: Poet, infos: list[ModelInfo]) -> ModelInfo:
+def base_model_info(poet: Poet, infos: list[ModelInfo]) -> ModelInfo:
     """A model entry for the raw base that the LoRA models sit on."""
     from trainer.common.bases import resolve_base
     from trainer.training.manifest import ModelManifest
@@ -211,7 +211,9 @@ def _poem_nll(model: LoadedModel, case: EvalCase, text: str) -> float | None:
     return float(losses[len(prompt) - 1 :].mean())
 
 
-def _fluency(poet: Poet, base: ModelInfo, poems: list[tuple[EvalCase, str]]) -> list[float | None]:
+def base_losses(
+    poet: Poet, base: ModelInfo, poems: list[tuple[EvalCase, str]]
+) -> list[float | None]:
     """Each poem's mean token loss under the raw base."""
     loaded = poet.loader.load(base)
     with poet.loader.lock:
@@ -331,7 +333,7 @@ def run_eval(
         listener(EvalProgress(what, done, total, run, total_runs, written, total_runs * plan.n))
 
     # The raw base is the control and the fluency judge; --no-base leaves it unloaded.
-    base = _base_info(poet, chosen) if plan.include_base else None
+    base = base_model_info(poet, chosen) if plan.include_base else None
     if base is None:
         notes.append("no fluency figure: --no-base leaves the raw base out")
     from trainer.evaluation.judge import JUDGE_NAME, load_judge
@@ -351,7 +353,7 @@ def run_eval(
         """The judge's labels and the base's losses for one run's poems."""
         report(f"{what}: judging and fluency", plan.n, plan.n, run)
         judged = judge.classify([text for _, text in written]) if judge is not None else None
-        return judged, _fluency(poet, base, written) if base is not None else None
+        return judged, base_losses(poet, base, written) if base is not None else None
 
     results: list[ModelEval] = []
     indexes: dict[str, TrainingIndex] = {}
