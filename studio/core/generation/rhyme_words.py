@@ -68,9 +68,15 @@ class RhymeWords:
             lambda text: tuple(encode(text))
         )
         self.slant: Callable[[str], bool] = functools.lru_cache(_CACHED_TARGETS)(self._slant)
+        self._answering: Callable[[str | None], tuple[str, ...]] = functools.lru_cache(
+            _CACHED_TARGETS
+        )(self._answers_to)
         self._sized: Callable[[str | None, int, int], tuple[str, ...]] = functools.lru_cache(
             _CACHED_TARGETS
         )(self._sized_fits)
+        self.candidates: Callable[[str | None, int, int, frozenset[str]], tuple[str, ...]] = (
+            functools.lru_cache(_CACHED_TRIES)(self._candidates)
+        )
         self.trie: Callable[..., RhymeTrie] = functools.lru_cache(_CACHED_TRIES)(self._trie)
 
     @functools.cached_property
@@ -145,24 +151,28 @@ class RhymeWords:
     def answers(self, word: str, target: str) -> bool:
         """Whether `word` rhymes with `target` (slant too where it has few perfect rhymes,
         `_slant`), and is not the same sound again ("night / knight")."""
-        if phonetics.echoes(word, target):
-            return False
-        if self.rhymes(word, target):
-            return True
-        return self.slant(target) and phonetics.slant_rhymes(word, target)
+        # The echo test reads every pronunciation's onset: only for the few words that rhyme.
+        if self.rhymes(word, target) or (
+            self.slant(target) and phonetics.slant_rhymes(word, target)
+        ):
+            return not phonetics.echoes(word, target)
+        return False
+
+    def _answers_to(self, target: str | None) -> tuple[str, ...]:
+        """The endings that answer `target`, of any length (openers for None)."""
+        if target is None:
+            return tuple(word for word in self.endings if word in self.openers)
+        return tuple(word for word in self.endings if self.answers(word, target))
 
     def _sized_fits(self, target: str | None, low: int, high: int) -> tuple[str, ...]:
         """The endings of `low` to `high` syllables that answer `target` (openers for None)."""
-        sized = [
+        return tuple(
             word
-            for word in self.endings
+            for word in self._answering(target)
             if any(low <= count <= high for count in phonetics.syllable_counts(word))
-        ]
-        if target is None:
-            return tuple(word for word in sized if word in self.openers)
-        return tuple(word for word in sized if self.answers(word, target))
+        )
 
-    def candidates(
+    def _candidates(
         self, target: str | None, low: int, high: int, used: frozenset[str]
     ) -> tuple[str, ...]:
         """The words that may end the line: rhyming with `target` (any that can be rhymed with,
