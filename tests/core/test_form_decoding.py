@@ -523,6 +523,7 @@ def test_poems_on_one_tokenizer_share_its_rhyme_words_per_rule() -> None:
 def test_a_line_whose_rhyme_yielded_is_missed() -> None:
     rhyme = rhyme_target("ABAB")
     assert not rhyme.missed(SimpleNamespace(text="walk the grey sea\n"))  # opens its group
+    assert rhyme.missed(SimpleNamespace(text="walk under\n"))  # opens it on no rhyme at all
     assert not rhyme.missed(SimpleNamespace(text="the grey sea\nthe stars\nwalk under free\n"))
     assert rhyme.missed(SimpleNamespace(text="the grey sea\nthe stars\nwalk under cold\n"))
     assert rhyme.missed(SimpleNamespace(text="the grey sea\nthe stars\nwalk free\nthe cold\n\n"))

@@ -192,11 +192,15 @@ class RhymeTarget(Processor):
 
     def missed(self, state: PoemState) -> bool:
         """Whether the line just closed had to rhyme with an earlier line and does not (its rhyme
-        yielded to the other rules: "harm / repaid")."""
+        yielded to the other rules: "harm / repaid"), or opened a group on a word with too few
+        rhymes to answer it (its count ran out first: "tempest", then "last")."""
         position = form_position(state.text.rstrip("\n"), self.form)
         target = position.rhyme_word
-        if position.line.rhyme is None or target is None or not position.text.strip():
+        line = position.line
+        if line.rhyme is None or not position.text.strip():
             return False
+        if target is None and line.rhymes_with is not None:
+            return False  # the group's first line has no word to rhyme with
         return not self._ends_well(position.text, target)
 
     def _wait(self, position: FormPosition, high: int, scores: torch.Tensor) -> torch.Tensor | None:
