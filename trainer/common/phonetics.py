@@ -316,8 +316,13 @@ def echoes(a: str, b: str) -> bool:
     again. A different onset is a true rhyme ("bridge / ridge")."""
     if _same_word(a, b):
         return True
-    ours = {_rhyme_with_onset(phones) for phones in _lookup(a)}
-    return any(_rhyme_with_onset(phones) in ours for phones in _lookup(b))
+    return bool(_onset_rhymes(a) & _onset_rhymes(b))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _onset_rhymes(word: str) -> frozenset[str]:
+    """Each pronunciation's rhyming part with its onset (`_rhyme_with_onset`)."""
+    return frozenset(_rhyme_with_onset(phones) for phones in _lookup(word))
 
 
 def _final_consonants(part: str) -> str:
