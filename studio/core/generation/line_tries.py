@@ -28,8 +28,8 @@ bench_line_tries.py --form quatrain --n 4 --emotions joy sadness fear anger`), t
 stayed as rare (14 against 18) with 370 tokens discarded against 530; a haiku's line, cut at its
 count mid-phrase, mends no better with another last word (13 cut off against 4), so its lines are
 written again from their start. A line is shown once it is kept, so a formed poem streams line by
-line. Free verse, co-writing's candidates and greedy decoding (which would
-write the same line again) keep every line as it comes.
+line. Free verse, co-writing's candidates and greedy decoding (which would write the same line
+again) keep every line as it comes.
 """
 
 from __future__ import annotations
@@ -112,9 +112,9 @@ class LineTries:
 
     def close(self, end: Saved) -> Saved | None:
         """The try being written ended at `end`: the state to go on from (`end`, or an earlier
-        try's end), or None to write again from `again`: the line's start, or its last word's
-        when only its ending read forced, once a line (then `avoid` holds that word's first token
-        there)."""
+        try's end), or None to write again from `again`: the line's start, or, where only the
+        ending of a try from the line's start read forced, its last word's (then `avoid` holds
+        that word's first token there)."""
         assert self.start is not None
         end.worst, end.ending = self.score.worst, self.score.ending
         if _margin(end) >= 0 and not end.missed:
