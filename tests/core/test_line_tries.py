@@ -80,7 +80,7 @@ def at(generated: list[int], fed: int) -> Saved:
 def test_a_rhymed_line_cut_off_at_its_end_is_written_again_from_its_last_word_once() -> None:
     tries = LineTries(4)
     start = at([5], 1)
-    tries.begin(start, words=True)
+    tries.begin(start, by_word=True)
     tries.see(-2.0, True)
     word = at([5, 6], 2)
     tries.word_begins(word)
@@ -101,10 +101,10 @@ def test_a_rhymed_line_cut_off_at_its_end_is_written_again_from_its_last_word_on
 
 
 def test_a_line_forced_before_its_end_or_free_of_rhyme_is_written_again_from_its_start() -> None:
-    for words, first in ((True, -12.0), (False, -2.0)):
+    for by_word, first in ((True, -12.0), (False, -2.0)):
         tries = LineTries(3)
         start = at([5], 1)
-        tries.begin(start, words=words)
+        tries.begin(start, by_word=by_word)
         tries.see(first, True)
         tries.word_begins(at([5, 6], 2))
         tries.see(-6.0, True)

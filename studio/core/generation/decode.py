@@ -83,7 +83,7 @@ class PoemDecode:
     def choose(self, logits: torch.Tensor) -> int:
         """The next token from this poem's rows of logits ([rows, vocab])."""
         # Saved before the choice, so that a word written again starts exactly here.
-        before = self._save() if self.tries is not None and self.tries.words else None
+        before = self._save() if self.tries is not None and self.tries.by_word else None
         token = self.chain.choose(self.state, logits)
         if self.tries is not None:
             starts_word = self.kinds[token] is Kind.WORD
@@ -158,7 +158,7 @@ class PoemDecode:
         answers a rhyme."""
         assert self.tries is not None and self.plan.form is not None
         target = self.plan.form.line(self.state.done_lines)
-        self.tries.begin(self._save(), words=target.rhymes_with is not None)
+        self.tries.begin(self._save(), by_word=target.rhymes_with is not None)
 
     def _save(self) -> Saved:
         return Saved(

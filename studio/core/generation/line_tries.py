@@ -88,14 +88,14 @@ class LineTries:
         self.score = LineScore()  # the try being written
         self.again: Saved | None = None  # where `close` said to write again from
         self.avoid: tuple[int, frozenset[int]] | None = None  # (position, first tokens) not to redo
-        self.words = False  # whether the line's last word may be written again alone
+        self.by_word = False  # whether the line's last word may be written again alone
         self.rewritten = 0  # lines written more than once
 
-    def begin(self, start: Saved, words: bool = False) -> None:
-        """A new line starts at `start`; `words` when its last word answers a rhyme, so that a try
+    def begin(self, start: Saved, by_word: bool = False) -> None:
+        """A new line starts at `start`; `by_word` when its last word answers a rhyme, so that a try
         cut off there is first written again from that word (`word_begins` says where it began)."""
         self.start = start
-        self.words = words
+        self.by_word = by_word
         self.word = None
         self.ends = []
         self.score = LineScore()
@@ -126,7 +126,7 @@ class LineTries:
             return max(self.ends, key=lambda saved: (not saved.missed, _margin(saved)))
         word = self.word
         cut_off = not end.missed and end.worst >= FORCED_LOGPROB
-        if word is None or not self.words or self.avoid is not None or not cut_off:
+        if word is None or not self.by_word or self.avoid is not None or not cut_off:
             self.again, self.word, self.avoid = self.start, None, None
             self.score = LineScore()
             return None
