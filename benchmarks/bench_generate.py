@@ -248,11 +248,21 @@ def link_preset_base(source_home: DataHome, home: DataHome, spec: str) -> None:
 
 def anchor_model(gguf: Path, threads: int) -> object:
     """Plain llama.cpp (llama-cpp-python's own loop) on the base's gguf, without LoRA."""
+    from unittest import mock
+
     import llama_cpp
 
-    return llama_cpp.Llama(
-        model_path=str(gguf), n_ctx=512, n_threads=threads, n_threads_batch=threads, verbose=False
-    )
+    from studio.core.generation.backends.llamacpp import load_params
+
+    # With the backend's own load parameters, so both read the same weight layout (`load_params`).
+    with mock.patch.object(llama_cpp.llama_cpp, "llama_model_default_params", load_params):
+        return llama_cpp.Llama(
+            model_path=str(gguf),
+            n_ctx=512,
+            n_threads=threads,
+            n_threads_batch=threads,
+            verbose=False,
+        )
 
 
 def run_anchor(llm: object, tokens: int, seed: int) -> tuple[float, float]:

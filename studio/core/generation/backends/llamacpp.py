@@ -93,6 +93,18 @@ def library() -> Any:
     return _LIBRARY
 
 
+def load_params() -> Any:
+    """llama.cpp's model parameters for a base: its defaults without the extra buffer types.
+
+    On a Xeon that advertises AMX they lay a Q4_1 base's weights out for its tiles, and on the
+    2-core Xeon machines here the first matrix product then died of an illegal instruction
+    (tilezero: SIGILL), taking the studio down; llama.cpp's other x86 layouts have no Q4_1
+    kind, so elsewhere nothing changes."""
+    params = library().llama_model_default_params()
+    params.use_extra_bufts = False
+    return params
+
+
 @dataclass(eq=False)
 class Adapter:
     """A GGUF LoRA adapter llama.cpp has loaded: its address, and whether it is still loaded (a
@@ -224,8 +236,7 @@ class GgufBase:
         from studio.core.loader import _exempt_tokens
 
         lib = library()
-        params = lib.llama_model_default_params()
-        self.model = lib.llama_model_load_from_file(str(path).encode(), params)
+        self.model = lib.llama_model_load_from_file(str(path).encode(), load_params())
         if not self.model:
             raise PoetstudioError(f"llama.cpp cannot load {path}")
         self.spec = spec
