@@ -3,10 +3,12 @@
 Writes one warm-up poem, then `--poems` more in `--form` with cProfile on, and prints the seconds
 spent in the backend's forward and in the processor chain (`Chain.choose`) out of the whole, then
 the functions with the most cumulative time. With `--first`, it also times the first formed poem
-of the process (its tables built on the way) against the next one, to the first token and in all.
+of the process (its tables built on the way) against the next one, to the first token and in all;
+with `--prepared` as well, the tables are built before it by `Poet.prepare`, as the studio does
+while the writer types, and the time that took is printed.
 
 Run:  PYTHONPATH=. .venv/bin/python benchmarks/profile_form_step.py --home DATA_HOME
-      [--form sonnet] [--poems 3] [--line-tries 1] [--top 25] [--first]
+      [--form sonnet] [--poems 3] [--line-tries 1] [--top 25] [--first [--prepared]]
 """
 
 from __future__ import annotations
@@ -48,12 +50,19 @@ def main() -> None:
     parser.add_argument("--line-tries", type=int, default=1)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--first", action="store_true", help="Time the first formed poem too.")
+    parser.add_argument(
+        "--prepared", action="store_true", help="Build the form's tables before the first poem."
+    )
     args = parser.parse_args()
     import models
 
     poet = Poet(DataHome(Path(args.home)), "cpu", bundled_dir=models.BUNDLED_DIR)
     for _ in poet.stream_poem("joy", FIRST_LINE, SamplingParams(seed=0, max_new_tokens=4)):
         pass  # the models load here, not in the figures
+    if args.prepared:
+        started = time.perf_counter()
+        poet.prepare("joy", SamplingParams(form=args.form, line_tries=args.line_tries))
+        print(f"prepare {args.form}: {time.perf_counter() - started:.3f} s")
     first = write(poet, args.form, 0, args.line_tries)
     if args.first:
         second = write(poet, args.form, 0, args.line_tries)

@@ -9,6 +9,7 @@ before.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import threading
@@ -70,6 +71,7 @@ from trainer.common.home import DataHome, resolve_home
 
 if TYPE_CHECKING:
     from studio.core.poemfile import SavedPoem
+    from trainer.common.form import Form
 
 
 @dataclass
@@ -162,6 +164,7 @@ class PoetStudioApp(LineByLine):
         )
         self._poet_lock = threading.Lock()
         self._run: _Run | None = None
+        self._ready_form: Form | None = None  # the form whose tables were last asked for
         self._run_ids = itertools.count(1)
         self._settings_error_shown = False
         # Poems being appended to the poems file now (by id): each is saved once.
@@ -219,7 +222,7 @@ class PoetStudioApp(LineByLine):
 
     def on_ready(self) -> None:
         # The first frame is on screen: now pay for torch and the model.
-        self._warm_up(self.blend_spec)
+        self._get_ready()
 
     # ----- state helpers ----------------------------------------------------------------------
 
@@ -352,10 +355,28 @@ class PoetStudioApp(LineByLine):
 
         return report
 
+    def _get_ready(self) -> None:
+        """Get the next poem's models, and its form's tables, ready in the background."""
+        params = self._params(None)
+        self._ready_form = params.poem_form()
+        self._warm_up(self.blend_spec, params)
+
+    @work(thread=True, exit_on_error=False, group="form")
+    def _prepare_form(self, emotion: str, params: SamplingParams) -> None:
+        """Build a newly chosen form's tables in the background, quietly: the status line keeps
+        what it says (a poem reports any problem when it starts)."""
+        if params.poem_form().is_free or any(
+            part not in self.scan.models for part in parse_blend(emotion).emotions
+        ):
+            return
+        with contextlib.suppress(Exception), self._poet_lock:
+            self.poet.prepare(emotion, params)
+
     @work(thread=True, exclusive=True, exit_on_error=False, group="load")
-    def _warm_up(self, emotion: str) -> None:
+    def _warm_up(self, emotion: str, params: SamplingParams) -> None:
         """Import the heavy libraries and load the models of `emotion` (an emotion or a blend
-        spec), so the first poem starts fast."""
+        spec), so the first poem starts fast; a form's tables too (`Poet.prepare`: the first
+        sonnet's first token took over a second without them)."""
         if any(part not in self.scan.models for part in parse_blend(emotion).emotions):
             return
         try:
@@ -363,6 +384,8 @@ class PoetStudioApp(LineByLine):
                 poet = self.poet
                 info = poet.load(emotion, self._progress_reporter(emotion))
                 device = _device_label(poet, emotion)
+                if not params.poem_form().is_free:
+                    poet.prepare(emotion, params)
         except PoetstudioError as exc:
             self.post_message(StatusUpdate(state="ready", model=f"{emotion}: {exc}"))
             return
@@ -541,7 +564,7 @@ class PoetStudioApp(LineByLine):
         spec = self.blend_spec
         if self.line_by_line:
             self.lines_aim_changed()
-            self._warm_up(spec)
+            self._get_ready()
             return
         if self._run is not None:
             poem = self._run.poem
@@ -551,7 +574,7 @@ class PoetStudioApp(LineByLine):
             return
         current = self.history.current
         self.query_one(EmotionMeter).show(current.counts if current else {}, spec)
-        self._warm_up(spec)
+        self._get_ready()
 
     @on(SamplingControls.Changed)
     def _sampling_changed(self, event: SamplingControls.Changed) -> None:
@@ -561,6 +584,10 @@ class PoetStudioApp(LineByLine):
         status.set(note="")
         if self._run is None:
             status.set(guidance=self._guidance_label())
+            params = self._params(None)
+            if params.poem_form() != self._ready_form:
+                self._ready_form = params.poem_form()
+                self._prepare_form(self.blend_spec, params)
         if self.line_by_line:
             self._show_draft()  # the form's targets for the next line may have changed
 

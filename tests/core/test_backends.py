@@ -225,6 +225,18 @@ def test_auto_without_the_extra_decodes_with_torch_and_says_so_once(
     assert poet.last_stats is not None and poet.last_stats.notices == []
 
 
+def test_getting_a_form_ready_leaves_the_backends_notice_to_the_first_poem(
+    tiny_llama: tuple[Path, Path], home: DataHome, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    poet = tiny_poet(tiny_llama[1], home, tmp_path)
+    monkeypatch.setattr(llamacpp, "installed", lambda: False)
+    settings = params("auto", seed=1, max_new_tokens=5, form="haiku")
+    poet.prepare("joy", settings)
+    "".join(poet.stream_poem("joy", "", settings))
+    stats = poet.last_stats
+    assert stats is not None and len(stats.notices) == 1 and "poetstudio[fast]" in stats.notices[0]
+
+
 def test_llama_without_the_extra_is_a_one_line_error(
     tiny_llama: tuple[Path, Path], home: DataHome, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -418,3 +430,10 @@ def test_llama_cpp_says_nothing_on_the_terminal(
     write_poems(llama_poet, [PoemRequest("joy", "", settings) for _ in range(20)])
     captured = capfd.readouterr()
     assert captured.err == "" and captured.out == ""
+
+
+@pytest.mark.skipif(not llamacpp.installed(), reason=NO_LLAMA)
+def test_bases_load_without_the_extra_buffer_types_whose_amx_products_crash() -> None:
+    """On Xeons that advertise AMX, llama.cpp's extra buffer types lay a Q4_1 base out for AMX
+    tiles and the first product died of SIGILL; the tiny llama is too small to reach them."""
+    assert llamacpp.load_params().use_extra_bufts is False

@@ -24,6 +24,7 @@ from studio.core.generation.processors.rhyme import (
 from studio.core.generation.processors.syllables import SyllableBudget
 from studio.core.generation.rhyme_words import PRIOR_WEIGHT, rhyme_words
 from studio.core.generation.settings import SamplingParams
+from studio.core.generation.vocabulary import token_table
 from tests.helpers.models import build_guided_adapters
 from trainer.common import phonetics
 from trainer.common.form import parse_form
@@ -179,6 +180,25 @@ def test_a_haiku_counts_five_seven_five(poet: Poet, seed: int) -> None:
     lines = [line for line in text.split("\n") if line.strip()]
     counts = [phonetics.line_syllables(phonetics.words_of(line)) for line in lines]
     assert len(lines) == 3 and all(n in c for n, c in zip((5, 7, 5), counts, strict=True)), text
+
+
+def test_getting_a_sonnet_ready_builds_its_meter_masks_and_changes_no_poem(
+    home: DataHome, tiny_base: Path, tmp_path: Path
+) -> None:
+    build_guided_adapters(tiny_base, home.models)
+    ready, cold = (
+        Poet(home, bundled_dir=tmp_path / "no-bundled", backend=TasteBackend()) for _ in range(2)
+    )
+    params = SamplingParams(form="sonnet", syllables="4", temperature=1.0, seed=3)
+    ready.prepare("joy", params)
+    table = token_table(ready.backend.load(ready.model_info("joy")))
+    # Iambic: a word may start on the weak beat, the strong one or either; at a word's start
+    # or inside one.
+    assert len(table.meter_cache) == 6
+    assert "".join(ready.stream_poem("joy", "", params)) == "".join(
+        cold.stream_poem("joy", "", params)
+    )
+    assert len(table.meter_cache) == 6
 
 
 def test_stanza_breaks_fall_where_the_scheme_puts_them(poet: Poet) -> None:

@@ -648,6 +648,31 @@ async def test_the_precision_reaches_the_generation_core(studio_home, tmp_path):
         assert app.poet.loader.precision == "fp32"
 
 
+async def test_choosing_a_form_gets_its_tables_ready_before_the_first_poem(
+    studio_home, tmp_path, monkeypatch
+):
+    from studio.core.generation.poet import Poet
+
+    prepared: list[str] = []
+    prepare = Poet.prepare
+
+    def recorded(self, emotion, params=None):
+        prepared.append(params.form)
+        prepare(self, emotion, params)
+
+    monkeypatch.setattr(Poet, "prepare", recorded)
+    app = make_app(studio_home, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert prepared == []  # free verse has no tables to build
+        app.query_one("#control-form").value = "sonnet"
+        await settle(app, pilot)
+        assert prepared == ["sonnet"]
+        app.query_one("#control-temperature").value = "0.9"
+        await settle(app, pilot)
+        assert prepared == ["sonnet"]  # the same form: nothing more to build
+
+
 async def test_a_quatrain_shows_syllables_and_rhyme_letters_and_is_saved_with_its_form(
     studio_home, tmp_path
 ):

@@ -60,6 +60,11 @@ class PoemDecode:
         if self.tries is not None:
             self._begin_line()
 
+    def warm(self) -> None:
+        """Build the tables the processors will read, before the first token asks for them."""
+        for processor in self.chain.processors:
+            processor.warm()
+
     def finish(self, reason: str) -> None:
         """End the poem with `reason` and fix its decoding rate."""
         stats = self.stats

@@ -160,6 +160,19 @@ class Poet:
         self._settle(("loaded", emotion, self.backend.name), collect=True)
         return self.model_info(emotion)
 
+    def prepare(self, emotion: str, params: SamplingParams | None = None) -> None:
+        """Load what `emotion` (or a blend) writes with and build what its poems' processors
+        need under `params` (a form's rhyme and syllable tables), so that the first poem does
+        not wait for them: the studio calls it while the writer is still typing."""
+        params = (params or SamplingParams()).validate()
+        made = self._chosen(params.backend) if self._fixed_backend is None else None
+        blend = parse_blend(emotion)
+        plan = self.plan(blend, self.resolve(blend), "", params)
+        if made is not None:
+            self._backends[params.backend] = made  # its notice is the first poem's to give
+        PoemDecode(plan, time.perf_counter(), rewinds=True).warm()
+        self._settle(_decoding_key(plan))
+
     def _settle(self, key: object, collect: bool = False) -> None:
         """Leave every object alive now out of later garbage collections, once per `key` (what
         was loaded, or what a poem's decoding built).
@@ -355,8 +368,7 @@ class Poet:
         import torch
 
         poem = PoemDecode(plan, started, rewinds=True)
-        form = plan.form.name if plan.form is not None else ""
-        self._settle(("decoding", *(row.info.path for row in plan.rows), form))
+        self._settle(_decoding_key(plan))
         device = plan.model.exempt.device
         with self.backend.decoding(plan.stats.cpu_threads):
             rows = self.backend.rows(plan.rows)
@@ -384,6 +396,12 @@ class Poet:
         tail = poem.release()
         if tail:
             yield tail
+
+
+def _decoding_key(plan: PoemPlan) -> tuple[object, ...]:
+    """What a poem's decoding built, for `Poet._settle`: its models and its form."""
+    form = plan.form.name if plan.form is not None else ""
+    return ("decoding", *(row.info.path for row in plan.rows), form)
 
 
 def _describe(info: ModelInfo) -> str:

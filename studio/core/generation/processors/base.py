@@ -30,6 +30,10 @@ class Processor:
         """The scores with this processor's mask or rescoring applied (may change `scores`)."""
         return scores
 
+    def warm(self) -> None:
+        """Build the tables `rescore` will read, before the poem starts (`Poet.prepare`), where
+        building them at the first token would hold it up."""
+
     def observe(self, state: PoemState, token: int) -> None:
         """See the token chosen (the state already holds it and its text)."""
 

@@ -8,6 +8,7 @@ meter, nothing is penalised until the next line. Only lines with a syllable coun
 
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING
 
 from studio.core.formtokens import form_position, line_state, meter_mask, meter_positions
@@ -36,6 +37,16 @@ class MeterAim(Processor):
         self.form = form
         self.table = table
         self.cycle = cycle
+
+    def warm(self) -> None:
+        """Every mask a line can ask for: one per set of beats a word may start on, at a word's
+        start or inside one (each reads all the tokens' stresses: 0.85 s for the first sonnet's
+        first token here, `benchmarks/profile_form_step.py --first`)."""
+        beats = range(len(self.cycle))
+        for size in range(1, len(beats) + 1):
+            for positions in itertools.combinations(beats, size):
+                for boundary in (True, False):
+                    meter_mask(self.table, frozenset(positions), self.cycle, boundary)
 
     def rescore(self, state: PoemState, scores: torch.Tensor, relaxed: bool) -> torch.Tensor:
         position = form_position(state.text, self.form)

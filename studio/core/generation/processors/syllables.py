@@ -30,6 +30,14 @@ class SyllableBudget(Processor):
         self.form = form
         self.table = table
 
+    def warm(self) -> None:
+        """The mask at the start of each line's count (its first build reads every token's
+        syllables)."""
+        for line in self.form.lines():
+            if line.syllables is not None:
+                start = budget_step(line_state(""), line.syllables, line.ends_stanza)
+                budget_mask(self.table, start)
+
     def rescore(self, state: PoemState, scores: torch.Tensor, relaxed: bool) -> torch.Tensor:
         if relaxed:
             return scores
