@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 import torch
 
-from studio.core.formtokens import TokenTable
+from studio.core.formtokens import Kind, TokenTable
+from studio.core.generation.decode import PoemDecode
+from studio.core.generation.line_tries import LineTries
 from studio.core.generation.poet import Poet
 from studio.core.generation.processors import rhyme as rhyme_module
 from studio.core.generation.processors.rhyme import (
@@ -206,6 +208,36 @@ def test_stanza_breaks_fall_where_the_scheme_puts_them(poet: Poet) -> None:
     text = "".join(poet.stream_poem("joy", "", params))
     stanzas = [s for s in text.split("\n\n") if s.strip()]
     assert [len([ln for ln in s.split("\n") if ln.strip()]) for s in stanzas] == [2, 2], text
+
+
+def test_a_stanzas_blank_line_is_no_part_of_the_line_after_it(
+    poet: Poet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The form sets the blank line, so its score must not mark the next line's every try."""
+    seen: list[float] = []
+    real_see, real_choose = LineTries.see, PoemDecode.choose
+    counted: list[tuple[bool, int]] = []  # (a break before any of its line's text, times seen)
+
+    def see(self: LineTries, logprob: float, starts_word: bool) -> None:
+        seen.append(logprob)
+        real_see(self, logprob, starts_word)
+
+    def choose(self: PoemDecode, logits: torch.Tensor) -> int:
+        blank, before = not self.state.open_line, len(seen)
+        token = real_choose(self, logits)
+        breaks = self.kinds[token] in (Kind.NEWLINE, Kind.STANZA)
+        counted.append((blank and breaks, len(seen) - before))
+        return token
+
+    monkeypatch.setattr(LineTries, "see", see)
+    monkeypatch.setattr(PoemDecode, "choose", choose)
+    for seed in range(2):
+        params = SamplingParams(
+            rhyme="AB AB", syllables="3", temperature=1.0, seed=seed, line_tries=3
+        )
+        text = "".join(poet.stream_poem("joy", "", params))
+        assert "\n\n" in text.strip(), text
+    assert sorted(set(counted)) == [(False, 1), (True, 0)]
 
 
 def test_a_first_line_that_breaks_the_form_is_kept_and_sets_the_rhyme(poet: Poet) -> None:

@@ -89,12 +89,17 @@ class PoemDecode:
         """The next token from this poem's rows of logits ([rows, vocab])."""
         # Saved before the choice, so that a word written again starts exactly here.
         before = self._save() if self.tries is not None and self.tries.by_word else None
+        blank = not self.state.open_line  # nothing of the line written yet
         token = self.chain.choose(self.state, logits)
         if self.tries is not None:
-            starts_word = self.kinds[token] is Kind.WORD
+            kind = self.kinds[token]
+            starts_word = kind is Kind.WORD
             if starts_word and before is not None:
                 self.tries.word_begins(before)
-            self.tries.see(float(logits[0].float().log_softmax(-1)[token]), starts_word)
+            # A stanza's blank line is the form's, not the line's: counted, a break the model
+            # ranked low (-12.7) marked every try of the stanza's first line forced.
+            if not (blank and kind in (Kind.NEWLINE, Kind.STANZA)):
+                self.tries.see(float(logits[0].float().log_softmax(-1)[token]), starts_word)
         self.stats.tokens += 1
         self.drawn += 1
         if self.first_at is None:
