@@ -585,8 +585,9 @@ class PoetStudioApp(LineByLine):
         if self._run is None:
             status.set(guidance=self._guidance_label())
             params = self._params(None)
-            if params.poem_form() != self._ready_form:
-                self._ready_form = params.poem_form()
+            form = params.poem_form()
+            if form != self._ready_form:
+                self._ready_form = form
                 self._prepare_form(self.blend_spec, params)
         if self.line_by_line:
             self._show_draft()  # the form's targets for the next line may have changed

@@ -171,7 +171,8 @@ class Poet:
         if made is not None:
             self._backends[params.backend] = made  # its notice is the first poem's to give
         PoemDecode(plan, time.perf_counter(), rewinds=True).warm()
-        self._settle(_decoding_key(plan))
+        # Collected first: the poem just built is garbage, and frozen it would never go.
+        self._settle(_decoding_key(plan), collect=True)
 
     def _settle(self, key: object, collect: bool = False) -> None:
         """Leave every object alive now out of later garbage collections, once per `key` (what

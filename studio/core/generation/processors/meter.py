@@ -40,8 +40,9 @@ class MeterAim(Processor):
 
     def warm(self) -> None:
         """Every mask a line can ask for: one per set of beats a word may start on, at a word's
-        start or inside one (each reads all the tokens' stresses: 0.85 s for the first sonnet's
-        first token here, `benchmarks/profile_form_step.py --first`)."""
+        start or inside one. Each reads every token's stresses: built at the first sonnet's
+        first token, they held it up by most of a second (`benchmarks/profile_form_step.py
+        --first [--prepared]`)."""
         beats = range(len(self.cycle))
         for size in range(1, len(beats) + 1):
             for positions in itertools.combinations(beats, size):
