@@ -2,7 +2,7 @@
 
 Generating needs the SmolLM2 base that `poetstudio setup` converts into the data home. Those tests
 opt in through the `real_base` fixture, which links that base into the test's own home; where it
-is absent (CI does not fetch it), they are skipped with the reason, not failed.
+is absent (`.ci/run` sets it up, unless that fails), they are skipped with the reason, not failed.
 """
 
 from pathlib import Path
