@@ -38,6 +38,7 @@ def reason(end: line_tries.Saved) -> str:
 
 
 def text_of(end: line_tries.Saved) -> str:
+    """The line a try's end closed."""
     return end.state.text.rstrip("\n").split("\n")[-1]
 
 
@@ -92,12 +93,11 @@ def main() -> None:
                 print(f"  {why:<11} {written:>3} tokens  {worst:6.1f} {ending:6.1f}  {text}")
                 if why in ("missed", "forced", "cut-off"):
                     written_again = True
-                elif written_again:
+                    continue
+                if written_again:  # the line's last entry, after tries that read forced
                     again += 1
                     mended += why == "kept"
-                    written_again = False
-                else:
-                    written_again = False
+                written_again = False
             log.tries.clear()
     print(f"lines written again: {again}; of them, a try that reads well: {mended}")
 
