@@ -355,6 +355,10 @@ class PoetStudioApp(LineByLine):
 
         return report
 
+    def _has_models(self, emotion: str) -> bool:
+        """Whether every emotion of `emotion` (or a blend spec) has a model to load."""
+        return all(part in self.scan.models for part in parse_blend(emotion).emotions)
+
     def _get_ready(self) -> None:
         """Get the next poem's models, and its form's tables, ready in the background."""
         params = self._params(None)
@@ -365,9 +369,7 @@ class PoetStudioApp(LineByLine):
     def _prepare_form(self, emotion: str, params: SamplingParams) -> None:
         """Build a newly chosen form's tables in the background, quietly: the status line keeps
         what it says (a poem reports any problem when it starts)."""
-        if params.poem_form().is_free or any(
-            part not in self.scan.models for part in parse_blend(emotion).emotions
-        ):
+        if params.poem_form().is_free or not self._has_models(emotion):
             return
         with contextlib.suppress(Exception), self._poet_lock:
             self.poet.prepare(emotion, params)
@@ -377,7 +379,7 @@ class PoetStudioApp(LineByLine):
         """Import the heavy libraries and load the models of `emotion` (an emotion or a blend
         spec), so the first poem starts fast; a form's tables too (`Poet.prepare`: the first
         sonnet's first token took over a second without them)."""
-        if any(part not in self.scan.models for part in parse_blend(emotion).emotions):
+        if not self._has_models(emotion):
             return
         try:
             with self._poet_lock:

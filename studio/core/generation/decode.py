@@ -89,7 +89,6 @@ class PoemDecode:
         """The next token from this poem's rows of logits ([rows, vocab])."""
         # Saved before the choice, so that a word written again starts exactly here.
         before = self._save() if self.tries is not None and self.tries.by_word else None
-        blank = not self.state.open_line  # nothing of the line written yet
         token = self.chain.choose(self.state, logits)
         if self.tries is not None:
             kind = self.kinds[token]
@@ -97,7 +96,9 @@ class PoemDecode:
             if starts_word and before is not None:
                 self.tries.word_begins(before)
             # A stanza's blank line is the form's, not the line's: counted, a break the model
-            # ranked low (-12.7) marked every try of the stanza's first line forced.
+            # ranked low (-12.7) marked every try of the stanza's first line forced. (The
+            # state holds the token only once it is taken.)
+            blank = not self.state.open_line
             if not (blank and kind in (Kind.NEWLINE, Kind.STANZA)):
                 self.tries.see(float(logits[0].float().log_softmax(-1)[token]), starts_word)
         self.stats.tokens += 1
