@@ -14,6 +14,7 @@ same distribution, which is what evaluation measures.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +34,10 @@ if TYPE_CHECKING:
 # Rows per batched forward. On a 2-core CPU, 64 poems of 2 rows wrote 63 tokens/s at 128 rows,
 # 57 at 64 and 29 at 16, against 10-17 for one stream.
 MAX_ROWS = 128
+# What `auto` decodes batches on: torch's per-row adapters let a forward of dozens of rows cost a
+# few times one row, while llama.cpp's rows on the Q4_1 base cost nearly a step each, so a batch
+# goes no faster there than one stream (benchmarks/bench_batch.py).
+BATCH_BACKEND = "torch"
 
 
 @dataclass(frozen=True)
@@ -108,11 +113,14 @@ def _poems(indices: list[int], plans: list[PoemPlan]) -> list[_Poem]:
 
 
 def _plan(poet: Poet, request: PoemRequest) -> PoemPlan:
+    params = request.params
+    if params.backend == "auto":
+        params = dataclasses.replace(params, backend=BATCH_BACKEND)
     if request.info is not None:
         blend = Blend(((request.info.emotion, 1.0),))
-        return poet.plan(blend, [request.info], request.first_line, request.params, guide=False)
+        return poet.plan(blend, [request.info], request.first_line, params, guide=False)
     blend = parse_blend(request.emotion)
-    return poet.plan(blend, poet.resolve(blend), request.first_line, request.params)
+    return poet.plan(blend, poet.resolve(blend), request.first_line, params)
 
 
 def _decode_batch(

@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from studio.core.generation.poet import Poet
 from studio.core.generation.settings import DEFAULT_STRENGTH, SamplingParams
@@ -41,6 +41,9 @@ from trainer.evaluation.metrics import (
     score_poems,
     written_part,
 )
+
+if TYPE_CHECKING:
+    from trainer.training.packing import Packed
 
 BASE_NAME = "base (control)"
 FLUENCY = "raw base perplexity of each poem's written part; exp(mean of per-poem mean token loss)"
@@ -221,33 +224,62 @@ def base_losses(
         return [_poem_nll(loaded, case, text) for case, text in poems]
 
 
-def _valid_ppl(poet: Poet, info: ModelInfo, home: DataHome, plan: EvalPlan, label: str) -> float:
-    """Perplexity of `info`'s model on `label`'s validation blocks."""
-    from trainer.training.packing import DataSpec, valid_blocks
-    from trainer.training.valloss import validation_loss
+class _Validation:
+    """Models' perplexity on each label's validation blocks, the blocks packed once per label
+    and tokenizer (the neutral model and the base are measured on every emotion's)."""
 
-    spec = DataSpec(
-        dataset=plan.dataset,
-        label=label,
-        block_size=plan.block_size,
-        max_words=plan.max_words,
-        seed=plan.seed,
-        eval_blocks=plan.valid_blocks,
-    )
-    loaded = poet.loader.load(info)
-    with poet.loader.lock:
-        poet.loader.activate(loaded)
-        data = valid_blocks(home, loaded.tokenizer, spec, loaded.tokens)
-        loss = validation_loss(loaded.module, data, 8, poet.device, None)
-    return perplexity(loss)
+    def __init__(self, poet: Poet, home: DataHome, plan: EvalPlan) -> None:
+        self.poet = poet
+        self.home = home
+        self.plan = plan
+        self._blocks: dict[tuple[Any, ...], Packed] = {}
+
+    def ppl(self, info: ModelInfo, label: str) -> float:
+        """Perplexity of `info`'s model on `label`'s validation blocks."""
+        from trainer.training.packing import DataSpec, valid_blocks
+        from trainer.training.valloss import validation_loss
+
+        plan = self.plan
+        spec = DataSpec(
+            dataset=plan.dataset,
+            label=label,
+            block_size=plan.block_size,
+            max_words=plan.max_words,
+            seed=plan.seed,
+            eval_blocks=plan.valid_blocks,
+        )
+        poet = self.poet
+        loaded = poet.loader.load(info)
+        with poet.loader.lock:
+            poet.loader.activate(loaded)
+            # One tokenizer folder gives the same ids whichever model loaded it.
+            tokenizer = loaded.tokenizer
+            key = (label, tokenizer.name_or_path, len(tokenizer), loaded.tokens)
+            if key not in self._blocks:
+                self._blocks[key] = valid_blocks(self.home, loaded.tokenizer, spec, loaded.tokens)
+            loss = validation_loss(loaded.module, self._blocks[key], 8, poet.device, None)
+        return perplexity(loss)
 
 
-def _training_texts(home: DataHome, dataset: str, labels: list[str], max_words: int) -> list[str]:
-    from trainer.training.packing import label_texts
+class _TrainingTexts:
+    """Each label's training poems, read from the dataset once per evaluation (every model's
+    copy index holds the neutral poems too)."""
 
-    return [
-        text for label in labels for text in label_texts(home, dataset, label, "train", max_words)
-    ]
+    def __init__(self, home: DataHome, plan: EvalPlan) -> None:
+        self.home = home
+        self.plan = plan
+        self._read: dict[str, list[str]] = {}
+
+    def of(self, labels: list[str]) -> list[str]:
+        """The training texts of `labels`, in that order."""
+        from trainer.training.packing import label_texts
+
+        for label in labels:
+            if label not in self._read:
+                self._read[label] = label_texts(
+                    self.home, self.plan.dataset, label, "train", self.plan.max_words
+                )
+        return [text for label in labels for text in self._read[label]]
 
 
 # One run: a model, the strength it is guided at, and the form it writes (None: free verse).
@@ -357,6 +389,8 @@ def run_eval(
 
     results: list[ModelEval] = []
     indexes: dict[str, TrainingIndex] = {}
+    training = _TrainingTexts(home, plan)
+    validation = _Validation(poet, home, plan)
     val_ppl: dict[str, float] = {}
     for run, (info, strength, form) in enumerate(runs, start=1):
         name = f"{info.emotion} ({info.source})"
@@ -367,10 +401,9 @@ def run_eval(
         if info.emotion not in indexes:
             # A model has seen its own label's poems and, through its parent, the neutral ones.
             labels = sorted({info.emotion, NEUTRAL})
-            texts = _training_texts(home, plan.dataset, labels, plan.max_words)
-            indexes[info.emotion] = TrainingIndex(texts)
+            indexes[info.emotion] = TrainingIndex(training.of(labels))
             report(f"{name}: validation perplexity", 0, 1, run)
-            val_ppl[info.emotion] = _valid_ppl(poet, info, home, plan, info.emotion)
+            val_ppl[info.emotion] = validation.ppl(info, info.emotion)
         # Neutral is sampled plainly whatever the sweep says, so its row carries no strength.
         shown = None if info.emotion == NEUTRAL else strength
         judged, nlls = extras(what, run, poems[run])
@@ -388,13 +421,13 @@ def run_eval(
         for emotion in EMOTIONS:
             if emotion in models and emotion in plan.emotions:
                 report(f"neutral ppl on {emotion}", 0, 1, len(runs))
-                neutral_ppl[emotion] = _valid_ppl(poet, models[NEUTRAL], home, plan, emotion)
+                neutral_ppl[emotion] = validation.ppl(models[NEUTRAL], emotion)
     if plan.include_base and base is not None:
         control_run = total_runs
         judged, nlls = extras(BASE_NAME, control_run, poems[control_run])
         for info in chosen:
             scored = score_poems(BASE_NAME, info.emotion, poems[control_run], None, judged, nlls)
-            scored.val_ppl = _valid_ppl(poet, base, home, plan, info.emotion)
+            scored.val_ppl = validation.ppl(base, info.emotion)
             scored.val_loss = math.log(scored.val_ppl)
             results.append(scored)
     header = {

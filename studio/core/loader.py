@@ -233,8 +233,10 @@ class ModelLoader:
         if base is None or base.peft is None:
             return
         if base.active != loaded.adapter:
-            base.peft.set_adapter(loaded.adapter)
-            fastlora.install(base.layers, loaded.adapter)
+            # peft's own switch walks the whole model (a fifth of a second); only the layers
+            # that the lean forward does not serve read peft's active adapter.
+            if fastlora.install(base.layers, loaded.adapter) < len(base.layers):
+                base.peft.set_adapter(loaded.adapter)
             base.active = loaded.adapter
 
     def activate_rows(self, models: list[LoadedModel]) -> bool:

@@ -209,6 +209,35 @@ def test_eval_without_the_base_never_loads_it(
     assert "no fluency figure: --no-base leaves the raw base out" in data["notes"]
 
 
+def test_eval_reads_each_labels_poems_once(
+    models: DataHome, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every model's copy index holds the neutral poems, and neutral and the base are measured
+    on every emotion's validation blocks: each is read and packed once."""
+    from trainer.training import packing
+
+    read: list[tuple[str, str]] = []
+    label_texts = packing.label_texts
+
+    def recorded(home: DataHome, dataset: str, label: str, split: str, max_words: int) -> Any:
+        read.append((label, split))
+        return label_texts(home, dataset, label, split, max_words)
+
+    monkeypatch.setattr(packing, "label_texts", recorded)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["eval", "-n", "1", "--device", "cpu", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert Counter(read) == {
+        ("neutral", "train"): 1,
+        ("joy", "train"): 1,
+        ("neutral", "valid"): 1,
+        ("joy", "valid"): 1,
+    }
+    data = only_report(out)
+    joy, control = data["results"][1], data["results"][2]
+    assert joy["val_ppl"] != control["val_ppl"], "each model is still measured on its own"
+
+
 def test_the_judge_runs_on_the_device(
     models: DataHome, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

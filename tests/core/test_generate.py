@@ -378,11 +378,60 @@ def test_the_lean_lora_forward_matches_peft(poet: Poet) -> None:
     with torch.inference_mode():
         lean = loaded.module(input_ids=ids).logits
         assert fastlora.install(base.layers, "not-an-adapter") == 0  # back to peft's forward
+        assert base.peft is not None
+        base.peft.set_adapter(loaded.adapter)
         reference = loaded.module(input_ids=ids).logits
         assert fastlora.install(base.layers, loaded.adapter) == len(base.layers)
         again = loaded.module(input_ids=ids).logits
     torch.testing.assert_close(lean, reference)
     torch.testing.assert_close(again, reference)
+
+
+def test_each_row_gets_its_adapter_as_the_batch_narrows(poet: Poet) -> None:
+    """A batch narrows as its poems end; the stacked adapters are kept while they cover it, and
+    each row scores as its adapter alone does."""
+    import torch
+
+    from studio.core import fastlora
+
+    loaded = {name: poet.loader.load(poet.model_info(name)) for name in ("joy", "sadness")}
+    base = loaded["joy"].base
+    assert base is not None
+    names = {key: model.adapter for key, model in loaded.items()}
+    module = loaded["joy"].module
+    ids = torch.tensor([[0, 5, 9, 12, 40]])
+    alone = {}
+    with torch.inference_mode():
+        for key, name in names.items():
+            assert name is not None
+            fastlora.install(base.layers, name)
+            alone[key] = module(input_ids=ids).logits[0]
+        for rows in (["joy", "sadness", "joy"], ["sadness"], ["sadness", "joy"]):
+            assert fastlora.install_rows(base.layers, [str(names[row]) for row in rows])
+            logits = module(input_ids=ids.expand(len(rows), -1)).logits
+            for index, row in enumerate(rows):
+                torch.testing.assert_close(logits[index], alone[row])
+    # The first stack covered every later batch, so it was never rebuilt.
+    assert base.layers[0]._poetstudio_stacked[0] == (names["joy"], names["sadness"])
+
+
+def test_switching_adapters_leaves_peft_alone_while_every_layer_is_lean(
+    poet: Poet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """peft's own switch walks the whole model; only layers on peft's forward need it."""
+    from studio.core import fastlora
+
+    joy = poet.loader.load(poet.model_info("joy"))
+    sadness = poet.loader.load(poet.model_info("sadness"))
+    assert joy.base is not None and joy.base.peft is not None
+    switched: list[str] = []
+    monkeypatch.setattr(joy.base.peft, "set_adapter", switched.append)
+    poet.loader.activate(joy)
+    poet.loader.activate(sadness)
+    assert switched == []
+    monkeypatch.setattr(fastlora, "install", lambda layers, adapter: len(layers) - 1)
+    poet.loader.activate(joy)
+    assert switched == [joy.adapter]
 
 
 def test_decoding_threads_follow_the_free_cores(
