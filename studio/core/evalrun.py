@@ -190,10 +190,9 @@ def base_model_info(poet: Poet, infos: list[ModelInfo]) -> ModelInfo:
     return ModelInfo("base", folder, "base", "full", spec, ModelManifest(method="full"))
 
 
-def _poem_nll(model: LoadedModel, case: EvalCase, text: str) -> float | None:
-    """The raw base's mean token loss on a poem's written part, given its first line."""
-    import torch
-
+def _scored_ids(model: LoadedModel, case: EvalCase, text: str) -> tuple[list[int], int] | None:
+    """A poem's ids as the raw base reads it (its first line as the prompt, then the written
+    part) and where the written part starts; None when nothing was written."""
     from studio.core.generation.text import clean_first_line
     from trainer.common.textformat import prompt_ids
 
@@ -205,23 +204,46 @@ def _poem_nll(model: LoadedModel, case: EvalCase, text: str) -> float | None:
     ids = (prompt + target)[: model.context]
     if len(ids) <= len(prompt):
         return None
-    device = model.exempt.device
-    with torch.inference_mode():
-        logits = model.module(input_ids=torch.tensor([ids], device=device)).logits[0, :-1]
-        losses = torch.nn.functional.cross_entropy(
-            logits.float(), torch.tensor(ids[1:], device=device), reduction="none"
-        )
-    return float(losses[len(prompt) - 1 :].mean())
+    return ids, len(prompt)
+
+
+# Poems scored per forward: sorted by length, so a batch pads little; 8 rows of 150 tokens hold
+# 240 MB of fp32 scores.
+LOSS_BATCH = 8
 
 
 def base_losses(
     poet: Poet, base: ModelInfo, poems: list[tuple[EvalCase, str]]
 ) -> list[float | None]:
-    """Each poem's mean token loss under the raw base."""
+    """Each poem's mean token loss under the raw base, on its written part given its first line."""
+    import torch
+
     loaded = poet.loader.load(base)
-    with poet.loader.lock:
+    scored = [_scored_ids(loaded, case, text) for case, text in poems]
+    losses: list[float | None] = [None] * len(poems)
+    items = sorted(
+        ((index, *item) for index, item in enumerate(scored) if item is not None),
+        key=lambda item: len(item[1]),
+    )
+    device = loaded.exempt.device
+    with poet.loader.lock, torch.inference_mode():
         poet.loader.activate(loaded)
-        return [_poem_nll(loaded, case, text) for case, text in poems]
+        for start in range(0, len(items), LOSS_BATCH):
+            batch = items[start : start + LOSS_BATCH]
+            width = max(len(ids) for _, ids, _ in batch)
+            # Padding sits after each poem, where its own tokens never attend.
+            ids = torch.zeros((len(batch), width), dtype=torch.long, device=device)
+            mask = torch.zeros_like(ids)
+            for row, (_, poem, _) in enumerate(batch):
+                ids[row, : len(poem)] = torch.tensor(poem, device=device)
+                mask[row, : len(poem)] = 1
+            logits = loaded.module(input_ids=ids, attention_mask=mask).logits[:, :-1]
+            token_losses = torch.nn.functional.cross_entropy(
+                logits.float().transpose(1, 2), ids[:, 1:], reduction="none"
+            )
+            for row, (index, poem, prompt) in enumerate(batch):
+                losses[index] = float(token_losses[row, prompt - 1 : len(poem) - 1].mean())
+    return losses
 
 
 class _Validation:

@@ -238,6 +238,31 @@ def test_eval_reads_each_labels_poems_once(
     assert joy["val_ppl"] != control["val_ppl"], "each model is still measured on its own"
 
 
+def test_the_base_scores_poems_in_batches_as_one_by_one(
+    models: DataHome, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Poems of different lengths padded into one forward lose what each loses alone."""
+    import math
+
+    from studio.core import evalrun
+    from trainer.evaluation.metrics import EvalCase
+
+    poet = Poet(models, "cpu", precision="fp32", bundled_dir=tmp_path / "no-bundled-models")
+    base = evalrun.base_model_info(poet, [poet.model_info("joy")])
+    written = ["the sea", "the sea is wide and the night comes down\nover the hills", "", "o"]
+    poems = [
+        (EvalCase(i, "Under the moon", i), f"Under the moon\n{text}")
+        for i, text in enumerate(written)
+    ]
+    batched = evalrun.base_losses(poet, base, poems)
+    monkeypatch.setattr(evalrun, "LOSS_BATCH", 1)
+    alone = evalrun.base_losses(poet, base, poems)
+    assert batched[2] is None and alone[2] is None
+    for together, single in zip(batched, alone, strict=True):
+        if single is not None:
+            assert together is not None and math.isclose(together, single, rel_tol=1e-4)
+
+
 def test_the_judge_runs_on_the_device(
     models: DataHome, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
