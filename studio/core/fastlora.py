@@ -114,9 +114,9 @@ def _stacked(layer: Any, distinct: tuple[str, ...]) -> tuple[tuple[str, ...], An
 
     kept = getattr(layer, "_poetstudio_stacked", None)
     if kept is not None:
-        names = kept[0]
-        if set(distinct) <= set(names) and all(name in layer.lora_A for name in names):
-            return cast("tuple[tuple[str, ...], Any, Any, Any]", kept)
+        names, signature = kept[0], kept[4]
+        if set(distinct) <= set(names) and _signature(layer, names) == signature:
+            return cast("tuple[tuple[str, ...], Any, Any, Any]", kept[:4])
     a_all = torch.cat([layer.lora_A[name].weight.t() for name in distinct], dim=1).contiguous()
     b_all = torch.cat(
         [layer.lora_B[name].weight.t() * float(layer.scaling[name]) for name in distinct]
@@ -127,5 +127,18 @@ def _stacked(layer: Any, distinct: tuple[str, ...]) -> tuple[tuple[str, ...], An
             for index, name in enumerate(distinct)
         ]
     )
-    layer._poetstudio_stacked = (distinct, a_all, b_all, owners)
+    layer._poetstudio_stacked = (distinct, a_all, b_all, owners, _signature(layer, distinct))
     return distinct, a_all, b_all, owners
+
+
+def _signature(layer: Any, names: tuple[str, ...]) -> tuple[Any, ...] | None:
+    """What a stack was built from: each adapter's weights (storage and dtype: a move or a cast
+    gives new storage) and scale; None once one of them is gone. A stack whose signature
+    changed is stale."""
+    if not all(name in layer.lora_A for name in names):
+        return None
+    return tuple(
+        (weight.data_ptr(), weight.dtype, float(layer.scaling[name]))
+        for name in names
+        for weight in (layer.lora_A[name].weight, layer.lora_B[name].weight)
+    )

@@ -413,6 +413,16 @@ def test_each_row_gets_its_adapter_as_the_batch_narrows(poet: Poet) -> None:
                 torch.testing.assert_close(logits[index], alone[row])
     # The first stack covered every later batch, so it was never rebuilt.
     assert base.layers[0]._poetstudio_stacked[0] == (names["joy"], names["sadness"])
+    # Weights replaced under a stack (moved, cast to another dtype) make it stale.
+    with torch.inference_mode():
+        for layer in base.layers:
+            weight = layer.lora_B[names["joy"]].weight
+            weight.data = weight.data * 3.0
+        fastlora.install(base.layers, str(names["joy"]))
+        tripled = module(input_ids=ids).logits[0]
+        assert fastlora.install_rows(base.layers, [str(names["joy"])])
+        torch.testing.assert_close(module(input_ids=ids).logits[0], tripled)
+    assert not torch.allclose(tripled, alone["joy"])
 
 
 def test_switching_adapters_leaves_peft_alone_while_every_layer_is_lean(
