@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from studio.core.blend import Blend, parse_blend
-from studio.core.generation.decode import PoemDecode
+from studio.core.generation.decode import PoemDecode, writes_lines_again
 from studio.core.generation.plan import PoemPlan
 from studio.core.generation.settings import SamplingParams
 from studio.core.generation.stats import GenerationStats
@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 MAX_ROWS = 128
 # What `auto` decodes batches on: torch's per-row adapters let a forward of dozens of rows cost a
 # few times one row, while llama.cpp's rows on the Q4_1 base cost nearly a step each, so a batch
-# goes no faster there than one stream (benchmarks/bench_batch.py).
+# goes no faster there than one stream (benchmarks/bench_batch.py). Poems that may write a line
+# again stay on `auto`: such a poem leaves its batch and ends alone, where llama.cpp is faster.
 BATCH_BACKEND = "torch"
 
 
@@ -114,7 +115,8 @@ def _poems(indices: list[int], plans: list[PoemPlan]) -> list[_Poem]:
 
 def _plan(poet: Poet, request: PoemRequest) -> PoemPlan:
     params = request.params
-    if params.backend == "auto":
+    formed = not params.poem_form().is_free
+    if params.backend == "auto" and not writes_lines_again(params, formed):
         params = dataclasses.replace(params, backend=BATCH_BACKEND)
     if request.info is not None:
         blend = Blend(((request.info.emotion, 1.0),))

@@ -26,6 +26,13 @@ if TYPE_CHECKING:
     import torch
 
     from studio.core.generation.plan import PoemPlan
+    from studio.core.generation.settings import SamplingParams
+
+
+def writes_lines_again(params: SamplingParams, formed: bool) -> bool:
+    """Whether a poem may write a forced line again (line_tries.py): a fixed form, sampled, with
+    more than one try."""
+    return formed and params.temperature > 0 and params.line_tries > 1
 
 
 class PoemDecode:
@@ -50,8 +57,8 @@ class PoemDecode:
         self.max_tokens = min(params.max_new_tokens, plan.context - len(plan.prompt))
         self.first_at: float | None = None
         self.done = False
-        retry = rewinds and plan.form is not None and params.temperature > 0
-        self.tries = LineTries(params.line_tries) if retry and params.line_tries > 1 else None
+        retry = rewinds and writes_lines_again(params, plan.form is not None)
+        self.tries = LineTries(params.line_tries) if retry else None
         # Which tokens begin a word: a try's ending is its last word on (line_tries.py).
         self.kinds = token_table(model).kinds if self.tries is not None else ()
         self.held = ""  # the open line's text, shown once the line is kept
