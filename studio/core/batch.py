@@ -36,8 +36,7 @@ if TYPE_CHECKING:
 MAX_ROWS = 128
 # What `auto` decodes batches on: torch's per-row adapters let a forward of dozens of rows cost a
 # few times one row, while llama.cpp's rows on the Q4_1 base cost nearly a step each, so a batch
-# goes no faster there than one stream (benchmarks/bench_batch.py). Poems that may write a line
-# again stay on `auto`: such a poem leaves its batch and ends alone, where llama.cpp is faster.
+# goes no faster there than one stream (benchmarks/bench_batch.py).
 BATCH_BACKEND = "torch"
 
 
@@ -61,7 +60,10 @@ def write_poems(
 
     `on_poem(done, total)` is called as each poem finishes.
     """
-    plans = [_plan(poet, request) for request in requests]
+    plans = [
+        _plan(poet, request, params)
+        for request, params in zip(requests, _batch_settings(requests), strict=True)
+    ]
     groups: dict[tuple[Any, ...], list[int]] = {}
     for index, plan in enumerate(plans):
         shared = poet.backend.batch_key(plan.rows)
@@ -113,11 +115,21 @@ def _poems(indices: list[int], plans: list[PoemPlan]) -> list[_Poem]:
     return poems
 
 
-def _plan(poet: Poet, request: PoemRequest) -> PoemPlan:
-    params = request.params
-    formed = not params.poem_form().is_free
-    if params.backend == "auto" and not writes_lines_again(params, formed):
-        params = dataclasses.replace(params, backend=BATCH_BACKEND)
+def _batch_settings(requests: list[PoemRequest]) -> list[SamplingParams]:
+    """Each request's settings, all moved from `auto` to `BATCH_BACKEND` when every one asks for
+    `auto` and none may write a line again; else as asked. One backend drives every batch of a
+    call, and a poem that writes a line again leaves its batch to end alone, where llama.cpp is
+    the faster."""
+    settings = [request.params for request in requests]
+    if all(
+        params.backend == "auto" and not writes_lines_again(params, not params.poem_form().is_free)
+        for params in settings
+    ):
+        return [dataclasses.replace(params, backend=BATCH_BACKEND) for params in settings]
+    return settings
+
+
+def _plan(poet: Poet, request: PoemRequest, params: SamplingParams) -> PoemPlan:
     if request.info is not None:
         blend = Blend(((request.info.emotion, 1.0),))
         return poet.plan(blend, [request.info], request.first_line, params, guide=False)

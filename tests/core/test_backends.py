@@ -404,16 +404,22 @@ def test_a_batch_of_many_long_poems_fits_the_llama_backends_cache(llama_poet: Po
 
 def test_batches_asking_for_auto_decode_on_torch_and_llama_when_asked(llama_poet: Poet) -> None:
     """llama.cpp's rows barely share a step, so `auto` writes batches (eval) on torch, whose
-    per-row adapters do; a batch that asks for llama still gets it, and so do poems that may
-    write a line again."""
+    per-row adapters do; a call that asks for llama, or holds poems that may write a line
+    again, stays on llama."""
     from studio.core.batch import PoemRequest, write_poems
 
-    asked = [params(name, seed=1, max_new_tokens=4) for name in ("auto", "llama")]
-    # A poem that may write a line again ends alone, off its batch: it stays on llama.
-    asked += [params("auto", seed=1, form="quatrain", line_tries=tries) for tries in (1, 3)]
-    written = write_poems(llama_poet, [PoemRequest("joy", "", settings) for settings in asked])
-    assert [stats.backend for _, stats in written] == ["torch", "llama", "torch", "llama"]
-    one = "".join(llama_poet.stream_poem("joy", "", asked[0]))
+    def backends(*asked: SamplingParams) -> list[str | None]:
+        written = write_poems(llama_poet, [PoemRequest("joy", "", settings) for settings in asked])
+        return [stats.backend for _, stats in written]
+
+    auto = params("auto", seed=1, max_new_tokens=4)
+    quatrain = params("auto", seed=1, form="quatrain", line_tries=1)
+    retried = params("auto", seed=1, form="quatrain", line_tries=3)
+    assert backends(auto, quatrain) == ["torch", "torch"]
+    assert backends(auto, params("llama", seed=1, max_new_tokens=4)) == ["llama", "llama"]
+    # A poem that may write a line again ends alone, off its batch: the call stays on llama.
+    assert backends(auto, retried) == ["llama", "llama"]
+    one = "".join(llama_poet.stream_poem("joy", "", auto))
     assert one and llama_poet.last_stats is not None and llama_poet.last_stats.backend == "llama"
 
 
