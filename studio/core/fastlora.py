@@ -17,7 +17,7 @@ the weights read per token grow with the number of distinct adapters, not of row
 from __future__ import annotations
 
 import types
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     import torch
@@ -90,21 +90,31 @@ def install_rows(layers: list[Any], adapters: list[str]) -> bool:
     masks: dict[tuple[Any, ...], torch.Tensor] = {}  # one per column layout, shared by layers
     with torch.no_grad():
         for layer in layers:
-            names, a_all, b_all, owners = _stacked(layer, distinct)
-            layout = (names, tuple(layer.lora_A[name].weight.shape[0] for name in names))
-            mask = masks.get(layout)
+            stack = _stacked(layer, distinct)
+            mask = masks.get(stack.layout)
             if mask is None:
-                rows = torch.tensor([names.index(name) for name in adapters], device=owners.device)
-                mask = (rows[:, None] == owners[None, :]).to(a_all.dtype)[:, None, :]
-                masks[layout] = mask
-            layer._poetstudio_rows = (a_all, b_all, mask)
+                rows = [stack.names.index(name) for name in adapters]
+                owners = stack.owners
+                mask = torch.tensor(rows, device=owners.device)[:, None] == owners[None, :]
+                mask = masks[stack.layout] = mask.to(stack.a_all.dtype)[:, None, :]
+            layer._poetstudio_rows = (stack.a_all, stack.b_all, mask)
             layer.forward = types.MethodType(_rows_forward, layer)
     return True
 
 
-def _stacked(layer: Any, distinct: tuple[str, ...]) -> tuple[tuple[str, ...], Any, Any, Any]:
-    """The layer's adapters side by side: (names, A_all, B_all with the scales folded in, the
-    adapter index of each rank column), covering every name in `distinct`.
+class _Stack(NamedTuple):
+    """A layer's adapters side by side for the per-row forward."""
+
+    names: tuple[str, ...]
+    a_all: Any  # every A, transposed, side by side
+    b_all: Any  # every B, transposed, its scale folded in, stacked
+    owners: Any  # the index in `names` of each rank column
+    layout: tuple[Any, ...]  # names and ranks: layers alike share one row mask
+    signature: tuple[Any, ...] | None  # what it was built from (`_signature`)
+
+
+def _stacked(layer: Any, distinct: tuple[str, ...]) -> _Stack:
+    """The layer's adapters side by side, covering every name in `distinct`.
 
     A batch narrows as its poems end, so the last stack is kept and reused while it still covers
     the batch (the mask zeroes the columns of adapters no row uses); stacking anew at each
@@ -112,23 +122,24 @@ def _stacked(layer: Any, distinct: tuple[str, ...]) -> tuple[tuple[str, ...], An
     """
     import torch
 
-    kept = getattr(layer, "_poetstudio_stacked", None)
-    if kept is not None:
-        names, signature = kept[0], kept[4]
-        if set(distinct) <= set(names) and _signature(layer, names) == signature:
-            return cast("tuple[tuple[str, ...], Any, Any, Any]", kept[:4])
+    kept: _Stack | None = getattr(layer, "_poetstudio_stacked", None)
+    if (
+        kept is not None
+        and set(distinct) <= set(kept.names)
+        and _signature(layer, kept.names) == kept.signature
+    ):
+        return kept
+    ranks = tuple(layer.lora_A[name].weight.shape[0] for name in distinct)
     a_all = torch.cat([layer.lora_A[name].weight.t() for name in distinct], dim=1).contiguous()
     b_all = torch.cat(
         [layer.lora_B[name].weight.t() * float(layer.scaling[name]) for name in distinct]
     ).contiguous()
     owners = torch.cat(
-        [
-            torch.full((layer.lora_A[name].weight.shape[0],), index, device=a_all.device)
-            for index, name in enumerate(distinct)
-        ]
+        [torch.full((rank,), index, device=a_all.device) for index, rank in enumerate(ranks)]
     )
-    layer._poetstudio_stacked = (distinct, a_all, b_all, owners, _signature(layer, distinct))
-    return distinct, a_all, b_all, owners
+    stack = _Stack(distinct, a_all, b_all, owners, (distinct, ranks), _signature(layer, distinct))
+    layer._poetstudio_stacked = stack
+    return stack
 
 
 def _signature(layer: Any, names: tuple[str, ...]) -> tuple[Any, ...] | None:
