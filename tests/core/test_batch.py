@@ -99,3 +99,41 @@ def test_poems_in_one_batch_stop_on_their_own(poet: Poet) -> None:
     results = write_poems(poet, [PoemRequest("joy", "O weep", p) for p in params])
     assert [stats.tokens for _, stats in results] == [3, 25, 12]
     assert all(stats.stop_reason == "max_tokens" for _, stats in results)
+
+
+def test_waiting_poems_join_a_running_batch_as_others_end(
+    poet: Poet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One batch writes them all: poems of both first lines join it as earlier ones end."""
+    from studio.core.generation.backends.torch_peft import TorchBackend
+
+    batches: list[int] = []
+    joined: list[int] = []
+    rows, join = TorchBackend.rows, RowForward.join
+
+    def counted_rows(self: TorchBackend, models: Any) -> RowForward:
+        batches.append(len(models))
+        return rows(self, models)
+
+    def counted_join(self: RowForward, models: Any, ids: Any) -> Any:
+        joined.append(ids.shape[1])
+        return join(self, models, ids)
+
+    monkeypatch.setattr(TorchBackend, "rows", counted_rows)
+    monkeypatch.setattr(RowForward, "join", counted_join)
+    lengths = [4 + 3 * seed for seed in range(6)]
+    wanted = [
+        PoemRequest(
+            "joy",
+            line,
+            SamplingParams(
+                seed=seed, strength=0.0, max_new_tokens=tokens, min_lines=100, max_lines=100
+            ),
+        )
+        for line in ("O weep", "The lamps are out")
+        for seed, tokens in enumerate(lengths)
+    ]
+    results = write_poems(poet, wanted, max_rows=4)
+    assert [stats.tokens for _, stats in results] == lengths * 2
+    assert batches == [4]  # unguided poems, a row each: the first four started it
+    assert len(joined) >= 4 and len(set(joined)) == 2  # both first lines' prompts joined

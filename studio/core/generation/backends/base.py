@@ -5,7 +5,9 @@ a batch of rows, each row with its own model (adapter), one forward per token on
 Guidance (emotion and neutral rows), blends (k + 1 rows), batched writing, best-of-n lines and
 co-writing candidates are all rows of such a batch. Rows step in lock-step: every row of a batch
 holds the same number of positions, so `truncate` takes every row back together; to backtrack one
-row alone, `fork` it into its own rows first or give it a batch of its own.
+row alone, `fork` it into its own rows first or give it a batch of its own. A batch whose rows
+can also `join` it later (`JoinableRows`) lets a new row start at its own first position while the
+others run on: batched writing refills the places of poems that ended.
 
 `per_row_adapters` says whether rows with different adapters can share one forward: the torch
 backend can (studio/core/fastlora.py); llama.cpp sets a LoRA per context, so such a backend runs
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import torch
@@ -81,6 +83,17 @@ class RowBatch(Protocol):
 
     def truncate(self, length: int) -> None:
         """Take every row back to its first `length` positions (to rewrite what followed)."""
+        ...
+
+
+@runtime_checkable
+class JoinableRows(RowBatch, Protocol):
+    """A batch that new rows can join while it runs, each row then at its own position."""
+
+    def join(self, models: list[Model], ids: torch.Tensor) -> torch.Tensor:
+        """Add one row per model after the others, each fed `ids` ([1, tokens]) from its own
+        first position; return the new rows' last scores, [new rows, vocab]. Rows then hold
+        different lengths: `length` is the longest, and `truncate` is for a batch of one row."""
         ...
 
 

@@ -13,6 +13,7 @@ from collections.abc import Hashable, Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 from studio.core.generation.backends.base import ProgressFn
+from studio.core.generation.backends.rowcache import row_cache
 from studio.core.loader import LoadedModel, ModelLoader
 
 if TYPE_CHECKING:
@@ -44,8 +45,10 @@ class RowForward:
     def __init__(self, loader: ModelLoader, models: list[LoadedModel]) -> None:
         self.loader = loader
         self.models = list(models)
-        self.caches: list[Any] = [None] * len(models)
+        self.caches: list[Any] = [row_cache() for _ in models]
         self.length = 0
+        # Leading positions each row masks: a row that joined later holds fewer than `length`.
+        self.pads = [0] * len(models)
         with loader.lock:
             self.batched = len(models) > 1 and self._activate()
 
@@ -61,6 +64,7 @@ class RowForward:
         import torch
 
         with self.loader.lock:
+            past = self.length
             self.length += ids.shape[1]
             if self.batched:
                 self._activate()
@@ -71,6 +75,7 @@ class RowForward:
                     use_cache=True,
                     logits_to_keep=1,
                     **{model.cache_arg: self.caches[0]},
+                    **(self._padding(past, rows.device) if any(self.pads) else {}),
                 )
                 self.caches[0] = getattr(out, model.cache_arg)
                 return out.logits[:, -1]
@@ -93,12 +98,12 @@ class RowForward:
         import torch
 
         self.models = [self.models[i] for i in indices]
+        self.pads = [self.pads[i] for i in indices]
         if not self.batched and len(self.caches) == 1 and len(indices) > 1:
             with self.loader.lock:
                 self.batched = self._activate()
             if self.batched:  # one row forked into copies: they share one forward from now on
-                if self.caches[0] is not None:
-                    self.caches[0].batch_select_indices(torch.tensor(indices))
+                self.caches[0].batch_select_indices(torch.tensor(indices))
                 return
         if not self.batched:
             taken: set[int] = set()
@@ -108,8 +113,61 @@ class RowForward:
                 caches.append(copy.deepcopy(cache) if i in taken else cache)
                 taken.add(i)
             self.caches = caches
-        elif self.caches[0] is not None:
+        else:
             self.caches[0].batch_select_indices(torch.tensor(indices))
+            self._trim()
+
+    def join(self, models: list[Model], ids: torch.Tensor) -> torch.Tensor:
+        """Add one row per model after the others, each fed `ids` from its own first position
+        (the positions it lacks are masked); return the new rows' last logits."""
+        import torch
+
+        if not self._shares_cache() or self.length == 0:
+            raise ValueError("rows join a batch that shares one cache and has run")
+        new = RowForward(self.loader, cast("list[LoadedModel]", models))
+        if not new._shares_cache():
+            raise ValueError("joining rows must share one forward")
+        logits = new.forward(ids)
+        width = max(self.length, new.length)
+        for mine, theirs in zip(self.caches[0].layers, new.caches[0].layers, strict=True):
+            mine.keys = torch.cat([_left_pad(mine.keys, width), _left_pad(theirs.keys, width)])
+            mine.values = torch.cat(
+                [_left_pad(mine.values, width), _left_pad(theirs.values, width)]
+            )
+        self.pads = [pad + width - self.length for pad in self.pads] + [
+            pad + width - new.length for pad in new.pads
+        ]
+        self.models += new.models
+        self.length = width
+        with self.loader.lock:
+            self.batched = self._activate()
+        if not self.batched:
+            raise ValueError("joining rows must share one forward with the batch")
+        return logits
+
+    def _shares_cache(self) -> bool:
+        """Whether every row lives in `caches[0]` (a batched forward, or a single row)."""
+        return self.batched or len(self.models) == 1
+
+    def _padding(self, past: int, device: torch.device) -> dict[str, torch.Tensor]:
+        """The attention mask and positions that hide each row's leading pads from it."""
+        import torch
+
+        pads = torch.tensor(self.pads, device=device)[:, None]
+        columns = torch.arange(self.length, device=device)[None, :]
+        mask = (columns >= pads).long()
+        return {"attention_mask": mask, "position_ids": columns[:, past:] - pads}
+
+    def _trim(self) -> None:
+        """Drop the leading positions every row masks (the rows that held them have left)."""
+        drop = min(self.pads, default=0)
+        if drop == 0:
+            return
+        for layer in self.caches[0].layers:
+            layer.keys = layer.keys[:, :, drop:]
+            layer.values = layer.values[:, :, drop:]
+        self.pads = [pad - drop for pad in self.pads]
+        self.length -= drop
 
     def fork(self, row: int, copies: int) -> None:
         """Replace `row` by `copies` rows in its place, each holding its prefix."""
@@ -124,9 +182,19 @@ class RowForward:
         if drop <= 0:
             return
         for cache in self.caches:
-            if cache is not None:
-                cache.crop(-drop)  # a negative count drops that many positions from the end
+            cache.crop(-drop)  # a negative count drops that many positions from the end
         self.length = length
+
+
+def _left_pad(states: torch.Tensor, width: int) -> torch.Tensor:
+    """`states` ([rows, heads, positions, dim]) with zeros before its positions, to `width`."""
+    import torch
+
+    missing = width - states.shape[-2]
+    if missing == 0:
+        return states
+    shape = (*states.shape[:-2], missing, states.shape[-1])
+    return torch.cat([states.new_zeros(shape), states], dim=-2)
 
 
 class TorchBackend:
