@@ -283,25 +283,26 @@ class _Validation:
         return perplexity(loss)
 
 
-class _TrainingTexts:
-    """Each label's training poems, read from the dataset once per evaluation (every model's
-    copy index holds the neutral poems too)."""
+class _TrainingIndexes:
+    """Each label's copy index, its training poems read and hashed once per evaluation (every
+    model's index holds the neutral poems too)."""
 
     def __init__(self, home: DataHome, plan: EvalPlan) -> None:
         self.home = home
         self.plan = plan
-        self._read: dict[str, list[str]] = {}
+        self._built: dict[str, TrainingIndex] = {}
 
-    def of(self, labels: list[str]) -> list[str]:
-        """The training texts of `labels`, in that order."""
+    def of(self, labels: list[str]) -> TrainingIndex:
+        """One index over the training poems of `labels`."""
         from trainer.training.packing import label_texts
 
         for label in labels:
-            if label not in self._read:
-                self._read[label] = label_texts(
+            if label not in self._built:
+                texts = label_texts(
                     self.home, self.plan.dataset, label, "train", self.plan.max_words
                 )
-        return [text for label in labels for text in self._read[label]]
+                self._built[label] = TrainingIndex(texts)
+        return TrainingIndex.union([self._built[label] for label in labels])
 
 
 # One run: a model, the strength it is guided at, and the form it writes (None: free verse).
@@ -411,7 +412,7 @@ def run_eval(
 
     results: list[ModelEval] = []
     indexes: dict[str, TrainingIndex] = {}
-    training = _TrainingTexts(home, plan)
+    training = _TrainingIndexes(home, plan)
     validation = _Validation(poet, home, plan)
     val_ppl: dict[str, float] = {}
     for run, (info, strength, form) in enumerate(runs, start=1):
@@ -423,7 +424,7 @@ def run_eval(
         if info.emotion not in indexes:
             # A model has seen its own label's poems and, through its parent, the neutral ones.
             labels = sorted({info.emotion, NEUTRAL})
-            indexes[info.emotion] = TrainingIndex(training.of(labels))
+            indexes[info.emotion] = training.of(labels)
             report(f"{name}: validation perplexity", 0, 1, run)
             val_ppl[info.emotion] = validation.ppl(info, info.emotion)
         # Neutral is sampled plainly whatever the sweep says, so its row carries no strength.

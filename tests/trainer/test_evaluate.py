@@ -302,3 +302,14 @@ def test_the_rule_picks_per_emotion_too() -> None:
     assert "The same rule for each emotion alone picks: anger 1, anticipation 1, disgust 0," in (
         markdown
     )
+
+
+def test_training_indexes_joined_find_the_copies_of_each() -> None:
+    grief = TrainingIndex(["I weep in grief and sorrow all the night long, alone"])
+    plain = TrainingIndex(["The lamps are out along the quay,\nand the grey sea sighs tonight"])
+    both = TrainingIndex.union([grief, plain])
+    assert both.copied_line("The lamps are out along the quay")
+    assert both.copied_span("so i weep in grief and sorrow all the night")
+    assert not grief.copied_line("The lamps are out along the quay")  # the parts stay as they were
+    with pytest.raises(ValueError, match="spans"):
+        TrainingIndex.union([grief, TrainingIndex([], span=4)])

@@ -105,6 +105,17 @@ class TrainingIndex:
             for start in range(len(words) - span + 1):
                 self.spans.add(_span_hash(words[start : start + span]))
 
+    @classmethod
+    def union(cls, indexes: list[TrainingIndex]) -> TrainingIndex:
+        """One index over the training sets of `indexes` (which share one span)."""
+        joined = cls([], indexes[0].span if indexes else SPAN_TOKENS)
+        for index in indexes:
+            if index.span != joined.span:
+                raise ValueError("indexes of different spans cannot be joined")
+            joined.lines |= index.lines
+            joined.spans |= index.spans
+        return joined
+
     def copied_line(self, line: str) -> bool:
         """Whether `line` occurs verbatim (ignoring case and punctuation) in the training set."""
         norm = _norm_line(line)
