@@ -9,12 +9,12 @@ first pass of two poems on each backend loads the models and is not counted.
 
 Run:  PYTHONPATH=. .venv/bin/python benchmarks/bench_batch.py --home DATA_HOME
       [--poems 64] [--rounds 3] [--backends torch llama] [--max-rows 128]
+      [--first-lines 10 --strengths 0 0.5 1 1.5 2]   (eval's mix of first lines and strengths)
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 import sys
 import time
@@ -31,17 +31,27 @@ from studio.core.generation.poet import Poet  # noqa: E402
 from studio.core.generation.settings import SamplingParams  # noqa: E402
 from trainer.common.emotions import EMOTIONS  # noqa: E402
 from trainer.common.home import DataHome  # noqa: E402
+from trainer.evaluation.metrics import EVAL_PROMPTS  # noqa: E402
 
 FIRST_LINE = "The evening comes across the field"
 
 
-def requests(poems: int, backend: str) -> list[PoemRequest]:
-    """`poems` requests, seeds 0 up, the bundled emotions in turn."""
+def requests(
+    poems: int, backend: str, first_lines: int = 1, strengths: tuple[float, ...] = (1.0,)
+) -> list[PoemRequest]:
+    """`poems` requests, seeds 0 up, the bundled emotions in turn; with `first_lines` above 1,
+    eval's first lines in turn too (the first of them starts a poem from nothing), and the
+    `strengths` in turn (strength 0: one row, unguided), as `poetstudio eval` mixes them."""
+    lines = [FIRST_LINE] if first_lines == 1 else list(EVAL_PROMPTS[:first_lines])
     return [
         PoemRequest(
             EMOTIONS[seed % len(EMOTIONS)],
-            FIRST_LINE,
-            dataclasses.replace(SamplingParams(seed=seed), backend=backend),
+            lines[seed // len(EMOTIONS) % len(lines)],
+            SamplingParams(
+                seed=seed,
+                strength=strengths[seed // (len(EMOTIONS) * len(lines)) % len(strengths)],
+                backend=backend,
+            ),
         )
         for seed in range(poems)
     ]
@@ -54,6 +64,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--backends", nargs="+", default=["torch", "llama"])
     parser.add_argument("--max-rows", type=int, default=MAX_ROWS)
+    parser.add_argument(
+        "--first-lines", type=int, default=1, help="Cycle eval's first N first lines (1: one)."
+    )
+    parser.add_argument("--strengths", type=float, nargs="+", default=[1.0])
     args = parser.parse_args()
     import models
 
@@ -65,7 +79,8 @@ def main() -> None:
     for round_ in range(args.rounds):
         for backend in args.backends:
             started = time.perf_counter()
-            written = write_poems(poet, requests(args.poems, backend), max_rows=args.max_rows)
+            asked = requests(args.poems, backend, args.first_lines, tuple(args.strengths))
+            written = write_poems(poet, asked, max_rows=args.max_rows)
             elapsed = time.perf_counter() - started
             tokens = sum(stats.tokens for _, stats in written)
             ran = {stats.backend for _, stats in written}
@@ -75,7 +90,11 @@ def main() -> None:
                 f"in {elapsed:.1f} s, {tokens / elapsed:.1f} tokens/s; {load_line()}"
             )
     first = statistics.median(rates[args.backends[0]])
-    print(f"{args.poems} poems a round, at most {args.max_rows} rows a batch, medians:")
+    print(
+        f"{args.poems} poems a round, {args.first_lines} first line(s), strengths "
+        f"{' '.join(f'{x:g}' for x in args.strengths)}, at most {args.max_rows} rows a batch, "
+        "medians:"
+    )
     for backend in args.backends:
         rate = statistics.median(rates[backend])
         print(f"  {backend:6s} {rate:7.1f} tokens/s  {rate / first:5.2f}x {args.backends[0]}")
