@@ -5,7 +5,7 @@ first line at the studio's default strength (guided: two rows a poem), through
 `studio.core.batch.write_poems` on every backend in turn, one backend after the other in the same
 round so that they share the machine's load. A round's rate is the poems' kept tokens over its wall
 time; the report gives each backend's median over rounds and its ratio to the first backend's. A
-first pass of two poems on each backend loads the models and is not counted.
+first pass of one poem per emotion on each backend loads the models and is not counted.
 
 Run:  PYTHONPATH=. .venv/bin/python benchmarks/bench_batch.py --home DATA_HOME
       [--poems 64] [--rounds 3] [--backends torch llama] [--max-rows 128]
@@ -74,7 +74,7 @@ def main() -> None:
     print(machine_line())
     poet = Poet(DataHome(Path(args.home)), "cpu", bundled_dir=models.BUNDLED_DIR)
     for backend in args.backends:
-        write_poems(poet, requests(2, backend), max_rows=args.max_rows)
+        write_poems(poet, requests(len(EMOTIONS), backend), max_rows=args.max_rows)
     rates: dict[str, list[float]] = {backend: [] for backend in args.backends}
     for round_ in range(args.rounds):
         for backend in args.backends:
