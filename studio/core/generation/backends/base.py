@@ -5,9 +5,10 @@ a batch of rows, each row with its own model (adapter), one forward per token on
 Guidance (emotion and neutral rows), blends (k + 1 rows), batched writing, best-of-n lines and
 co-writing candidates are all rows of such a batch. Rows step in lock-step: every row of a batch
 holds the same number of positions, so `truncate` takes every row back together; to backtrack one
-row alone, `fork` it into its own rows first or give it a batch of its own. A batch whose rows
-can also `join` it later (`JoinableRows`) lets a new row start at its own first position while the
-others run on: batched writing refills the places of poems that ended.
+row alone, `fork` it into its own rows first or give it a batch of its own. The exception is a
+batch whose rows can `join` it later (`JoinableRows`): a row that joins starts at its own first
+position while the others run on (batched writing refills the places of poems that ended), and
+such a batch is truncated only once it is down to one poem's rows.
 
 `per_row_adapters` says whether rows with different adapters can share one forward: the torch
 backend can (studio/core/fastlora.py); llama.cpp sets a LoRA per context, so such a backend runs
