@@ -94,7 +94,8 @@ class JoinableRows(RowBatch, Protocol):
     def join(self, models: list[Model], ids: torch.Tensor) -> torch.Tensor:
         """Add one row per model after the others, each fed `ids` ([1, tokens]) from its own
         first position; return the new rows' last scores, [new rows, vocab]. Rows then hold
-        different lengths: `length` is the longest, and `truncate` is for a batch of one row."""
+        different lengths: `length` is the longest, and `truncate` is for a batch whose rows
+        all hold it again (one poem's rows, once the others have left)."""
         ...
 
 
