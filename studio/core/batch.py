@@ -179,7 +179,8 @@ def _decode_batch(
     device = batch[0].plan.model.exempt.device
     with poet.backend.decoding(batch[0].plan.stats.cpu_threads):
         rows = _Rows(poet.backend.rows([row for poem in batch for row in poem.plan.rows]), batch)
-        lazy = waiting is not None and isinstance(rows.forward, JoinableRows)
+        # Where waiting poems can join, ended poems' rows are dropped in groups.
+        joins = waiting if isinstance(rows.forward, JoinableRows) else None
         # Every poem of a batch shares its prompt; one resumed alone feeds all it has written.
         ids = torch.tensor([batch[0].decode.context()], dtype=torch.long, device=device)
         fed = False  # whether `ids` is fed: then each row is fed its own poem's last token
@@ -187,11 +188,11 @@ def _decode_batch(
             for poem in rows.live():
                 if not poem.decode.has_room():
                     rows.spend(poem, poem_done)
-            rows.drop_spent(max(1, rows.width() // JOIN_SHARE) if lazy else 1)
+            rows.drop_spent(1 if joins is None else max(1, rows.width() // JOIN_SHARE))
             if not rows.live():
                 return rows.left
-            if lazy and fed and waiting is not None:  # joins a batch that has run
-                _join(rows, waiting, max_rows, poem_done)
+            if joins is not None and fed:  # poems join a batch that has run
+                _join(rows, joins, max_rows, poem_done)
             if fed:
                 last = [
                     poem.decode.state.generated[-1] if poem.decode.state.generated else 0
@@ -202,7 +203,7 @@ def _decode_batch(
             fed = True
             rows.choose(rows.forward.forward(ids), poem_done)
             again = rows.leaving
-            if len(again) == 1 and len(rows.live()) == 1 and again[0] is rows.live()[0]:
+            if len(again) == 1 and again == rows.live():  # the one poem left writes a line again
                 rows.leaving = []
                 rows.drop_spent(1)
                 rewound = again[0].decode.rewound
